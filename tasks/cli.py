@@ -1,0 +1,229 @@
+"""`mlbench`: list tasks, prepare data, train locally, or run one rank (`worker`, used by pods).
+
+Errors a user can fix are printed as one line, without a traceback, with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from tasks.errors import UserError
+
+DEFAULT_DATA_ROOT = Path(os.environ.get("MLBENCH_DATA_ROOT", Path.home() / ".cache" / "mlbench" / "datasets"))
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line naming the problem (and exit code 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _world_size(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"world size must be a whole number >= 1, got '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"world size must be >= 1, got {value}")
+    return value
+
+
+def _override(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE (e.g. optimizer.lr=0.05), got '{text}'")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--task", required=True, help="task name (see `mlbench tasks`)")
+    parser.add_argument("--preset", default="full", help="full, light, demo or smoke (default: full)")
+    parser.add_argument("--algorithm", help="training algorithm (default: the task's reference)")
+    parser.add_argument("--backend", default="gloo", help="gloo (CPU) or nccl (GPU); default gloo")
+    parser.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda for nccl, else cpu")
+    parser.add_argument("--output", required=True, type=Path, help="run directory for the results bundle")
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT,
+                        help=f"prepared datasets (default: $MLBENCH_DATA_ROOT or {DEFAULT_DATA_ROOT})")
+    parser.add_argument("--set", dest="overrides", type=_override, action="append", default=[],
+                        metavar="FIELD=VALUE", help="override a config field, e.g. --set max_epochs=5")
+    parser.add_argument("--deterministic", action="store_true", help="deterministic kernels (tests)")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), help="autocast precision (default fp32)")
+    parser.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="mlbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
+
+    tasks = sub.add_parser("tasks", help="list benchmark tasks, or show one resolved spec")
+    tasks.add_argument("action", nargs="?", choices=("list", "show"), default="list")
+    tasks.add_argument("name", nargs="?")
+    tasks.add_argument("--preset", default="full")
+    tasks.add_argument("--world-size", type=_world_size, default=1)
+    tasks.add_argument("--algorithm")
+    tasks.add_argument("--backend", default="gloo")
+
+    prepare = sub.add_parser("prepare", help="download, verify and convert a task's dataset once")
+    prepare.add_argument("--task", required=True)
+    prepare.add_argument("--preset", default="full")
+    prepare.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+
+    train = sub.add_parser("train", help="run a benchmark with N local ranks and wait for all")
+    _add_run_arguments(train)
+    train.add_argument("--world-size", type=_world_size, default=1, help="number of ranks (default 1)")
+    train.add_argument("--timeout", type=float, default=24 * 3600, help="whole-run limit in seconds")
+    train.add_argument("--rendezvous-timeout", type=float, default=300,
+                       help="seconds a rank waits for its peers (rendezvous and each collective)")
+
+    worker = sub.add_parser("worker", help="run one rank; rank and peers come from the environment")
+    _add_run_arguments(worker)
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
+    """`--set` fields plus the runtime flags, as the worker receives them."""
+    overrides = dict(args.overrides)
+    if args.deterministic:
+        overrides["runtime.deterministic"] = "true"
+    if args.precision:
+        overrides["runtime.precision"] = args.precision
+    if args.channels_last:
+        overrides["runtime.channels_last"] = "true"
+    return overrides
+
+
+def _resolve(args: argparse.Namespace, world_size: int):
+    from tasks.registry import resolve
+
+    return resolve(
+        args.task, args.preset, world_size=world_size, backend=args.backend, device=args.device,
+        algorithm=args.algorithm, overrides=_overrides(args),
+    )
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    from tasks.registry import TASKS, get_task, resolve, task_summary
+
+    if args.action == "show" or args.name:
+        if not args.name:
+            raise UserError("`mlbench tasks show` needs a task name; valid tasks: " + ", ".join(TASKS))
+        spec = get_task(args.name)
+        config = resolve(spec.name, args.preset, world_size=args.world_size, backend=args.backend,
+                         algorithm=args.algorithm)
+        print(json.dumps({"summary": task_summary(spec), "resolved": config.to_dict(),
+                          "config_hash": config.config_hash()}, indent=2))
+        return 0
+    rows = [task_summary(spec) for spec in TASKS.values()]
+    header = ("task", "mlbench", "model", "dataset", "metric", "target", "light", "algorithms")
+    table = [header] + [
+        (r["name"], r["mlbench_id"], r["model"], r["dataset"], r["metric"], str(r["target_full"]),
+         str(r["target_light"]), ",".join(r["algorithms"]))
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+def prepare_data(config, data_root: Path) -> Path:
+    from tasks.data import catalog
+
+    from tasks.runtime.worker import ensure_writable_dir
+
+    ensure_writable_dir(data_root, "data root")
+    return catalog.prepare(config.data.dataset, data_root, url=config.data.url, md5=config.data.md5)
+
+
+def cmd_prepare(args: argparse.Namespace) -> int:
+    from tasks.registry import resolve
+
+    config = resolve(args.task, args.preset)
+    path = prepare_data(config, args.data_root)
+    print(f"prepared {config.data.dataset} at {path}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tasks.runtime.distributed import check_backend
+    from tasks.runtime.launcher import build_local_job, free_port, run_local_job, worker_args
+    from tasks.runtime.results import failed_result, read_result, write_result
+    from tasks.runtime.worker import ensure_writable_dir
+
+    config = _resolve(args, args.world_size)
+    output = ensure_writable_dir(args.output.resolve())
+    check_backend(config.backend, config.device, args.world_size)
+    prepare_data(config, args.data_root)
+    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    print(f"[mlbench] launching {args.world_size} local rank(s) of {config.task} ({config.preset}); "
+          f"logs in {output / 'logs'}", flush=True)
+    job = build_local_job(
+        worker_args(task=config.task, preset=config.preset, backend=config.backend, output=str(output),
+                    data_root=str(args.data_root.resolve()), algorithm=config.algorithm,
+                    device=config.device, overrides=_overrides(args)),
+        args.world_size, output, master_port=free_port(),
+        extra_env={"MLBENCH_RENDEZVOUS_TIMEOUT_S": str(args.rendezvous_timeout)},
+    )
+    result_path = output / "result.json"
+    result_path.unlink(missing_ok=True)
+    outcome = run_local_job(job, timeout_s=args.timeout)
+    if not result_path.exists():
+        write_result(output, failed_result(config, outcome.message))
+    result = read_result(output)
+    print(summary_line(result, output))
+    if outcome.returncode != 0:
+        reason = result.get("reason") or outcome.message
+        print(f"error: run failed: {reason}", file=sys.stderr)
+        return outcome.returncode
+    return 0
+
+
+def summary_line(result: dict, output: Path) -> str:
+    if result["status"] != "completed":
+        return f"[mlbench] FAILED: {result['reason']} (result: {output / 'result.json'})"
+    target = result["target"]
+    if result["goal_reached"]:
+        return (f"[mlbench] goal reached: {target['metric']} {result['final_validation_metric']:.4f} "
+                f"(target {target['value']}) in {result['epochs_run']} epochs; "
+                f"time to accuracy {result['time_to_accuracy_s']:.2f}s, wall {result['wall_time_to_accuracy_s']:.2f}s; "
+                f"compute {result['compute_s']:.2f}s, communication {result['communication_s']:.2f}s "
+                f"(result: {output / 'result.json'})")
+    metric = result["best_validation_metric"]
+    best = f"{metric:.4f}" if metric is not None else "n/a"
+    return (f"[mlbench] target NOT reached: best {target['metric']} {best} < {target['value']} "
+            f"after {result['epochs_run']} epochs (result: {output / 'result.json'})")
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from tasks.runtime.distributed import RankEnv
+    from tasks.runtime.worker import ensure_writable_dir, run_rank
+
+    env = RankEnv.from_environ()
+    config = _resolve(args, env.world_size)
+    output = ensure_writable_dir(args.output)
+    return run_rank(config, env, args.data_root, output)
+
+
+COMMANDS = {"tasks": cmd_tasks, "prepare": cmd_prepare, "train": cmd_train, "worker": cmd_worker}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+"""Model registry: names used by task specs -> constructors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.errors import UserError
+
+MODEL_NAMES = ("resnet20-cifar",)
+
+
+def build_model(name: str, num_classes: int, options: dict[str, Any] | None = None):
+    options = options or {}
+    if name == "resnet20-cifar":
+        from tasks.models.resnet_cifar import ResNetCIFAR
+
+        return ResNetCIFAR(depth=options.get("depth", 20), num_classes=num_classes)
+    raise UserError(f"unknown model '{name}'; valid models: {', '.join(MODEL_NAMES)}")
+
+
+def parameter_count(model) -> int:
+    return sum(p.numel() for p in model.parameters())

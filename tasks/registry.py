@@ -1,0 +1,302 @@
+"""The benchmark-task registry: every task spec and its presets, in one place.
+
+Task hyperparameters follow MLBench's reference *code* (not its docs where the two differ); see
+the README's task table and ../shared/reference/mlbench.md §1.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any, Callable
+
+from tasks.errors import UserError
+from tasks.spec import (
+    AlgorithmSpec,
+    Augmentation,
+    DataSpec,
+    ModelSpec,
+    OptimizerSpec,
+    RunConfig,
+    RuntimeOptions,
+    ScheduleSpec,
+    TargetSpec,
+    TaskSpec,
+    resolve_warmup_epochs,
+    scale_lr,
+)
+
+BACKENDS = ("gloo", "nccl")
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2023, 0.1994, 0.2010)
+# Measured on the digits training split after scaling to [0, 1] (see tasks/data/digits.py).
+DIGITS_MEAN = (0.3051, 0.3051, 0.3051)
+DIGITS_STD = (0.3818, 0.3818, 0.3818)
+
+CIFAR10_RESNET20 = TaskSpec(
+    name="cifar10-resnet20",
+    version="1.0",
+    mlbench_id="1a",
+    description="Image classification: ResNet-20 v1 on CIFAR-10, synchronous data-parallel SGD",
+    model=ModelSpec(name="resnet20-cifar"),
+    data=DataSpec(
+        dataset="cifar10",
+        augmentation=Augmentation(
+            random_crop_padding=4, horizontal_flip=True, mean=CIFAR10_MEAN, std=CIFAR10_STD
+        ),
+    ),
+    algorithms=(
+        AlgorithmSpec(
+            name="allreduce",
+            aggregation="flat-allreduce-gradients",
+            optimizer=OptimizerSpec(
+                lr=0.02, lr_scaling="linear", momentum=0.9, weight_decay=1e-4, nesterov=False
+            ),
+            schedule=ScheduleSpec(
+                kind="plateau-with-warmup",
+                warmup_epochs="log2-world-size",
+                factor=0.5,
+                patience=1,
+                threshold=0.01,
+                min_lr=0.02,
+            ),
+            reference=True,
+            description="MLBench reference: gradients packed into one flat all-reduce, averaged",
+        ),
+        AlgorithmSpec(
+            name="ddp",
+            aggregation="ddp",
+            optimizer=OptimizerSpec(
+                lr=0.1, lr_scaling="none", momentum=0.9, weight_decay=1e-4, nesterov=False
+            ),
+            schedule=ScheduleSpec(kind="multistep", milestones=(82, 109), gamma=0.1),
+            reference=False,
+            description="PyTorch DistributedDataParallel (MLBench's alternative implementation)",
+        ),
+    ),
+    batch_size=128,
+    max_epochs=164,
+    eval_every_epochs=1,
+    target=TargetSpec(metric="top1", mode="max", full=0.80, light=0.70),
+    seed=42,
+    num_classes=10,
+    presets=("full", "light", "demo", "smoke"),
+)
+
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (CIFAR10_RESNET20,)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """How a preset derives from its task: what it changes, and why."""
+
+    name: str
+    description: str
+    apply: Callable[[TaskSpec, dict[str, Any]], None]  # edits the unresolved config dict in place
+
+
+def _full(spec: TaskSpec, cfg: dict[str, Any]) -> None:
+    cfg["target_value"] = spec.target.full
+
+
+def _light(spec: TaskSpec, cfg: dict[str, Any]) -> None:
+    cfg["target_value"] = spec.target.light
+
+
+def _demo(spec: TaskSpec, cfg: dict[str, Any]) -> None:
+    # Real handwritten digits that ship with scikit-learn: runs offline in under a minute.
+    cfg["data"] = dataclasses.asdict(
+        DataSpec(
+            dataset="digits",
+            augmentation=Augmentation(
+                random_crop_padding=2, horizontal_flip=False, mean=DIGITS_MEAN, std=DIGITS_STD
+            ),
+        )
+    )
+    cfg["batch_size"] = 32
+    cfg["max_epochs"] = 15
+    cfg["target_value"] = 0.95
+
+
+def _smoke(spec: TaskSpec, cfg: dict[str, Any]) -> None:
+    # A few hundred generated images in the real CIFAR-10 file format: seconds on CPU.
+    cfg["data"] = dataclasses.asdict(
+        DataSpec(dataset="synthetic-cifar10", augmentation=spec.data.augmentation)
+    )
+    cfg["batch_size"] = 32
+    cfg["max_epochs"] = 3
+    cfg["target_value"] = 0.99
+
+
+PRESETS: dict[str, Preset] = {
+    p.name: p
+    for p in (
+        Preset("full", "the task as MLBench defines it, full quality target", _full),
+        Preset("light", "the task as MLBench defines it, lighter quality target", _light),
+        Preset("demo", "real bundled data (scikit-learn digits), reaches target in about a minute on CPU", _demo),
+        Preset("smoke", "tiny generated CIFAR-format data, a few epochs, for tests", _smoke),
+    )
+}
+
+# Fields computed from others at resolution; set their inputs instead.
+DERIVED_FIELDS = {
+    "scaled_lr": "optimizer.lr and optimizer.lr_scaling",
+    "warmup_epochs": "schedule.warmup_epochs",
+    "global_batch_size": "batch_size",
+    "world_size": "--world-size",
+    "backend": "--backend",
+    "task": "--task",
+    "preset": "--preset",
+    "algorithm": "--algorithm",
+}
+
+
+def get_task(name: str) -> TaskSpec:
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise UserError(f"unknown task '{name}'; valid tasks: {', '.join(TASKS)}") from None
+
+
+def get_preset(spec: TaskSpec, name: str) -> Preset:
+    if name not in spec.presets or name not in PRESETS:
+        raise UserError(f"unknown preset '{name}' for task {spec.name}; valid presets: {', '.join(spec.presets)}")
+    return PRESETS[name]
+
+
+def resolve(
+    task: str,
+    preset: str = "full",
+    *,
+    world_size: int = 1,
+    backend: str = "gloo",
+    device: str | None = None,
+    algorithm: str | None = None,
+    overrides: dict[str, str] | None = None,
+    runtime: RuntimeOptions | None = None,
+) -> RunConfig:
+    """Resolve a task + preset for one world size and backend into the config that will run."""
+    spec = get_task(task)
+    chosen_preset = get_preset(spec, preset)
+    if not isinstance(world_size, int) or world_size < 1:
+        raise UserError(f"world size must be a whole number >= 1, got {world_size!r}")
+    if backend not in BACKENDS:
+        raise UserError(f"unknown backend '{backend}'; valid backends: {', '.join(BACKENDS)}")
+    device = device or ("cuda" if backend == "nccl" else "cpu")
+    if device not in ("cpu", "cuda"):
+        raise UserError(f"unknown device '{device}'; valid devices: cpu, cuda")
+    if backend == "nccl" and device != "cuda":
+        raise UserError("backend 'nccl' needs device 'cuda'; use backend 'gloo' for CPU training")
+    algo = spec.algorithm(algorithm) if algorithm else spec.reference_algorithm
+
+    cfg: dict[str, Any] = {
+        "task": spec.name,
+        "task_version": spec.version,
+        "mlbench_id": spec.mlbench_id,
+        "preset": chosen_preset.name,
+        "algorithm": algo.name,
+        "aggregation": algo.aggregation,
+        "reference_implementation": algo.reference,
+        "world_size": world_size,
+        "backend": backend,
+        "device": device,
+        "model": dataclasses.asdict(spec.model),
+        "data": dataclasses.asdict(spec.data),
+        "optimizer": dataclasses.asdict(algo.optimizer),
+        "schedule": dataclasses.asdict(algo.schedule),
+        "batch_size": spec.batch_size,
+        "max_epochs": spec.max_epochs,
+        "eval_every_epochs": spec.eval_every_epochs,
+        "target_metric": spec.target.metric,
+        "target_mode": spec.target.mode,
+        "target_value": spec.target.full,
+        "seed": spec.seed,
+        "num_classes": spec.num_classes,
+        "runtime": dataclasses.asdict(runtime or RuntimeOptions()),
+    }
+    chosen_preset.apply(spec, cfg)
+    for path, raw in (overrides or {}).items():
+        _apply_override(cfg, path, raw)
+
+    cfg["scaled_lr"] = scale_lr(cfg["optimizer"]["lr"], cfg["optimizer"]["lr_scaling"], world_size)
+    cfg["warmup_epochs"] = resolve_warmup_epochs(cfg["schedule"]["warmup_epochs"], world_size)
+    cfg["global_batch_size"] = cfg["batch_size"] * world_size
+    config = RunConfig.from_dict(cfg)
+    _check_ranges(config)
+    return config
+
+
+def _apply_override(cfg: dict[str, Any], path: str, raw: str) -> None:
+    """Set one dotted field (e.g. `optimizer.lr=0.05`), typed like the value it replaces."""
+    head = path.split(".")[0]
+    if head in DERIVED_FIELDS:
+        raise UserError(f"'{path}' cannot be set; it comes from {DERIVED_FIELDS[head]}")
+    node = cfg
+    parts = path.split(".")
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            raise UserError(f"unknown config field '{path}'; see `mlbench tasks show` for valid fields")
+        node = node[part]
+    leaf = parts[-1]
+    if leaf not in node or isinstance(node[leaf], dict):
+        valid = ", ".join(sorted(k for k, v in node.items() if not isinstance(v, dict)))
+        raise UserError(f"unknown config field '{path}'; valid here: {valid}")
+    node[leaf] = _parse_like(path, raw, node[leaf])
+
+
+def _parse_like(path: str, raw: str, current: Any) -> Any:
+    try:
+        if isinstance(current, bool):
+            if raw.lower() not in ("true", "false", "1", "0"):
+                raise ValueError
+            return raw.lower() in ("true", "1")
+        if isinstance(current, int) and not isinstance(current, bool):
+            return int(raw)
+        if isinstance(current, float):
+            return float(raw)
+        if isinstance(current, (tuple, list)):
+            return tuple(json.loads(raw))
+        if current is None:
+            return None if raw.lower() in ("none", "null", "") else _number_or_text(raw)
+        return raw
+    except (ValueError, json.JSONDecodeError):
+        kind = type(current).__name__
+        raise UserError(f"bad value '{raw}' for '{path}': expected {kind} like {current!r}") from None
+
+
+def _number_or_text(raw: str) -> Any:
+    for cast in (int, float):
+        try:
+            return cast(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def _check_ranges(config: RunConfig) -> None:
+    checks = [
+        (config.batch_size >= 1, "batch_size must be >= 1"),
+        (config.max_epochs >= 1, "max_epochs must be >= 1"),
+        (config.eval_every_epochs >= 1, "eval_every_epochs must be >= 1"),
+        (config.scaled_lr > 0, "optimizer.lr must be > 0"),
+        (config.runtime.precision in ("fp32", "bf16"), "runtime.precision must be fp32 or bf16"),
+        (config.runtime.checkpoint_every_epochs >= 1, "runtime.checkpoint_every_epochs must be >= 1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+
+
+def task_summary(spec: TaskSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "mlbench_id": spec.mlbench_id,
+        "model": spec.model.name,
+        "dataset": spec.data.dataset,
+        "metric": spec.target.metric,
+        "target_full": spec.target.full,
+        "target_light": spec.target.light,
+        "algorithms": [a.name for a in spec.algorithms],
+        "presets": list(spec.presets),
+    }

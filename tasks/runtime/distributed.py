@@ -1,0 +1,92 @@
+"""Rank identity from the environment, process-group set-up, and backend checks.
+
+One rank reads who it is from environment variables, so the same command runs as a local
+process, under torchrun, or in a Kubernetes Indexed Job pod (rank = completion index).
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+
+from tasks.errors import UserError
+
+DEFAULT_RENDEZVOUS_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class RankEnv:
+    rank: int
+    world_size: int
+    local_rank: int
+    master_addr: str
+    master_port: int
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> RankEnv:
+        env = dict(os.environ if environ is None else environ)
+        rank_text = env.get("RANK", env.get("JOB_COMPLETION_INDEX"))
+        missing = [
+            name
+            for name, value in (
+                ("RANK (or JOB_COMPLETION_INDEX)", rank_text),
+                ("WORLD_SIZE", env.get("WORLD_SIZE")),
+                ("MASTER_ADDR", env.get("MASTER_ADDR")),
+                ("MASTER_PORT", env.get("MASTER_PORT")),
+            )
+            if value in (None, "")
+        ]
+        if missing:
+            raise UserError(
+                f"a worker needs its rank from the environment; missing: {', '.join(missing)} "
+                "(use `mlbench train` to launch local ranks)"
+            )
+        try:
+            rank, world_size = int(rank_text), int(env["WORLD_SIZE"])
+            local_rank = int(env.get("LOCAL_RANK", rank))
+            port = int(env["MASTER_PORT"])
+        except ValueError as exc:
+            raise UserError(f"rank environment variables must be integers: {exc}") from None
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise UserError(f"RANK must be in [0, WORLD_SIZE); got RANK={rank}, WORLD_SIZE={world_size}")
+        return cls(rank, world_size, local_rank, env["MASTER_ADDR"], port)
+
+
+def rendezvous_timeout_s() -> float:
+    return float(os.environ.get("MLBENCH_RENDEZVOUS_TIMEOUT_S", DEFAULT_RENDEZVOUS_TIMEOUT_S))
+
+
+def check_backend(backend: str, device: str, local_world_size: int = 1) -> None:
+    """Fail early, in one line, when this machine cannot run `backend` on `device`."""
+    import torch
+    import torch.distributed as dist
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise UserError(
+            f"backend '{backend}' on device 'cuda' needs a CUDA GPU, and none is visible here; "
+            "valid on this machine: --backend gloo (CPU)"
+        )
+    if backend == "nccl":
+        if not dist.is_nccl_available():
+            raise UserError("this torch build has no NCCL support; valid here: --backend gloo")
+        if torch.cuda.device_count() < local_world_size:
+            raise UserError(
+                f"nccl needs one GPU per local rank: {local_world_size} ranks but "
+                f"{torch.cuda.device_count()} GPU(s) visible"
+            )
+    if backend == "gloo" and not dist.is_gloo_available():
+        raise UserError("this torch build has no gloo support; valid here: --backend nccl")
+
+
+def init_process_group(env: RankEnv, backend: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group(
+        backend=backend,
+        init_method=f"tcp://{env.master_addr}:{env.master_port}",
+        rank=env.rank,
+        world_size=env.world_size,
+        # Bounds rendezvous and any single collective wait: a missing peer fails the run.
+        timeout=datetime.timedelta(seconds=rendezvous_timeout_s()),
+    )

@@ -1,0 +1,211 @@
+"""The local launcher: N ranks of the worker as processes on this machine.
+
+`build_local_job` describes the job (commands and environments) as plain data; `run_local_job`
+executes it. The Kubernetes launcher builds its pods from the same `worker_args` and
+`rank_environment`, so a local run and a pod run execute the same command.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+PR_SET_PDEATHSIG = 1
+TERMINATE_GRACE_S = 10.0
+
+
+@dataclass(frozen=True)
+class RankProcess:
+    rank: int
+    command: tuple[str, ...]
+    env: dict[str, str]
+    log_path: Path
+
+
+@dataclass(frozen=True)
+class LocalJob:
+    world_size: int
+    ranks: tuple[RankProcess, ...]
+    output: Path
+
+
+@dataclass
+class JobOutcome:
+    returncode: int
+    message: str
+    failed_rank: int | None = None
+    timed_out: bool = False
+    returncodes: dict[int, int | None] = field(default_factory=dict)
+
+
+def worker_args(
+    *,
+    task: str,
+    preset: str,
+    backend: str,
+    output: str,
+    data_root: str,
+    algorithm: str | None = None,
+    device: str | None = None,
+    overrides: dict[str, str] | None = None,
+) -> list[str]:
+    """Arguments after `mlbench` that run one rank; identical for local processes and pods."""
+    args = ["worker", "--task", task, "--preset", preset, "--backend", backend,
+            "--output", output, "--data-root", data_root]
+    if algorithm:
+        args += ["--algorithm", algorithm]
+    if device:
+        args += ["--device", device]
+    for key, value in sorted((overrides or {}).items()):
+        args += ["--set", f"{key}={value}"]
+    return args
+
+
+def rank_environment(
+    rank: int, world_size: int, master_addr: str, master_port: int, *, local_world_size: int, threads: int
+) -> dict[str, str]:
+    return {
+        "RANK": str(rank),
+        "WORLD_SIZE": str(world_size),
+        "LOCAL_RANK": str(rank % local_world_size),
+        "LOCAL_WORLD_SIZE": str(local_world_size),
+        "MASTER_ADDR": master_addr,
+        "MASTER_PORT": str(master_port),
+        "OMP_NUM_THREADS": str(threads),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build_local_job(
+    args: Sequence[str], world_size: int, output: Path, *, master_port: int, cpu_count: int | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> LocalJob:
+    """Pure description of N local ranks: same command, rank-specific environment, one log each."""
+    threads = max(1, (cpu_count or os.cpu_count() or 1) // world_size)
+    base = {**os.environ, **(extra_env or {})}
+    ranks = tuple(
+        RankProcess(
+            rank=rank,
+            command=(sys.executable, "-m", "tasks.cli", *args),
+            env={**base, **rank_environment(rank, world_size, "127.0.0.1", master_port,
+                                            local_world_size=world_size, threads=threads)},
+            log_path=output / "logs" / f"rank{rank}.log",
+        )
+        for rank in range(world_size)
+    )
+    return LocalJob(world_size, ranks, output)
+
+
+def _die_with_parent() -> None:
+    """Runs in each child: the kernel kills it if the launcher dies, even by SIGKILL."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _pump(stream, log_file, echo) -> None:
+    for line in iter(stream.readline, b""):
+        log_file.write(line)
+        log_file.flush()
+        if echo:
+            sys.stdout.write(line.decode(errors="replace"))
+            sys.stdout.flush()
+
+
+class _Terminated(Exception):
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+
+def run_local_job(job: LocalJob, *, timeout_s: float | None = None, echo_rank0: bool = True) -> JobOutcome:
+    """Start every rank, stop all of them as soon as one fails, the timeout passes, or we are killed."""
+    (job.output / "logs").mkdir(parents=True, exist_ok=True)
+    processes: dict[int, subprocess.Popen] = {}
+    pumps: list[threading.Thread] = []
+    logs = []
+    previous = {}
+
+    def on_signal(signum, _frame):
+        raise _Terminated(signum)
+
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            previous[sig] = signal.signal(sig, on_signal)
+    try:
+        for spec in job.ranks:
+            log_file = open(spec.log_path, "wb")
+            logs.append(log_file)
+            process = subprocess.Popen(
+                spec.command, env=spec.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+            processes[spec.rank] = process
+            pump = threading.Thread(
+                target=_pump, args=(process.stdout, log_file, echo_rank0 and spec.rank == 0), daemon=True
+            )
+            pump.start()
+            pumps.append(pump)
+        deadline = time.monotonic() + timeout_s if timeout_s else None
+        while True:
+            codes = {rank: p.poll() for rank, p in processes.items()}
+            failed = sorted(r for r, c in codes.items() if c not in (None, 0))
+            if failed:
+                rank = failed[0]
+                _stop_all(processes)
+                return JobOutcome(codes[rank], f"rank {rank} exited with code {codes[rank]}: "
+                                  f"{_last_line(job.ranks[rank].log_path)}", rank, returncodes=codes)
+            if all(c == 0 for c in codes.values()):
+                return JobOutcome(0, "all ranks finished", returncodes=codes)
+            if deadline and time.monotonic() > deadline:
+                _stop_all(processes)
+                return JobOutcome(124, f"run timed out after {timeout_s:.0f}s; all ranks stopped",
+                                  timed_out=True, returncodes=codes)
+            time.sleep(0.1)
+    except _Terminated as exc:
+        _stop_all(processes)
+        return JobOutcome(128 + exc.signum, f"launcher received signal {exc.signum}; all ranks stopped")
+    finally:
+        _stop_all(processes)
+        for pump in pumps:
+            pump.join(timeout=5)
+        for log_file in logs:
+            log_file.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_all(processes: dict[int, subprocess.Popen]) -> None:
+    alive = [p for p in processes.values() if p.poll() is None]
+    for p in alive:
+        p.terminate()
+    deadline = time.monotonic() + TERMINATE_GRACE_S
+    for p in alive:
+        try:
+            p.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return "(no log)"
+    return lines[-1].strip() if lines else "(empty log)"

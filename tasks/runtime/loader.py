@@ -1,0 +1,83 @@
+"""Batches of images for one rank, augmented on the fly, deterministic per (seed, rank, epoch).
+
+The whole shard lives in host memory (a memory-mapped uint8 array from the prepared store), so
+no worker processes are needed: augmentation is a few vectorized tensor ops per batch. Every
+random choice is drawn from a generator seeded by (seed, rank, epoch), so a run resumed at
+epoch e sees exactly the batches an uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from tasks.spec import Augmentation
+
+
+def epoch_generator(seed: int, rank: int, epoch: int) -> torch.Generator:
+    state = np.random.SeedSequence([seed, rank, epoch]).generate_state(1, dtype=np.uint64)[0]
+    return torch.Generator().manual_seed(int(state))
+
+
+class ImageBatches:
+    def __init__(
+        self,
+        images: np.ndarray,
+        labels: np.ndarray,
+        indices: np.ndarray,
+        batch_size: int,
+        augmentation: Augmentation,
+        *,
+        train: bool,
+        seed: int,
+        rank: int,
+    ) -> None:
+        self.images = images
+        self.labels = labels
+        self.indices = np.asarray(indices)
+        self.batch_size = batch_size
+        self.augmentation = augmentation
+        self.train = train
+        self.seed = seed
+        self.rank = rank
+        self.mean = torch.tensor(augmentation.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(augmentation.std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def __len__(self) -> int:
+        return -(-len(self.indices) // self.batch_size)  # last partial batch kept (drop_last=False)
+
+    @property
+    def num_samples(self) -> int:
+        return len(self.indices)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        generator = epoch_generator(self.seed, self.rank, epoch)
+        order = self.indices
+        if self.train:
+            order = order[torch.randperm(len(order), generator=generator).numpy()]
+        for start in range(0, len(order), self.batch_size):
+            batch = order[start : start + self.batch_size]
+            images = torch.from_numpy(np.ascontiguousarray(self.images[batch])).float().div_(255.0)
+            labels = torch.from_numpy(np.ascontiguousarray(self.labels[batch])).long()
+            if self.train:
+                images = self._augment(images, generator)
+            yield (images - self.mean) / self.std, labels
+
+    def _augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        n, _, height, width = images.shape
+        pad = self.augmentation.random_crop_padding
+        if pad:
+            padded = torch.nn.functional.pad(images, (pad, pad, pad, pad))
+            offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+            rows = offsets[:, 0:1] + torch.arange(height)  # (n, H)
+            cols = offsets[:, 1:2] + torch.arange(width)  # (n, W)
+            batch_index = torch.arange(n)[:, None, None]
+            # Gather each image's crop window: (n, H, W, C) -> (n, C, H, W)
+            images = padded.permute(0, 2, 3, 1)[batch_index, rows[:, :, None], cols[:, None, :]]
+            images = images.permute(0, 3, 1, 2).contiguous()
+        if self.augmentation.horizontal_flip:
+            flip = torch.rand(n, generator=generator) < 0.5
+            images[flip] = images[flip].flip(-1)
+        return images

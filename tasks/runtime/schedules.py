@@ -1,0 +1,134 @@
+"""Learning-rate schedules, driven by the training loop at step and epoch boundaries.
+
+All schedules share one small protocol so the loop does not care which one runs:
+`lr_for_step(epoch, step)` before every optimizer step, `end_epoch(val_loss)` after validation.
+Their state is a plain dict so checkpoints can restore them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tasks.spec import RunConfig
+
+
+class ConstantLR:
+    def __init__(self, lr: float) -> None:
+        self.lr = lr
+
+    def lr_for_step(self, epoch: int, step: int) -> float:
+        return self.lr
+
+    def end_epoch(self, epoch: int, val_loss: float | None) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lr": self.lr}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lr = state["lr"]
+
+
+class MultiStepLR(ConstantLR):
+    """lr * gamma^(number of milestones already passed), by epoch."""
+
+    def __init__(self, lr: float, milestones: tuple[int, ...], gamma: float) -> None:
+        super().__init__(lr)
+        self.base_lr = lr
+        self.milestones = tuple(sorted(milestones))
+        self.gamma = gamma
+
+    def lr_for_step(self, epoch: int, step: int) -> float:
+        passed = sum(1 for m in self.milestones if epoch >= m)
+        self.lr = self.base_lr * self.gamma**passed
+        return self.lr
+
+
+class PlateauWithWarmup(ConstantLR):
+    """MLBench's ReduceLROnPlateauWithWarmup, as its reference code ran it.
+
+    Linear warm-up per step from `base_lr` to `scaled_lr` over `warmup_epochs` epochs, then the
+    rate is multiplied by `factor` whenever the validation loss has not improved by more than
+    `threshold` (absolute) for more than `patience` epochs, never going below `min_lr`.
+    """
+
+    def __init__(
+        self,
+        base_lr: float,
+        scaled_lr: float,
+        warmup_epochs: int,
+        steps_per_epoch: int,
+        factor: float,
+        patience: int,
+        threshold: float,
+        min_lr: float,
+    ) -> None:
+        super().__init__(scaled_lr if warmup_epochs == 0 else base_lr)
+        self.base_lr = base_lr
+        self.scaled_lr = scaled_lr
+        self.warmup_steps = warmup_epochs * steps_per_epoch
+        self.steps_per_epoch = steps_per_epoch
+        self.warmup_epochs = warmup_epochs
+        self.factor = factor
+        self.patience = patience
+        self.threshold = threshold
+        self.min_lr = min_lr
+        self.best_loss = math.inf
+        self.bad_epochs = 0
+        self.warmup_done = warmup_epochs == 0
+
+    def lr_for_step(self, epoch: int, step: int) -> float:
+        global_step = epoch * self.steps_per_epoch + step
+        if global_step < self.warmup_steps:
+            self.lr = self.base_lr + (self.scaled_lr - self.base_lr) * global_step / self.warmup_steps
+        elif not self.warmup_done:
+            self.lr = self.scaled_lr
+            self.warmup_done = True
+        return self.lr
+
+    def end_epoch(self, epoch: int, val_loss: float | None) -> None:
+        if val_loss is None or epoch < self.warmup_epochs:
+            return  # plateau tracking starts once warm-up is over
+        if val_loss < self.best_loss - self.threshold:
+            self.best_loss = val_loss
+            self.bad_epochs = 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs > self.patience:
+            self.lr = max(self.lr * self.factor, self.min_lr)
+            self.bad_epochs = 0
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "best_loss": self.best_loss,
+            "bad_epochs": self.bad_epochs,
+            "warmup_done": self.warmup_done,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lr = state["lr"]
+        self.best_loss = state["best_loss"]
+        self.bad_epochs = state["bad_epochs"]
+        self.warmup_done = state["warmup_done"]
+
+
+def build_schedule(config: RunConfig, steps_per_epoch: int) -> ConstantLR:
+    schedule = config.schedule
+    if schedule.kind == "constant":
+        return ConstantLR(config.scaled_lr)
+    if schedule.kind == "multistep":
+        return MultiStepLR(config.scaled_lr, schedule.milestones, schedule.gamma)
+    if schedule.kind == "plateau-with-warmup":
+        return PlateauWithWarmup(
+            base_lr=config.optimizer.lr,
+            scaled_lr=config.scaled_lr,
+            warmup_epochs=config.warmup_epochs,
+            steps_per_epoch=steps_per_epoch,
+            factor=schedule.factor,
+            patience=schedule.patience,
+            threshold=schedule.threshold,
+            min_lr=schedule.min_lr,
+        )
+    raise ValueError(f"unknown schedule kind {schedule.kind!r}")

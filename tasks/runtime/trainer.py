@@ -1,0 +1,393 @@
+"""The training loop every image-classification task shares: timed steps, global metrics,
+goal checks, checkpoints and resume, the results bundle.
+
+Every decision that ends the run (goal reached, divergence, last epoch) is taken from
+all-reduced values, so all ranks take it at the same epoch and stop together.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+
+from tasks.data import catalog
+from tasks.errors import UserError
+from tasks.models import build_model, parameter_count
+from tasks.runtime import checkpoint, provenance
+from tasks.runtime.aggregation import build_aggregation
+from tasks.runtime.distributed import RankEnv
+from tasks.runtime.loader import ImageBatches
+from tasks.runtime.mllog import RunLog, constants
+from tasks.runtime.results import base_result, utc_now, write_result
+from tasks.runtime.schedules import build_schedule
+from tasks.runtime.sharding import train_shards, validation_shards
+from tasks.runtime.timing import PHASES, StepTimer
+from tasks.spec import RunConfig
+
+
+class Diverged(Exception):
+    """Training loss or validation loss became NaN or infinite."""
+
+
+@dataclass
+class RunState:
+    """What a checkpoint carries besides weights: enough to continue the run's accounting."""
+
+    epochs_done: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+    wall_time_s: float = 0.0
+    goal_reached: bool = False
+    time_to_accuracy_s: float | None = None
+    wall_time_to_accuracy_s: float | None = None
+    best_metric: float | None = None
+    resumes: int = 0
+    started_at: str = field(default_factory=utc_now)
+
+
+def configure_determinism(config: RunConfig) -> None:
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    import random
+
+    random.seed(config.seed)
+    if config.runtime.deterministic:
+        torch.use_deterministic_algorithms(True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+
+
+class Trainer:
+    def __init__(
+        self,
+        config: RunConfig,
+        env: RankEnv,
+        data_root: Path,
+        output: Path,
+        log: Callable[[str], None] = print,
+    ) -> None:
+        self.config = config
+        self.env = env
+        self.data_root = data_root
+        self.output = output
+        self.log = log if env.rank == 0 else (lambda _msg: None)
+        self.is_chief = env.rank == 0
+        self.device = torch.device(f"cuda:{env.local_rank}" if config.device == "cuda" else "cpu")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.state = RunState()
+        self.timer = StepTimer(sync=torch.cuda.synchronize if self.device.type == "cuda" else None)
+        self.provenance = provenance.collect(config.device, env.local_rank)
+        self.parameters: int | None = None
+        self.mllog = RunLog(output / "mllog.log", enabled=self.is_chief)
+
+    # ----------------------------------------------------------------------------- set-up
+    def build(self) -> None:
+        """Model, aggregation and optimizer; needs a process group only when world size > 1."""
+        config = self.config
+        self.mllog.start(constants.INIT_START)
+        configure_determinism(config)
+        model = build_model(config.model.name, config.num_classes, config.model.options)
+        self.parameters = parameter_count(model)
+        model = model.to(self.device)
+        if config.runtime.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        self.base_model = model
+        self.aggregation = build_aggregation(config.aggregation, model, self.env.world_size, self.device)
+        self.model = self.aggregation.wrap()
+        self.criterion = nn.CrossEntropyLoss()
+        opt = config.optimizer
+        self.optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.scaled_lr,
+            momentum=opt.momentum,
+            weight_decay=opt.weight_decay,
+            nesterov=opt.nesterov,
+        )
+        self._log_hyperparameters()
+        self.mllog.end(constants.INIT_STOP)
+
+    def _log_hyperparameters(self) -> None:
+        c = self.config
+        self.mllog.event(constants.SUBMISSION_BENCHMARK, c.task)
+        self.mllog.event(constants.SEED, c.seed)
+        self.mllog.event(constants.GLOBAL_BATCH_SIZE, c.global_batch_size)
+        self.mllog.event(constants.OPT_NAME, c.optimizer.name)
+        self.mllog.event(constants.OPT_BASE_LR, c.scaled_lr)
+        self.mllog.event(constants.OPT_WEIGHT_DECAY, c.optimizer.weight_decay)
+        self.mllog.event(constants.OPT_LR_WARMUP_EPOCHS, c.warmup_epochs)
+        self.mllog.event("opt_momentum", c.optimizer.momentum)
+        self.mllog.event("world_size", c.world_size)
+        self.mllog.event("config_hash", c.config_hash())
+
+    def _load_data(self) -> None:
+        config = self.config
+        arrays = catalog.load(config.data.dataset, self.data_root)
+        train_images, train_labels = arrays["train_images"], arrays["train_labels"]
+        val_images, val_labels = arrays["val_images"], arrays["val_labels"]
+        num_train = min(len(train_labels), config.data.max_train_samples or len(train_labels))
+        num_val = min(len(val_labels), config.data.max_val_samples or len(val_labels))
+        if num_train < config.world_size:
+            raise UserError(f"{num_train} training samples cannot be split across {config.world_size} ranks")
+        rank, k = self.env.rank, config.world_size
+        self.train_batches = ImageBatches(
+            train_images, train_labels, train_shards(num_train, k, config.seed)[rank],
+            config.batch_size, config.data.augmentation, train=True, seed=config.seed, rank=rank,
+        )
+        self.val_batches = ImageBatches(
+            val_images, val_labels, validation_shards(num_val, k, config.seed)[rank],
+            config.batch_size, config.data.augmentation, train=False, seed=config.seed, rank=rank,
+        )
+        self.mllog.event(constants.TRAIN_SAMPLES, self.train_batches.num_samples * k)
+        self.mllog.event(constants.EVAL_SAMPLES, num_val)
+        self.schedule = build_schedule(config, len(self.train_batches))
+
+    # ----------------------------------------------------------------------------- resume
+    def _checkpoint_dir(self) -> Path:
+        return self.output / "checkpoints"
+
+    def _resume(self) -> None:
+        payload = checkpoint.load_latest(self._checkpoint_dir(), self.env.rank, self.config.config_hash())
+        if payload is None:
+            return
+        self.base_model.load_state_dict(payload["model"])
+        self.optimizer.load_state_dict(payload["optimizer"])
+        self.schedule.load_state_dict(payload["schedule"])
+        self.timer.load_state_dict(payload["timer"])
+        self.state = RunState(**payload["state"])
+        self.state.resumes += 1
+        self.log(f"[mlbench] resuming after epoch {self.state.epochs_done} from {self._checkpoint_dir()}")
+
+    def _save_checkpoint(self) -> None:
+        directory = self._checkpoint_dir()
+        epoch = self.state.epochs_done
+        checkpoint.save_rank(
+            directory,
+            epoch,
+            self.env.rank,
+            {
+                "model": self.base_model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(),
+                "timer": self.timer.state_dict(),
+                "state": self.state.__dict__.copy(),
+            },
+        )
+        dist.barrier()
+        if self.is_chief:
+            checkpoint.publish(directory, epoch, self.config.config_hash())
+        dist.barrier()
+        checkpoint.prune(directory, epoch, self.env.rank)
+
+    # ----------------------------------------------------------------------------- loop
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One timed step on a batch the loader has handed over; returns the batch's summed loss."""
+        timer, device = self.timer, self.device
+        timer.start_step()
+        images = images.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        if self.config.runtime.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        timer.mark("data")
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
+            outputs = self.model(images)
+            timer.mark("forward")
+            loss = self.criterion(outputs, labels)
+        timer.mark("loss")
+        loss.backward()
+        timer.mark("backward")
+        self.aggregation.after_backward()
+        timer.mark("communication")
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        timer.mark("optimizer")
+        timer.end_step()
+        return loss.detach().float() * labels.numel()
+
+    def _train_epoch(self, epoch: int) -> tuple[float, float]:
+        """One pass over this rank's shard; returns (global mean train loss, this rank's train time)."""
+        device = self.device
+        self.model.train()
+        loss_sum = torch.zeros((), device=device)
+        samples = 0
+        train_time_before = self.timer.train_time
+        current_lr = None
+        for step, (images, labels) in enumerate(self.train_batches.epoch(epoch)):
+            lr = self.schedule.lr_for_step(epoch, step)
+            if lr != current_lr:
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                current_lr = lr
+            loss_sum += self.train_step(images, labels)
+            samples += labels.numel()
+        totals = torch.stack([loss_sum, torch.tensor(float(samples), device=device)])
+        dist.all_reduce(totals)
+        return (totals[0] / totals[1]).item(), self.timer.train_time - train_time_before
+
+    @torch.no_grad()
+    def _evaluate(self) -> dict[str, float]:
+        model = self.base_model
+        model.eval()
+        device = self.device
+        totals = torch.zeros(4, device=device)  # loss sum, top-1 correct, top-5 correct, count
+        for images, labels in self.val_batches.epoch(0):
+            images, labels = images.to(device), labels.to(device)
+            if self.config.runtime.channels_last:
+                images = images.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
+                outputs = model(images).float()
+            totals[0] += nn.functional.cross_entropy(outputs, labels, reduction="sum")
+            top5 = outputs.topk(min(5, outputs.shape[1]), dim=1).indices
+            totals[1] += (top5[:, 0] == labels).sum()
+            totals[2] += (top5 == labels[:, None]).any(dim=1).sum()
+            totals[3] += labels.numel()
+        dist.all_reduce(totals)
+        model.train()
+        loss, top1, top5, count = totals.tolist()
+        return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count}
+
+    def run(self) -> dict[str, Any]:
+        """Train until the goal or max epochs; returns the result (complete on rank 0)."""
+        self.build()
+        self.mllog.start(constants.RUN_START)
+        segment_start = time.perf_counter()
+        self._load_data()
+        self._resume()
+        config, state = self.config, self.state
+        wall_before = state.wall_time_s
+
+        def wall_now() -> float:
+            return wall_before + time.perf_counter() - segment_start
+
+        self.log(
+            f"[mlbench] {config.task} preset={config.preset} algorithm={config.algorithm} "
+            f"world_size={config.world_size} backend={config.backend} device={config.device} "
+            f"target {config.target_metric} {'>=' if config.target_mode == 'max' else '<='} {config.target_value}"
+        )
+        status, reason = "completed", None
+        try:
+            while not state.goal_reached and state.epochs_done < config.max_epochs:
+                epoch = state.epochs_done
+                epoch_start = time.perf_counter()
+                self.mllog.start(constants.EPOCH_START, epoch_num=epoch + 1)
+                train_loss, epoch_train_time = self._train_epoch(epoch)
+                self.mllog.end(constants.EPOCH_STOP, epoch_num=epoch + 1)
+                if not math.isfinite(train_loss):
+                    raise Diverged(f"training loss is {train_loss} at epoch {epoch + 1}")
+                metrics = None
+                if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.max_epochs:
+                    self.mllog.start(constants.EVAL_START, epoch_num=epoch + 1)
+                    metrics = self._evaluate()
+                    self.mllog.end(constants.EVAL_STOP, epoch_num=epoch + 1)
+                    if not math.isfinite(metrics["loss"]):
+                        raise Diverged(f"validation loss is {metrics['loss']} at epoch {epoch + 1}")
+                    value = metrics[config.target_metric]
+                    self.mllog.event(constants.EVAL_ACCURACY, value, epoch_num=epoch + 1)
+                    better = max if config.target_mode == "max" else min
+                    state.best_metric = value if state.best_metric is None else better(state.best_metric, value)
+                    if config.reached(value):
+                        state.goal_reached = True
+                        state.time_to_accuracy_s = self.timer.train_time
+                        state.wall_time_to_accuracy_s = wall_now()
+                lr = self.schedule.lr
+                self.schedule.end_epoch(epoch, metrics["loss"] if metrics else None)
+                state.epochs_done = epoch + 1
+                state.history.append(
+                    {
+                        "epoch": epoch + 1,
+                        "lr": lr,
+                        "train_loss": train_loss,
+                        "validation_metric": metrics[config.target_metric] if metrics else None,
+                        "validation_loss": metrics["loss"] if metrics else None,
+                        "validation_top5": metrics["top5"] if metrics else None,
+                        "epoch_time_s": time.perf_counter() - epoch_start,
+                        "train_time_s": epoch_train_time,
+                        "cumulative_train_time_s": self.timer.train_time,
+                    }
+                )
+                self._print_epoch(state.history[-1])
+                state.wall_time_s = wall_now()
+                if state.epochs_done % config.runtime.checkpoint_every_epochs == 0 or state.goal_reached:
+                    self._save_checkpoint()
+        except Diverged as exc:
+            status, reason = "failed", f"diverged: {exc}"
+            self.log(f"[mlbench] run failed: {reason}")
+        state.wall_time_s = wall_now()
+        self.mllog.end(constants.RUN_STOP, status="success" if state.goal_reached else "aborted")
+        self.mllog.close()
+        ranks: list[Any] = [None] * self.env.world_size
+        dist.all_gather_object(ranks, self.rank_summary())
+        result = self.result(status, reason, ranks)
+        if self.is_chief:
+            write_result(self.output, result)
+        return result
+
+    def _print_epoch(self, row: dict[str, Any]) -> None:
+        metric = row["validation_metric"]
+        metric_text = f"{self.config.target_metric} {metric:.4f}" if metric is not None else "no eval"
+        self.log(
+            f"[mlbench] epoch {row['epoch']}/{self.config.max_epochs} train_loss {row['train_loss']:.4f} "
+            f"{metric_text} lr {row['lr']:.4g} epoch {row['epoch_time_s']:.1f}s "
+            f"train_time {row['cumulative_train_time_s']:.1f}s"
+            + ("  goal reached" if self.state.goal_reached and row is self.state.history[-1] else "")
+        )
+
+    def rank_summary(self) -> dict[str, Any]:
+        return {
+            "rank": self.env.rank,
+            "hostname": self.provenance["hostname"],
+            "device_name": self.provenance["device_name"],
+            "train_time_s": self.timer.train_time,
+            "compute_s": self.timer.compute,
+            "communication_s": self.timer.communication,
+            "steps": self.timer.steps,
+            "phases_s": dict(self.timer.totals),
+        }
+
+    def result(self, status: str, reason: str | None, ranks: list[dict[str, Any]]) -> dict[str, Any]:
+        """The result as far as this rank knows it (no collectives: usable after a failure)."""
+        state, timer = self.state, self.timer
+        result = base_result(self.config)
+        last_metric = next(
+            (row["validation_metric"] for row in reversed(state.history) if row["validation_metric"] is not None),
+            None,
+        )
+        shard = self.train_batches.num_samples if hasattr(self, "train_batches") else 0
+        samples = shard * self.config.world_size * state.epochs_done
+        result.update(
+            status=status,
+            reason=reason,
+            goal_reached=state.goal_reached,
+            time_to_accuracy_s=state.time_to_accuracy_s,
+            wall_time_to_accuracy_s=state.wall_time_to_accuracy_s,
+            train_time_s=timer.train_time,
+            wall_time_s=state.wall_time_s,
+            compute_s=timer.compute,
+            communication_s=timer.communication,
+            phases_s={p: timer.totals[p] for p in PHASES},
+            epochs_run=state.epochs_done,
+            steps=timer.steps,
+            final_validation_metric=last_metric,
+            best_validation_metric=state.best_metric,
+            throughput_samples_per_s=samples / timer.train_time if timer.train_time > 0 else None,
+            history=[_finite_row(row) for row in state.history],
+            model={"name": self.config.model.name, "parameters": self.parameters},
+            provenance=self.provenance,
+            ranks=ranks,
+            resumes=state.resumes,
+            started_at=state.started_at,
+            finished_at=utc_now(),
+        )
+        return result
+
+
+def _finite_row(row: dict[str, Any]) -> dict[str, Any]:
+    """JSON has no NaN: a diverged value is recorded as null (the run's reason says why)."""
+    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}

@@ -1,0 +1,69 @@
+"""One rank of a benchmark run: the program that runs in every local process and every pod."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from pathlib import Path
+
+from tasks.errors import UserError
+from tasks.runtime.distributed import RankEnv, check_backend, init_process_group
+from tasks.runtime.results import failed_result, write_result
+from tasks.spec import RunConfig
+
+EXIT_RUN_FAILED = 4
+
+
+def ensure_writable_dir(path: Path, what: str = "output directory") -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as exc:
+        raise UserError(f"cannot write to {what} {path}: {exc.strerror or exc}; choose a writable path") from None
+    return path
+
+
+def run_rank(config: RunConfig, env: RankEnv, data_root: Path, output: Path) -> int:
+    """Train as one rank; returns the process exit code. Rank 0 always leaves a result.json."""
+    import torch
+    import torch.distributed as dist
+
+    from tasks.runtime.trainer import Trainer
+
+    threads = os.environ.get("OMP_NUM_THREADS")
+    if threads:
+        torch.set_num_threads(int(threads))
+    trainer = None
+    try:
+        check_backend(config.backend, config.device, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        init_process_group(env, config.backend)
+        trainer = Trainer(config, env, data_root, output)
+        result = trainer.run()
+        return 0 if result["status"] == "completed" else EXIT_RUN_FAILED
+    except UserError as exc:
+        _record_failure(config, env, output, trainer, str(exc))
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return exc.exit_code
+    except Exception as exc:  # a crash is still a recorded run, with its reason
+        traceback.print_exc()
+        _record_failure(config, env, output, trainer, f"rank {env.rank} crashed: {type(exc).__name__}: {exc}")
+        return EXIT_RUN_FAILED
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+def _record_failure(config: RunConfig, env: RankEnv, output: Path, trainer, reason: str) -> None:
+    if env.rank != 0:
+        return
+    try:
+        if trainer is not None:
+            result = trainer.result("failed", reason, [trainer.rank_summary()])
+        else:
+            result = failed_result(config, reason)
+        write_result(output, result)
+    except Exception:  # never mask the original failure
+        traceback.print_exc()

@@ -1,0 +1,234 @@
+"""Typed benchmark-task specifications and the resolved run configuration.
+
+A task spec says *what* a benchmark is (model, data, algorithm, hyperparameters, target), in one
+place. A preset derives a variant of it (full, light, demo, smoke). Resolving a spec for a given
+world size and backend produces a `RunConfig`: every value the training program uses, with the
+world-size-dependent ones (scaled learning rate, warm-up length) already computed, so the config
+that is logged is exactly the config that ran.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from tasks.errors import UserError
+
+LrScaling = Literal["none", "linear", "sqrt", "linear-capped-16"]
+ScheduleKind = Literal["plateau-with-warmup", "multistep", "constant"]
+Aggregation = Literal["flat-allreduce-gradients", "ddp"]
+Precision = Literal["fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    random_crop_padding: int = 0  # pixels of zero padding before a random crop back to size
+    horizontal_flip: bool = False
+    mean: tuple[float, ...] = (0.0, 0.0, 0.0)  # per-channel, on [0, 1] pixel values
+    std: tuple[float, ...] = (1.0, 1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    dataset: str  # a name from tasks.data.catalog
+    augmentation: Augmentation = Augmentation()
+    # Optional mirror for datasets that download (checksum still enforced).
+    url: str | None = None
+    md5: str | None = None
+    # Cap on samples per split, for smoke runs on real data; None = the whole split.
+    max_train_samples: int | None = None
+    max_val_samples: int | None = None
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    name: Literal["sgd"] = "sgd"
+    lr: float = 0.1  # base learning rate, before scaling by world size
+    lr_scaling: LrScaling = "none"
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    kind: ScheduleKind = "constant"
+    # plateau-with-warmup (MLBench's ReduceLROnPlateauWithWarmup):
+    warmup_epochs: Literal["log2-world-size"] | int = 0
+    factor: float = 0.5
+    patience: int = 1
+    threshold: float = 0.01  # absolute improvement of validation loss that counts
+    min_lr: float = 0.0
+    # multistep:
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+
+
+@dataclass(frozen=True)
+class AlgorithmSpec:
+    """One way to train the task in parallel; `reference` marks MLBench's reference implementation."""
+
+    name: str
+    aggregation: Aggregation
+    optimizer: OptimizerSpec
+    schedule: ScheduleSpec
+    reference: bool = False
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    metric: str  # name of the validation metric, e.g. "top1"
+    mode: Literal["max", "min"]
+    full: float
+    light: float
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # a name from tasks.models
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    name: str
+    version: str
+    mlbench_id: str  # MLBench's task number, e.g. "1a"
+    description: str
+    model: ModelSpec
+    data: DataSpec
+    algorithms: tuple[AlgorithmSpec, ...]
+    batch_size: int  # per worker
+    max_epochs: int
+    eval_every_epochs: int
+    target: TargetSpec
+    seed: int
+    num_classes: int
+    presets: tuple[str, ...]
+
+    @property
+    def reference_algorithm(self) -> AlgorithmSpec:
+        return next(a for a in self.algorithms if a.reference)
+
+    def algorithm(self, name: str) -> AlgorithmSpec:
+        for algorithm in self.algorithms:
+            if algorithm.name == name:
+                return algorithm
+        valid = ", ".join(a.name for a in self.algorithms)
+        raise UserError(f"unknown algorithm '{name}' for task {self.name}; valid: {valid}")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How to execute, not what to train: these never change the benchmark's definition."""
+
+    precision: Precision = "fp32"
+    channels_last: bool = False
+    deterministic: bool = False
+    checkpoint_every_epochs: int = 1
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one benchmark run uses, resolved for its world size. Logged in full."""
+
+    task: str
+    task_version: str
+    mlbench_id: str
+    preset: str
+    algorithm: str
+    aggregation: Aggregation
+    reference_implementation: bool
+    world_size: int
+    backend: str
+    device: str  # "cpu" or "cuda"
+    model: ModelSpec
+    data: DataSpec
+    optimizer: OptimizerSpec
+    schedule: ScheduleSpec
+    scaled_lr: float  # optimizer.lr after lr_scaling for this world size
+    warmup_epochs: int  # resolved from schedule.warmup_epochs
+    batch_size: int  # per worker
+    global_batch_size: int
+    max_epochs: int
+    eval_every_epochs: int
+    target_metric: str
+    target_mode: Literal["max", "min"]
+    target_value: float
+    seed: int
+    num_classes: int
+    runtime: RuntimeOptions = RuntimeOptions()
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def config_hash(self) -> str:
+        """Stable hash of the resolved config: two runs with the same hash trained the same thing."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    def reached(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.target_mode == "max":
+            return value >= self.target_value
+        return value <= self.target_value
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return _build_dataclass(cls, data)
+
+
+def scale_lr(lr: float, scaling: LrScaling, world_size: int) -> float:
+    if scaling == "none":
+        return lr
+    if scaling == "linear":
+        return lr * world_size
+    if scaling == "sqrt":
+        return lr * math.sqrt(world_size)
+    if scaling == "linear-capped-16":
+        return lr * min(16, world_size)
+    raise ValueError(f"unknown lr scaling {scaling!r}")
+
+
+def resolve_warmup_epochs(warmup: Literal["log2-world-size"] | int, world_size: int) -> int:
+    if warmup == "log2-world-size":
+        return int(math.log2(world_size))
+    return int(warmup)
+
+
+def _build_dataclass(cls: type, data: Any) -> Any:
+    """Rebuild nested frozen dataclasses from plain JSON data (lists back to tuples)."""
+    if not dataclasses.is_dataclass(cls) or not isinstance(data, dict):
+        return data
+    hints = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for name, value in data.items():
+        if name not in hints:
+            raise UserError(f"unknown config field '{name}' in {cls.__name__}; valid: {', '.join(hints)}")
+        kwargs[name] = _coerce_field(cls, hints[name], value)
+    return cls(**kwargs)
+
+
+_NESTED = {
+    "model": ModelSpec,
+    "data": DataSpec,
+    "augmentation": Augmentation,
+    "optimizer": OptimizerSpec,
+    "schedule": ScheduleSpec,
+    "runtime": RuntimeOptions,
+}
+
+
+def _coerce_field(owner: type, f: dataclasses.Field, value: Any) -> Any:
+    nested = _NESTED.get(f.name)
+    if nested is not None and isinstance(value, dict) and f.name != "options":
+        return _build_dataclass(nested, value)
+    if isinstance(value, list):
+        return tuple(value)
+    return value

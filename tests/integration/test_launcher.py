@@ -1,0 +1,77 @@
+"""The local launcher stops every rank when one fails, when time runs out, and when it is killed."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tasks.runtime.launcher import LocalJob, RankProcess, build_local_job, run_local_job, worker_args
+
+pytestmark = pytest.mark.integration
+
+
+def job_of(tmp_path, scripts):
+    ranks = tuple(
+        RankProcess(rank, (sys.executable, "-c", script), dict(os.environ), tmp_path / "logs" / f"rank{rank}.log")
+        for rank, script in enumerate(scripts)
+    )
+    return LocalJob(len(scripts), ranks, tmp_path)
+
+
+def test_one_failing_rank_stops_the_others_and_is_named(tmp_path):
+    pid_file = tmp_path / "sleeper.pid"
+    sleeper = f"import os,time; open({str(pid_file)!r},'w').write(str(os.getpid())); time.sleep(60)"
+    failer = "import sys,time; time.sleep(0.5); print('rendezvous failed: peer missing'); sys.exit(3)"
+    started = time.monotonic()
+    outcome = run_local_job(job_of(tmp_path, [sleeper, failer]), timeout_s=30, echo_rank0=False)
+    assert time.monotonic() - started < 15
+    assert outcome.returncode == 3 and outcome.failed_rank == 1
+    assert "rank 1 exited with code 3: rendezvous failed: peer missing" in outcome.message
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(pid_file.read_text()), 0)  # the healthy rank was stopped too
+
+
+def test_timeout_stops_all_ranks(tmp_path):
+    outcome = run_local_job(job_of(tmp_path, ["import time; time.sleep(60)"] * 2), timeout_s=1, echo_rank0=False)
+    assert outcome.timed_out and outcome.returncode == 124 and "timed out after 1s" in outcome.message
+
+
+def test_killing_the_launcher_kills_its_ranks(tmp_path):
+    pid_file = tmp_path / "rank.pid"
+    script = (
+        "import sys, os; from pathlib import Path; sys.path.insert(0, os.getcwd());"
+        "from tasks.runtime.launcher import *;"
+        f"job = LocalJob(1, (RankProcess(0, (sys.executable, '-c', "
+        f"\"import os,time; open({str(pid_file)!r},'w').write(str(os.getpid())); time.sleep(60)\"), "
+        f"dict(os.environ), Path({str(tmp_path)!r}) / 'logs' / 'rank0.log'),), Path({str(tmp_path)!r}));"
+        "run_local_job(job, timeout_s=60)"
+    )
+    launcher = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    rank_pid = int(pid_file.read_text())
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(rank_pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
+    pytest.fail("the rank outlived its SIGKILLed launcher")
+
+
+def test_job_description_gives_each_rank_the_same_command_and_its_own_environment(tmp_path):
+    args = worker_args(task="cifar10-resnet20", preset="smoke", backend="gloo", output="/out", data_root="/data",
+                       overrides={"max_epochs": "2"})
+    job = build_local_job(args, 4, tmp_path, master_port=29500, cpu_count=8)
+    assert len({r.command for r in job.ranks}) == 1
+    assert job.ranks[0].command[-2:] == ("--set", "max_epochs=2")
+    assert [r.env["RANK"] for r in job.ranks] == ["0", "1", "2", "3"]
+    assert {r.env["WORLD_SIZE"] for r in job.ranks} == {"4"} and {r.env["MASTER_PORT"] for r in job.ranks} == {"29500"}
+    assert {r.env["OMP_NUM_THREADS"] for r in job.ranks} == {"2"}  # 8 cores shared by 4 ranks

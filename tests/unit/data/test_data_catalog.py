@@ -1,0 +1,89 @@
+"""The dataset catalog: the names, versions and entry points the runtime relies on."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks.data import catalog
+from tasks.data.cifar10 import write_cifar10_archive
+from tasks.errors import DataError, UserError
+
+pytestmark = pytest.mark.unit
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+def test_catalog_names_and_versions() -> None:
+    assert {name: version for name, (version, _) in catalog.DATASETS.items()} == {
+        "cifar10": "v1",
+        "synthetic-cifar10": "v1",
+        "digits": "v1-16px",
+    }
+
+
+@pytest.mark.parametrize("call", [catalog.describe, lambda name: catalog.prepare(name, Path("/nonexistent"))])
+def test_unknown_name_lists_valid_names(call) -> None:  # noqa: ANN001
+    with pytest.raises(UserError, match="unknown dataset 'imagenet'; valid names: cifar10, digits, synthetic-cifar10"):
+        call("imagenet")
+
+
+def test_describe_without_preparing() -> None:
+    assert catalog.describe("digits") == {
+        "name": "digits",
+        "version": "v1-16px",
+        "source": "sklearn.datasets.load_digits",
+        "train_size": 1437,
+        "val_size": 360,
+        "num_classes": 10,
+        "image_shape": [3, 16, 16],
+    }
+    assert catalog.describe("cifar10")["train_size"] == 50_000
+    assert catalog.describe("synthetic-cifar10")["image_shape"] == [3, 32, 32]
+
+
+def test_prepare_then_load_matches_describe(tmp_path: Path) -> None:
+    for name in ("digits", "synthetic-cifar10"):
+        directory = catalog.prepare(name, tmp_path, log=_quiet)
+        assert directory == tmp_path / name / catalog.describe(name)["version"]
+        arrays = catalog.load(name, tmp_path)
+        facts = catalog.describe(name)
+        assert arrays["train_images"].shape == (facts["train_size"], *facts["image_shape"])
+        assert arrays["val_labels"].shape == (facts["val_size"],)
+
+
+def test_cifar10_mirror_override(tmp_path: Path) -> None:
+    mirror = tmp_path / "mirror" / "cifar-10-python.tar.gz"
+    mirror.parent.mkdir()
+    md5 = write_cifar10_archive(mirror, train_per_batch=10, test_size=20)
+    catalog.prepare("cifar10", tmp_path / "data", url=mirror.as_uri(), md5=md5, log=_quiet)
+    assert catalog.load("cifar10", tmp_path / "data")["train_labels"].shape == (50,)
+
+
+def test_overrides_are_refused_for_other_datasets(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="apply only to dataset 'cifar10', not 'digits'"):
+        catalog.prepare("digits", tmp_path, url="https://example.org/digits.tgz")
+
+
+def test_load_unprepared_is_a_data_error(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="dataset 'cifar10' \\(version v1\\) is not prepared"):
+        catalog.load("cifar10", tmp_path)
+
+
+def test_data_package_imports_stay_light() -> None:
+    """Airflow pods and the CLI import this; torch, sklearn and airflow must not come with it."""
+    probe = (
+        "import sys, tasks.data.catalog; "
+        "print(sorted(m for m in ('torch', 'sklearn', 'airflow') if m in sys.modules))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
+    assert result.stdout.strip() == "[]"
