@@ -19,7 +19,9 @@ $(STAMP): pyproject.toml
 
 export GX_ANALYTICS_ENABLED := False
 
+# A fresh run each time: the same --output would otherwise resume the finished run.
 demo: $(STAMP)
+	rm -rf runs/demo
 	$(BIN)/mlbench train --task cifar10-resnet20 --preset demo --world-size 2 --backend gloo \
 		--output runs/demo --data-root data
 
