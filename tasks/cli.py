@@ -34,6 +34,16 @@ def _world_size(text: str) -> int:
     return value
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got '{text}'") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {value:g}")
+    return value
+
+
 def _override(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE (e.g. optimizer.lr=0.05), got '{text}'")
@@ -77,8 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="run a benchmark with N local ranks and wait for all")
     _add_run_arguments(train)
     train.add_argument("--world-size", type=_world_size, default=1, help="number of ranks (default 1)")
-    train.add_argument("--timeout", type=float, default=24 * 3600, help="whole-run limit in seconds")
-    train.add_argument("--rendezvous-timeout", type=float, default=300,
+    train.add_argument("--timeout", type=_positive_seconds, default=24 * 3600, help="whole-run limit in seconds")
+    train.add_argument("--rendezvous-timeout", type=_positive_seconds, default=300,
                        help="seconds a rank waits for its peers (rendezvous and each collective)")
 
     worker = sub.add_parser("worker", help="run one rank; rank and peers come from the environment")
@@ -135,9 +145,6 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 def prepare_data(config, data_root: Path) -> Path:
     from tasks.data import catalog
 
-    from tasks.runtime.worker import ensure_writable_dir
-
-    ensure_writable_dir(data_root, "data root")
     return catalog.prepare(config.data.dataset, data_root, url=config.data.url, md5=config.data.md5)
 
 
@@ -151,35 +158,25 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from tasks.runtime.checkpoint import check_resumable
     from tasks.runtime.distributed import check_backend
-    from tasks.runtime.launcher import build_local_job, free_port, run_local_job, worker_args
-    from tasks.runtime.results import failed_result, read_result, write_result
+    from tasks.runtime.launcher import launch_local
     from tasks.runtime.worker import ensure_writable_dir
 
     config = _resolve(args, args.world_size)
     output = ensure_writable_dir(args.output.resolve())
+    check_resumable(output / "checkpoints", config.config_hash())
     check_backend(config.backend, config.device, args.world_size)
     prepare_data(config, args.data_root)
-    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     print(f"[mlbench] launching {args.world_size} local rank(s) of {config.task} ({config.preset}); "
           f"logs in {output / 'logs'}", flush=True)
-    job = build_local_job(
-        worker_args(task=config.task, preset=config.preset, backend=config.backend, output=str(output),
-                    data_root=str(args.data_root.resolve()), algorithm=config.algorithm,
-                    device=config.device, overrides=_overrides(args)),
-        args.world_size, output, master_port=free_port(),
-        extra_env={"MLBENCH_RENDEZVOUS_TIMEOUT_S": str(args.rendezvous_timeout)},
+    outcome, result = launch_local(
+        config, output=output, data_root=args.data_root.resolve(), overrides=_overrides(args),
+        timeout_s=args.timeout, rendezvous_timeout_s=args.rendezvous_timeout,
     )
-    result_path = output / "result.json"
-    result_path.unlink(missing_ok=True)
-    outcome = run_local_job(job, timeout_s=args.timeout)
-    if not result_path.exists():
-        write_result(output, failed_result(config, outcome.message))
-    result = read_result(output)
     print(summary_line(result, output))
     if outcome.returncode != 0:
-        reason = result.get("reason") or outcome.message
-        print(f"error: run failed: {reason}", file=sys.stderr)
+        print(f"error: run failed: {result.get('reason') or outcome.message}", file=sys.stderr)
         return outcome.returncode
     return 0
 

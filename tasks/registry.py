@@ -149,7 +149,15 @@ DERIVED_FIELDS = {
     "task": "--task",
     "preset": "--preset",
     "algorithm": "--algorithm",
+    "aggregation": "--algorithm",
+    "reference_implementation": "--algorithm",
+    "device": "--device",
+    "mlbench_id": "the task spec",
+    "task_version": "the task spec",
 }
+
+# Validation metrics every image-classification run reports (see tasks.runtime.trainer._evaluate).
+METRICS = {"top1": "max", "top5": "max", "loss": "min"}
 
 
 def get_task(name: str) -> TaskSpec:
@@ -218,6 +226,7 @@ def resolve(
     chosen_preset.apply(spec, cfg)
     for path, raw in (overrides or {}).items():
         _apply_override(cfg, path, raw)
+    _check_choices(cfg)
 
     cfg["scaled_lr"] = scale_lr(cfg["optimizer"]["lr"], cfg["optimizer"]["lr_scaling"], world_size)
     cfg["warmup_epochs"] = resolve_warmup_epochs(cfg["schedule"]["warmup_epochs"], world_size)
@@ -260,9 +269,9 @@ def _parse_like(path: str, raw: str, current: Any) -> Any:
         if current is None:
             return None if raw.lower() in ("none", "null", "") else _number_or_text(raw)
         return raw
-    except (ValueError, json.JSONDecodeError):
-        kind = type(current).__name__
-        raise UserError(f"bad value '{raw}' for '{path}': expected {kind} like {current!r}") from None
+    except (ValueError, TypeError, json.JSONDecodeError):
+        kind = "a JSON list, e.g. [82,109]" if isinstance(current, (tuple, list)) else f"{type(current).__name__} like {current!r}"
+        raise UserError(f"bad value '{raw}' for '{path}': expected {kind}") from None
 
 
 def _number_or_text(raw: str) -> Any:
@@ -274,7 +283,39 @@ def _number_or_text(raw: str) -> Any:
     return raw
 
 
+def _check_choices(cfg: dict[str, Any]) -> None:
+    """Fields with a fixed set of valid values, checked before anything is derived from them."""
+    from typing import get_args
+
+    from tasks.spec import LrScaling, ScheduleKind
+
+    choices = [
+        ("optimizer.name", cfg["optimizer"]["name"], ("sgd",)),
+        ("optimizer.lr_scaling", cfg["optimizer"]["lr_scaling"], get_args(LrScaling)),
+        ("schedule.kind", cfg["schedule"]["kind"], get_args(ScheduleKind)),
+        ("target_metric", cfg["target_metric"], tuple(METRICS)),
+        ("target_mode", cfg["target_mode"], ("max", "min")),
+        ("runtime.precision", cfg["runtime"]["precision"], ("fp32", "bf16")),
+    ]
+    for name, value, valid in choices:
+        if value not in valid:
+            raise UserError(f"bad value '{value}' for '{name}'; valid: {', '.join(valid)}")
+    warmup = cfg["schedule"]["warmup_epochs"]
+    if warmup != "log2-world-size":
+        try:
+            if int(warmup) < 0:
+                raise ValueError
+        except (TypeError, ValueError):
+            raise UserError(
+                f"bad value '{warmup}' for 'schedule.warmup_epochs'; valid: log2-world-size or a whole number >= 0"
+            ) from None
+    milestones = cfg["schedule"]["milestones"]
+    if not all(isinstance(m, int) and m >= 0 for m in milestones):
+        raise UserError(f"bad value {list(milestones)} for 'schedule.milestones'; valid: a JSON list of epochs, e.g. [82,109]")
+
+
 def _check_ranges(config: RunConfig) -> None:
+    data = config.data
     checks = [
         (config.batch_size >= 1, "batch_size must be >= 1"),
         (config.max_epochs >= 1, "max_epochs must be >= 1"),
@@ -282,6 +323,11 @@ def _check_ranges(config: RunConfig) -> None:
         (config.scaled_lr > 0, "optimizer.lr must be > 0"),
         (config.runtime.precision in ("fp32", "bf16"), "runtime.precision must be fp32 or bf16"),
         (config.runtime.checkpoint_every_epochs >= 1, "runtime.checkpoint_every_epochs must be >= 1"),
+        (config.num_classes >= 2, "num_classes must be >= 2"),
+        (data.max_train_samples is None or (isinstance(data.max_train_samples, int) and data.max_train_samples >= 1),
+         "data.max_train_samples must be a whole number >= 1 (or none for the whole split)"),
+        (data.max_val_samples is None or (isinstance(data.max_val_samples, int) and data.max_val_samples >= 1),
+         "data.max_val_samples must be a whole number >= 1 (or none for the whole split)"),
     ]
     for ok, message in checks:
         if not ok:

@@ -41,7 +41,8 @@ def prune(directory: Path, keep_epoch: int, rank: int) -> None:
             path.unlink(missing_ok=True)
 
 
-def load_latest(directory: Path, rank: int, config_hash: str) -> dict[str, Any] | None:
+def check_resumable(directory: Path, config_hash: str) -> int | None:
+    """The epoch a run with this config would resume after (None: fresh start); refuses others' checkpoints."""
     marker = directory / "latest.json"
     if not marker.exists():
         return None
@@ -51,6 +52,14 @@ def load_latest(directory: Path, rank: int, config_hash: str) -> dict[str, Any] 
             f"{directory} holds checkpoints of a different configuration (hash {latest['config_hash']}, "
             f"this run {config_hash}); use a fresh --output directory or delete that one"
         )
+    return latest["epoch"]
+
+
+def load_latest(directory: Path, rank: int, config_hash: str) -> dict[str, Any] | None:
+    epoch = check_resumable(directory, config_hash)
+    if epoch is None:
+        return None
+    latest = {"epoch": epoch}
     path = _rank_file(directory, latest["epoch"], rank)
     if not path.exists():
         raise UserError(f"checkpoint {path} is missing although latest.json names epoch {latest['epoch']}")

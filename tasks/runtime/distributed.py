@@ -44,7 +44,7 @@ class RankEnv:
             )
         try:
             rank, world_size = int(rank_text), int(env["WORLD_SIZE"])
-            local_rank = int(env.get("LOCAL_RANK", rank))
+            local_rank = int(env.get("LOCAL_RANK", 0))  # one rank per pod unless told otherwise
             port = int(env["MASTER_PORT"])
         except ValueError as exc:
             raise UserError(f"rank environment variables must be integers: {exc}") from None

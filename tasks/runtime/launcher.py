@@ -120,12 +120,16 @@ def _die_with_parent() -> None:
 
 
 def _pump(stream, log_file, echo) -> None:
+    """Copy a rank's output to its log (and to our stdout); never stop reading, or the rank blocks."""
     for line in iter(stream.readline, b""):
         log_file.write(line)
         log_file.flush()
         if echo:
-            sys.stdout.write(line.decode(errors="replace"))
-            sys.stdout.flush()
+            try:
+                sys.stdout.write(line.decode(errors="replace"))
+                sys.stdout.flush()
+            except (OSError, ValueError):  # our stdout went away (e.g. piped into `head`)
+                echo = False
 
 
 class _Terminated(Exception):
@@ -133,8 +137,12 @@ class _Terminated(Exception):
         self.signum = signum
 
 
-def run_local_job(job: LocalJob, *, timeout_s: float | None = None, echo_rank0: bool = True) -> JobOutcome:
-    """Start every rank, stop all of them as soon as one fails, the timeout passes, or we are killed."""
+def run_local_job(
+    job: LocalJob, *, timeout_s: float | None = None, echo_rank0: bool = True,
+    stop: threading.Event | None = None,
+) -> JobOutcome:
+    """Start every rank; stop all of them as soon as one fails, the timeout passes, `stop` is set,
+    or we are killed."""
     (job.output / "logs").mkdir(parents=True, exist_ok=True)
     processes: dict[int, subprocess.Popen] = {}
     pumps: list[threading.Thread] = []
@@ -142,6 +150,8 @@ def run_local_job(job: LocalJob, *, timeout_s: float | None = None, echo_rank0: 
     previous = {}
 
     def on_signal(signum, _frame):
+        for sig in previous:  # one signal is enough: cleanup must not be interrupted by a second
+            signal.signal(sig, signal.SIG_IGN)
         raise _Terminated(signum)
 
     if threading.current_thread() is threading.main_thread():
@@ -172,6 +182,9 @@ def run_local_job(job: LocalJob, *, timeout_s: float | None = None, echo_rank0: 
                                   f"{_last_line(job.ranks[rank].log_path)}", rank, returncodes=codes)
             if all(c == 0 for c in codes.values()):
                 return JobOutcome(0, "all ranks finished", returncodes=codes)
+            if stop is not None and stop.is_set():
+                _stop_all(processes)
+                return JobOutcome(143, "stopped on request; all ranks stopped", returncodes=codes)
             if deadline and time.monotonic() > deadline:
                 _stop_all(processes)
                 return JobOutcome(124, f"run timed out after {timeout_s:.0f}s; all ranks stopped",
@@ -188,6 +201,43 @@ def run_local_job(job: LocalJob, *, timeout_s: float | None = None, echo_rank0: 
             log_file.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def launch_local(
+    config,
+    *,
+    output: Path,
+    data_root: Path,
+    overrides: dict[str, str],
+    timeout_s: float | None,
+    rendezvous_timeout_s: float,
+    echo_rank0: bool = True,
+    stop: threading.Event | None = None,
+) -> tuple[JobOutcome, dict]:
+    """Run one resolved configuration as N local ranks; always leaves a result.json in `output`.
+
+    The caller has validated the request and prepared the data. Returns the job outcome and the
+    parsed result (a failed record with the launcher's reason when no rank wrote one).
+    """
+    import json
+
+    from tasks.runtime.checkpoint import check_resumable
+    from tasks.runtime.results import failed_result, read_result, write_result
+
+    check_resumable(output / "checkpoints", config.config_hash())  # before touching anything there
+    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    job = build_local_job(
+        worker_args(task=config.task, preset=config.preset, backend=config.backend, output=str(output),
+                    data_root=str(data_root), algorithm=config.algorithm, device=config.device,
+                    overrides=overrides),
+        config.world_size, output, master_port=free_port(),
+        extra_env={"MLBENCH_RENDEZVOUS_TIMEOUT_S": str(rendezvous_timeout_s)},
+    )
+    (output / "result.json").unlink(missing_ok=True)
+    outcome = run_local_job(job, timeout_s=timeout_s, echo_rank0=echo_rank0, stop=stop)
+    if not (output / "result.json").exists():
+        write_result(output, failed_result(config, outcome.message))
+    return outcome, read_result(output)
 
 
 def _stop_all(processes: dict[int, subprocess.Popen]) -> None:

@@ -46,11 +46,13 @@ class MultiStepLR(ConstantLR):
 
 
 class PlateauWithWarmup(ConstantLR):
-    """MLBench's ReduceLROnPlateauWithWarmup, as its reference code ran it.
+    """MLBench's ReduceLROnPlateauWithWarmup, as its task-1a reference code ran it.
 
-    Linear warm-up per step from `base_lr` to `scaled_lr` over `warmup_epochs` epochs, then the
-    rate is multiplied by `factor` whenever the validation loss has not improved by more than
-    `threshold` (absolute) for more than `patience` epochs, never going below `min_lr`.
+    Linear warm-up by epoch: epoch e < W runs at base + (scaled - base) * e / W for the whole
+    epoch (the reference stepped the scheduler once per epoch and never per batch). From epoch W
+    on, the rate is `scaled_lr`, multiplied by `factor` whenever the validation loss has not
+    improved by more than `threshold` (absolute) for more than `patience` epochs, never below
+    `min_lr`.
     """
 
     def __init__(
@@ -58,7 +60,6 @@ class PlateauWithWarmup(ConstantLR):
         base_lr: float,
         scaled_lr: float,
         warmup_epochs: int,
-        steps_per_epoch: int,
         factor: float,
         patience: int,
         threshold: float,
@@ -67,8 +68,6 @@ class PlateauWithWarmup(ConstantLR):
         super().__init__(scaled_lr if warmup_epochs == 0 else base_lr)
         self.base_lr = base_lr
         self.scaled_lr = scaled_lr
-        self.warmup_steps = warmup_epochs * steps_per_epoch
-        self.steps_per_epoch = steps_per_epoch
         self.warmup_epochs = warmup_epochs
         self.factor = factor
         self.patience = patience
@@ -79,9 +78,8 @@ class PlateauWithWarmup(ConstantLR):
         self.warmup_done = warmup_epochs == 0
 
     def lr_for_step(self, epoch: int, step: int) -> float:
-        global_step = epoch * self.steps_per_epoch + step
-        if global_step < self.warmup_steps:
-            self.lr = self.base_lr + (self.scaled_lr - self.base_lr) * global_step / self.warmup_steps
+        if epoch < self.warmup_epochs:
+            self.lr = self.base_lr + (self.scaled_lr - self.base_lr) * epoch / self.warmup_epochs
         elif not self.warmup_done:
             self.lr = self.scaled_lr
             self.warmup_done = True
@@ -114,7 +112,7 @@ class PlateauWithWarmup(ConstantLR):
         self.warmup_done = state["warmup_done"]
 
 
-def build_schedule(config: RunConfig, steps_per_epoch: int) -> ConstantLR:
+def build_schedule(config: RunConfig) -> ConstantLR:
     schedule = config.schedule
     if schedule.kind == "constant":
         return ConstantLR(config.scaled_lr)
@@ -125,7 +123,6 @@ def build_schedule(config: RunConfig, steps_per_epoch: int) -> ConstantLR:
             base_lr=config.optimizer.lr,
             scaled_lr=config.scaled_lr,
             warmup_epochs=config.warmup_epochs,
-            steps_per_epoch=steps_per_epoch,
             factor=schedule.factor,
             patience=schedule.patience,
             threshold=schedule.threshold,

@@ -147,14 +147,28 @@ class Trainer:
         )
         self.mllog.event(constants.TRAIN_SAMPLES, self.train_batches.num_samples * k)
         self.mllog.event(constants.EVAL_SAMPLES, num_val)
-        self.schedule = build_schedule(config, len(self.train_batches))
+        self.schedule = build_schedule(config)
 
     # ----------------------------------------------------------------------------- resume
     def _checkpoint_dir(self) -> Path:
         return self.output / "checkpoints"
 
+    def _agree(self, what: str, error: Exception | None) -> None:
+        """Every rank learns whether any rank failed at `what`, so none waits on a peer that gave up."""
+        failed = torch.tensor([1.0 if error else 0.0], device=self.device)
+        dist.all_reduce(failed)
+        if error is not None:
+            raise error
+        if failed.item() > 0:
+            raise UserError(f"another rank failed while {what}; see its log")
+
     def _resume(self) -> None:
-        payload = checkpoint.load_latest(self._checkpoint_dir(), self.env.rank, self.config.config_hash())
+        payload, error = None, None
+        try:
+            payload = checkpoint.load_latest(self._checkpoint_dir(), self.env.rank, self.config.config_hash())
+        except (UserError, OSError, RuntimeError) as exc:
+            error = exc if isinstance(exc, UserError) else UserError(f"cannot read checkpoint: {exc}")
+        self._agree("loading its checkpoint", error)
         if payload is None:
             return
         self.base_model.load_state_dict(payload["model"])
@@ -168,19 +182,23 @@ class Trainer:
     def _save_checkpoint(self) -> None:
         directory = self._checkpoint_dir()
         epoch = self.state.epochs_done
-        checkpoint.save_rank(
-            directory,
-            epoch,
-            self.env.rank,
-            {
-                "model": self.base_model.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "schedule": self.schedule.state_dict(),
-                "timer": self.timer.state_dict(),
-                "state": self.state.__dict__.copy(),
-            },
-        )
-        dist.barrier()
+        error = None
+        try:
+            checkpoint.save_rank(
+                directory,
+                epoch,
+                self.env.rank,
+                {
+                    "model": self.base_model.state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "schedule": self.schedule.state_dict(),
+                    "timer": self.timer.state_dict(),
+                    "state": self.state.__dict__.copy(),
+                },
+            )
+        except OSError as exc:
+            error = UserError(f"cannot write checkpoint into {directory}: {exc.strerror or exc}")
+        self._agree("saving its checkpoint", error)  # doubles as the barrier before publishing
         if self.is_chief:
             checkpoint.publish(directory, epoch, self.config.config_hash())
         dist.barrier()

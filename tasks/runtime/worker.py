@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -18,9 +19,9 @@ EXIT_RUN_FAILED = 4
 def ensure_writable_dir(path: Path, what: str = "output directory") -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".write-test"
-        probe.write_text("ok")
-        probe.unlink()
+        fd, probe = tempfile.mkstemp(dir=path, prefix=".write-test-")  # unique: ranks probe at once
+        os.close(fd)
+        os.unlink(probe)
     except OSError as exc:
         raise UserError(f"cannot write to {what} {path}: {exc.strerror or exc}; choose a writable path") from None
     return path

@@ -35,8 +35,29 @@ def test_one_failing_rank_stops_the_others_and_is_named(tmp_path):
 
 
 def test_timeout_stops_all_ranks(tmp_path):
-    outcome = run_local_job(job_of(tmp_path, ["import time; time.sleep(60)"] * 2), timeout_s=1, echo_rank0=False)
+    sleepers = [f"import os,time; open({str(tmp_path / f'{r}.pid')!r},'w').write(str(os.getpid())); time.sleep(60)"
+                for r in range(2)]
+    outcome = run_local_job(job_of(tmp_path, sleepers), timeout_s=1, echo_rank0=False)
     assert outcome.timed_out and outcome.returncode == 124 and "timed out after 1s" in outcome.message
+    for rank in range(2):
+        with pytest.raises(ProcessLookupError):
+            os.kill(int((tmp_path / f"{rank}.pid").read_text()), 0)
+
+
+def test_a_rank_flooding_a_closed_stdout_does_not_stall(tmp_path):
+    """Our stdout closed (piped into `head`): rank output keeps flowing into its log."""
+    import io
+
+    flood = "import sys\nfor i in range(200000): print('x' * 100)"
+    closed = io.TextIOWrapper(io.BytesIO())
+    closed.close()
+    real_stdout, sys.stdout = sys.stdout, closed
+    try:
+        outcome = run_local_job(job_of(tmp_path, [flood]), timeout_s=60, echo_rank0=True)
+    finally:
+        sys.stdout = real_stdout
+    assert outcome.returncode == 0, outcome.message
+    assert (tmp_path / "logs" / "rank0.log").stat().st_size >= 200000 * 101
 
 
 def test_killing_the_launcher_kills_its_ranks(tmp_path):

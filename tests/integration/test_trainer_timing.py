@@ -1,0 +1,49 @@
+"""Time to accuracy excludes loader waits and evaluation; wall time includes them."""
+
+import time
+
+import pytest
+import torch.distributed as dist
+
+from tasks.data import catalog
+from tasks.registry import resolve
+from tasks.runtime.distributed import RankEnv, init_process_group
+from tasks.runtime.launcher import free_port
+from tasks.runtime.loader import ImageBatches
+from tasks.runtime.trainer import Trainer
+
+pytestmark = pytest.mark.integration
+LOADER_WAIT_S = 0.03
+EVAL_WAIT_S = 0.5
+
+
+def test_loader_waits_and_evaluation_are_outside_the_timed_steps(data_root, tmp_path, monkeypatch):
+    catalog.prepare("digits", data_root)
+    config = resolve("cifar10-resnet20", "demo", world_size=1, overrides={"max_epochs": "2", "target_value": "1.0"})
+    original_epoch, original_eval = ImageBatches.epoch, Trainer._evaluate
+
+    def slow_epoch(self, epoch):
+        for batch in original_epoch(self, epoch):
+            time.sleep(LOADER_WAIT_S)  # a slow input pipeline
+            yield batch
+
+    def slow_eval(self):
+        time.sleep(EVAL_WAIT_S)
+        return original_eval(self)
+
+    monkeypatch.setattr(ImageBatches, "epoch", slow_epoch)
+    monkeypatch.setattr(Trainer, "_evaluate", slow_eval)
+    env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=free_port())
+    init_process_group(env, "gloo")
+    try:
+        result = Trainer(config, env, data_root, tmp_path, log=lambda _m: None).run()
+    finally:
+        dist.destroy_process_group()
+
+    train_batches = result["steps"]
+    val_batches = 2 * -(-360 // 32)
+    excluded = train_batches * LOADER_WAIT_S + val_batches * LOADER_WAIT_S + 2 * EVAL_WAIT_S
+    assert result["wall_time_s"] - result["train_time_s"] >= 0.95 * excluded
+    # and the steps themselves are fully accounted for by the phases
+    assert sum(result["phases_s"].values()) == pytest.approx(result["train_time_s"], rel=1e-6)
+    assert result["history"][-1]["cumulative_train_time_s"] == pytest.approx(result["train_time_s"])
