@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench venv clean
+.PHONY: demo train-demo airflow-ui test test-fast bench venv clean
 
 venv: $(STAMP)
 
@@ -19,11 +19,22 @@ $(STAMP): pyproject.toml
 
 export GX_ANALYTICS_ENABLED := False
 
-# A fresh run each time: the same --output would otherwise resume the finished run.
+# The whole pipeline on the embedded default: project-local Airflow (SQLite) in .mlbench/airflow,
+# MLflow in .mlbench/mlflow.db, datasets and run directories under .mlbench/.
 demo: $(STAMP)
-	rm -rf runs/demo
+	$(BIN)/python -m operators.embedded demo
+
+# Only the training runtime: 2 local ranks of the demo preset, no Airflow.
+train-demo: $(STAMP)
+	rm -rf .mlbench/train-demo
 	$(BIN)/mlbench train --task cifar10-resnet20 --preset demo --world-size 2 --backend gloo \
-		--output runs/demo --data-root data
+		--output .mlbench/train-demo --data-root .mlbench/data
+
+# The real Airflow UI on the same embedded setup: http://localhost:8080, trigger mlbench_benchmark.
+airflow-ui: $(STAMP)
+	$(BIN)/python -c "from operators.embedded import airflow_env, prepare_airflow; prepare_airflow(airflow_env())"
+	AIRFLOW_HOME=$${AIRFLOW_HOME:-$(CURDIR)/.mlbench/airflow} MLBENCH_HOME=$(CURDIR)/.mlbench \
+		AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False $(BIN)/airflow standalone
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
@@ -35,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/step_overhead.py
 
 clean:
-	rm -rf runs data .pytest_cache
+	rm -rf .mlbench .pytest_cache

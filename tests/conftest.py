@@ -1,11 +1,15 @@
 import os
 import subprocess
+import tempfile
 import sys
 from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
+# Tests never touch a real Airflow installation: one throw-away AIRFLOW_HOME per session.
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="mlbench-airflow-home-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,0 +1,59 @@
+"""The launcher operator: one planned configuration as one distributed job.
+
+The job itself is described by pure functions (`tasks.runtime.launcher.worker_args`,
+`rank_environment`) and run by the launcher the configuration names; this operator only adapts
+that to Airflow: small XComs, failure semantics, and stopping the ranks when the task is killed.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+
+class DistributedTrainingOperator(BaseOperator):
+    """Runs one configuration (a dict from `operators.planning.plan_configurations`).
+
+    Bad input, bad data and divergence fail for good (a retry would fail the same way); crashes,
+    timeouts and kills are retried, and the retry resumes from the configuration's last checkpoint.
+    """
+
+    template_fields = ("configuration",)
+    ui_color = "#d7ecf9"
+
+    def __init__(
+        self,
+        *,
+        configuration: dict[str, Any],
+        run_timeout_s: float = 6 * 3600,
+        rendezvous_timeout_s: float = 600,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.configuration = configuration
+        self.run_timeout_s = run_timeout_s
+        self.rendezvous_timeout_s = rendezvous_timeout_s
+        self._stop = threading.Event()
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from operators.steps import launch_configuration
+
+        summary = launch_configuration(
+            self.configuration,
+            run_timeout_s=self.run_timeout_s,
+            rendezvous_timeout_s=self.rendezvous_timeout_s,
+            stop=self._stop,
+        )
+        if summary["status"] != "completed":
+            message = f"configuration {summary['config_id']} failed: {summary['reason']}"
+            if not summary["retryable"]:
+                raise AirflowFailException(message)
+            raise RuntimeError(message)
+        return summary
+
+    def on_kill(self) -> None:
+        self._stop.set()  # the launcher stops every rank of the job

@@ -1,0 +1,122 @@
+"""The benchmark pipeline's wiring, shared by the manual and the nightly DAG.
+
+Task bodies are one-line calls into `operators.steps` (imported inside each task, so parsing a
+DAG file stays cheap). Steps after the launch run whatever happened upstream (trigger rule
+ALL_DONE) and read the run directory, so a failed configuration or a failed gate is still
+validated, tracked and reported; the final `check` fails the DAG run if anything failed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import Any
+
+from airflow.sdk import Param, TriggerRule, get_current_context, task
+
+from operators.launch import DistributedTrainingOperator
+
+# Local ranks of two configurations on one machine would share its cores and distort both
+# timings, so the local launcher's pool has one slot: configurations run one at a time, across
+# all DAG runs. Size it to the number of machines when each configuration gets its own.
+LOCAL_POOL = "mlbench_local"
+OWNER = "mlbench"
+RETRY_DELAY = datetime.timedelta(seconds=float(os.environ.get("MLBENCH_RETRY_DELAY_S", 30)))
+DEFAULT_ARGS = {"owner": OWNER, "retries": 1, "retry_delay": RETRY_DELAY}
+TAGS = ["mlbench", "benchmark"]
+
+
+def benchmark_params() -> dict[str, Param]:
+    """The manual trigger form; the request step re-validates everything with clear messages."""
+    from tasks.registry import BACKENDS, PRESETS, TASKS
+
+    return {
+        "tasks": Param(["cifar10-resnet20"], type="array", items={"type": "string", "enum": sorted(TASKS)},
+                       minItems=1, title="Benchmark tasks", description="MLBench tasks to run"),
+        "preset": Param("demo", type="string", enum=list(PRESETS), title="Preset",
+                        description="full / light: MLBench's targets; demo: bundled data; smoke: tests"),
+        "world_sizes": Param([1, 2], type="array", items={"type": "integer", "minimum": 1}, minItems=1,
+                             title="Worker counts", description="one configuration per worker count"),
+        "backend": Param("gloo", type="string", enum=list(BACKENDS), title="Communication backend"),
+        "algorithm": Param("", type="string", enum=["", "allreduce", "ddp"], title="Algorithm",
+                           description="empty: each task's reference algorithm"),
+        "repeats": Param(1, type="integer", minimum=1, maximum=100, title="Repeats",
+                         description="runs per configuration (seed + repeat); reported as an olympic mean"),
+        "launcher": Param("local", type="string", enum=["local", "kubernetes"], title="Launcher"),
+        "accelerator": Param("cpu", type="string", enum=["cpu", "gpu"], title="Accelerator"),
+        "target": Param(None, type=["null", "number"], title="Target override",
+                        description="replaces every task's quality target for this run"),
+        "overrides": Param({}, type="object", title="Config overrides",
+                           description='extra config fields, e.g. {"max_epochs": "5"}'),
+    }
+
+
+def _run_id() -> str:
+    return get_current_context()["run_id"]
+
+
+def _dag_id() -> str:
+    return get_current_context()["dag"].dag_id
+
+
+def build_pipeline(request_from: str) -> None:
+    """Add the pipeline's tasks to the DAG being defined. `request_from`: "params" or a sweep file."""
+
+    @task(retries=0)
+    def validate_request() -> dict[str, Any]:
+        from operators.steps import load_sweep, validate_request_step
+
+        raw = dict(get_current_context()["params"]) if request_from == "params" else load_sweep(request_from)
+        return validate_request_step(raw, _run_id())
+
+    @task
+    def prepare_data(request: dict[str, Any]) -> list[dict[str, str]]:
+        from operators.steps import prepare_data_step
+
+        return prepare_data_step(request)
+
+    @task(retries=0)
+    def validate_data(request: dict[str, Any], _prepared: list) -> list[dict[str, Any]]:
+        from operators.steps import validate_data_step
+
+        return validate_data_step(request, _run_id())
+
+    @task(retries=0)
+    def plan(request: dict[str, Any], _validated: list) -> list[dict[str, Any]]:
+        from operators.steps import plan_step
+
+        return plan_step(request, _run_id())
+
+    @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
+    def validate_results() -> list[dict[str, Any]]:
+        from operators.steps import validate_results_step
+
+        return validate_results_step(_run_id())
+
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def track() -> dict[str, Any]:
+        from operators.steps import track_step
+
+        return track_step(_run_id(), dag_id=_dag_id())
+
+    @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
+    def report() -> str:
+        from operators.steps import report_step
+
+        return report_step(_run_id())
+
+    @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
+    def check() -> None:
+        from operators.steps import check_step
+
+        check_step(_run_id())
+
+    request = validate_request()
+    configurations = plan(request, validate_data(request, prepare_data(request)))
+    launched = DistributedTrainingOperator.partial(
+        task_id="launch", pool=LOCAL_POOL, retries=1, max_active_tis_per_dagrun=1,
+    ).expand(configuration=configurations)
+    gate = validate_results()
+    launched >> gate
+    configurations >> gate  # runs (and records the failure) even when planning never happened
+    gate >> track() >> report() >> check()

@@ -1,0 +1,172 @@
+"""A benchmark request (the DAG's params, or a sweep file entry), validated before any work.
+
+Validation fails with one message naming the bad field and what is valid, so the run stops at its
+first step instead of deep inside training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tasks.errors import UserError
+from tasks.registry import BACKENDS, TASKS, get_preset, get_task
+
+LAUNCHERS = ("local", "kubernetes")
+ACCELERATORS = ("cpu", "gpu")
+MAX_WORLD_SIZE = 1024
+MAX_REPEATS = 100
+
+
+class InvalidRequest(UserError):
+    """The request cannot run; the message names the field."""
+
+
+@dataclass(frozen=True)
+class BenchmarkRequest:
+    tasks: tuple[str, ...]
+    preset: str = "demo"
+    world_sizes: tuple[int, ...] = (1, 2)
+    backend: str = "gloo"
+    algorithm: str | None = None  # None: each task's reference algorithm
+    repeats: int = 1
+    launcher: str = "local"
+    accelerator: str = "cpu"
+    target: float | None = None  # overrides every task's target for this request
+    overrides: dict[str, str] = field(default_factory=dict)  # extra config fields (e.g. max_epochs)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["tasks"] = list(self.tasks)
+        data["world_sizes"] = list(self.world_sizes)
+        return data
+
+
+def _fail(field_name: str, problem: str) -> InvalidRequest:
+    return InvalidRequest(f"invalid request field '{field_name}': {problem}")
+
+
+def _as_list(field_name: str, value: Any) -> list:
+    if isinstance(value, str):
+        value = [part.strip() for part in value.split(",") if part.strip()]
+    if not isinstance(value, (list, tuple)) or not value:
+        raise _fail(field_name, f"expected a non-empty list, got {value!r}")
+    return list(value)
+
+
+def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
+    """Check every field of a request; the first problem found is raised as InvalidRequest."""
+    known = {f.name for f in dataclasses.fields(BenchmarkRequest)}
+    unknown = sorted(set(params) - known)
+    if unknown:
+        raise _fail(unknown[0], f"unknown field; valid fields: {', '.join(sorted(known))}")
+    defaults = BenchmarkRequest(tasks=("cifar10-resnet20",))
+
+    tasks = _as_list("tasks", params.get("tasks", list(defaults.tasks)))
+    for name in tasks:
+        if name not in TASKS:
+            raise _fail("tasks", f"unknown task '{name}'; valid tasks: {', '.join(TASKS)}")
+
+    preset = params.get("preset", defaults.preset)
+    for name in tasks:
+        try:
+            get_preset(get_task(name), preset)
+        except UserError as exc:
+            raise _fail("preset", str(exc)) from None
+
+    world_sizes = []
+    for value in _as_list("world_sizes", params.get("world_sizes", list(defaults.world_sizes))):
+        try:
+            size = int(value)
+        except (TypeError, ValueError):
+            raise _fail("world_sizes", f"'{value}' is not a whole number") from None
+        if not 1 <= size <= MAX_WORLD_SIZE or str(size) != str(value).strip():
+            raise _fail("world_sizes", f"each worker count must be a whole number from 1 to {MAX_WORLD_SIZE}, got {value!r}")
+        world_sizes.append(size)
+    if len(set(world_sizes)) != len(world_sizes):
+        raise _fail("world_sizes", f"duplicate worker counts in {world_sizes}")
+
+    backend = params.get("backend", defaults.backend)
+    if backend not in BACKENDS:
+        raise _fail("backend", f"'{backend}' is not a backend; valid: {', '.join(BACKENDS)}")
+    accelerator = params.get("accelerator", defaults.accelerator)
+    if accelerator not in ACCELERATORS:
+        raise _fail("accelerator", f"'{accelerator}' is not valid; valid: {', '.join(ACCELERATORS)}")
+    if backend == "nccl" and accelerator != "gpu":
+        raise _fail("backend", "nccl needs accelerator 'gpu'; use gloo for CPU runs")
+
+    algorithm = params.get("algorithm") or None
+    if algorithm is not None:
+        for name in tasks:
+            try:
+                get_task(name).algorithm(algorithm)
+            except UserError as exc:
+                raise _fail("algorithm", str(exc)) from None
+
+    repeats = params.get("repeats", defaults.repeats)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise _fail("repeats", f"must be a whole number from 1 to {MAX_REPEATS}, got {repeats!r}")
+
+    launcher = params.get("launcher", defaults.launcher)
+    if launcher not in LAUNCHERS:
+        raise _fail("launcher", f"'{launcher}' is not a launcher; valid: {', '.join(LAUNCHERS)}")
+    if launcher == "kubernetes":
+        raise _fail("launcher", "the kubernetes launcher is not available yet; valid now: local")
+
+    target = params.get("target")
+    if target in ("", None):
+        target = None
+    else:
+        try:
+            target = float(target)
+        except (TypeError, ValueError):
+            raise _fail("target", f"must be a number, got {target!r}") from None
+
+    overrides = params.get("overrides") or {}
+    if not isinstance(overrides, dict):
+        raise _fail("overrides", f"must be a mapping of config field to value, got {overrides!r}")
+    overrides = {str(k): str(v) for k, v in overrides.items()}
+
+    request = BenchmarkRequest(
+        tasks=tuple(tasks), preset=preset, world_sizes=tuple(world_sizes), backend=backend,
+        algorithm=algorithm, repeats=repeats, launcher=launcher, accelerator=accelerator,
+        target=target, overrides=overrides,
+    )
+    _check_resolves(request)
+    return request
+
+
+def _check_resolves(request: BenchmarkRequest) -> None:
+    """Every configuration must resolve (overrides typed right, ranges valid) before anything runs."""
+    from tasks.registry import resolve
+
+    for name in request.tasks:
+        for size in request.world_sizes:
+            try:
+                resolve(name, request.preset, world_size=size, backend=request.backend,
+                        device=device_for(request), algorithm=request.algorithm,
+                        overrides=config_overrides(request))
+            except UserError as exc:
+                raise _fail("overrides" if request.overrides else "tasks", str(exc)) from None
+
+
+def device_for(request: BenchmarkRequest) -> str:
+    return "cuda" if request.accelerator == "gpu" else "cpu"
+
+
+def config_overrides(request: BenchmarkRequest) -> dict[str, str]:
+    overrides = dict(request.overrides)
+    if request.target is not None:
+        overrides["target_value"] = repr(request.target)
+    return overrides
+
+
+def default_roots() -> tuple[Path, Path]:
+    """(data root, runs root) for this deployment: env, else under MLBENCH_HOME."""
+    home = Path(os.environ.get("MLBENCH_HOME", Path.cwd() / ".mlbench"))
+    data = Path(os.environ.get("MLBENCH_DATA_ROOT", home / "data"))
+    runs = Path(os.environ.get("MLBENCH_RUNS_ROOT", home / "runs"))
+    return data, runs

@@ -1,0 +1,309 @@
+"""The pipeline's steps as plain functions: what each DAG task runs, testable without Airflow.
+
+Data flow (one DAG run):
+  validate request → prepare datasets → GX data gate → plan → launch (mapped) →
+  GX results gate → MLflow → report → check
+
+Steps hand each other small values (the request, the plan: ids and paths); everything large
+lives on disk: datasets in the data root, bundles and validation reports in the run directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from operators.planning import plan_configurations, safe_name
+from operators.request import BenchmarkRequest, default_roots, validate_request
+
+DATA_VALIDATION_DIR = "data_validation"
+RESULT_VALIDATION_FILE = "validation.json"
+
+
+def log(message: str) -> None:
+    print(f"[pipeline] {message}", flush=True)
+
+
+def run_dir(run_id: str) -> Path:
+    return default_roots()[1] / safe_name(run_id)
+
+
+def _request(request: dict[str, Any]) -> BenchmarkRequest:
+    return validate_request(request)
+
+
+# ---------------------------------------------------------------------------------- request
+def validate_request_step(params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    request = validate_request(dict(params))
+    _check_local_capacity(request)
+    log(f"request valid: tasks={list(request.tasks)} preset={request.preset} "
+        f"world_sizes={list(request.world_sizes)} repeats={request.repeats} launcher={request.launcher}")
+    directory = run_dir(run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "request.json").write_text(json.dumps(request.to_dict(), indent=2))
+    log(f"run directory: {directory}")
+    return request.to_dict()
+
+
+def load_sweep(path: str) -> dict[str, Any]:
+    """The request of a versioned sweep file (YAML: `version: 1`, `request: {...}`)."""
+    import yaml
+
+    from operators.request import InvalidRequest
+
+    try:
+        document = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise InvalidRequest(f"cannot read sweep file {path}: {exc}") from None
+    if not isinstance(document, dict) or document.get("version") != 1 or not isinstance(document.get("request"), dict):
+        raise InvalidRequest(f"sweep file {path} must hold `version: 1` and a `request:` mapping")
+    return document["request"]
+
+
+def load_request(run_id: str) -> dict[str, Any] | None:
+    path = run_dir(run_id) / "request.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def load_plan(run_id: str) -> list[dict[str, Any]] | None:
+    path = run_dir(run_id) / "plan.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _check_local_capacity(request: BenchmarkRequest) -> None:
+    """Local ranks beyond the CPU count would share cores and distort every timing."""
+    from operators.request import InvalidRequest
+
+    cores = os.cpu_count() or 1
+    if request.launcher == "local" and request.accelerator == "cpu" and max(request.world_sizes) > cores:
+        raise InvalidRequest(
+            f"invalid request field 'world_sizes': {max(request.world_sizes)} local ranks exceed the "
+            f"{cores} CPU cores of this machine; valid here: 1 to {cores} (or launcher 'kubernetes')"
+        )
+
+
+# ---------------------------------------------------------------------------------- data
+def datasets_of(request: BenchmarkRequest) -> dict[str, Any]:
+    """Dataset name -> resolved data spec, once per dataset however many tasks share it."""
+    from tasks.registry import resolve
+
+    datasets = {}
+    for task in request.tasks:
+        config = resolve(task, request.preset, world_size=1, backend=request.backend,
+                         device="cuda" if request.accelerator == "gpu" else "cpu",
+                         algorithm=request.algorithm, overrides=request.overrides)
+        datasets.setdefault(config.data.dataset, config)
+    return datasets
+
+
+def prepare_data_step(request: dict[str, Any]) -> list[dict[str, str]]:
+    from tasks.data import catalog
+
+    data_root = default_roots()[0]
+    prepared = []
+    for name, config in datasets_of(_request(request)).items():
+        path = catalog.prepare(name, data_root, url=config.data.url, md5=config.data.md5,
+                               log=lambda line: print(line, flush=True))  # lines carry "[data]"
+        prepared.append({"dataset": name, "path": str(path)})
+    return prepared
+
+
+def validate_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    """Great Expectations gate: every dataset must pass before any training starts."""
+    from operators.validation import ValidationFailed, validate_dataset
+    from tasks.data import catalog
+    from tasks.errors import DataError
+    from tasks.runtime.sharding import shard_plan
+
+    parsed = _request(request)
+    data_root = default_roots()[0]
+    out_dir = run_dir(run_id) / DATA_VALIDATION_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summaries, failed = [], []
+    for name, config in datasets_of(parsed).items():
+        arrays = catalog.load(name, data_root)
+        num_train = min(len(arrays["train_labels"]), config.data.max_train_samples or len(arrays["train_labels"]))
+        num_val = min(len(arrays["val_labels"]), config.data.max_val_samples or len(arrays["val_labels"]))
+        try:
+            plans = {k: shard_plan(num_train, num_val, k, config.seed) for k in parsed.world_sizes}
+        except ValueError as exc:  # more ranks than samples: no configuration could train
+            raise DataError(f"dataset {name}: {exc}; lower the worker counts or raise "
+                            f"data.max_train_samples") from None
+        report = validate_dataset(name, arrays, num_classes=config.num_classes, shard_plans=plans)
+        (out_dir / f"{name}.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
+        log(report.summary())
+        summaries.append({"dataset": name, "success": report.success, "summary": report.summary()})
+        if not report.success:
+            failed.append(report)
+    if failed:
+        raise ValidationFailed(failed[0])
+    return summaries
+
+
+# ---------------------------------------------------------------------------------- plan + launch
+def plan_step(request: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
+    data_root, runs_root = default_roots()
+    plan = plan_configurations(_request(request), run_id=run_id, runs_root=runs_root, data_root=data_root)
+    (run_dir(run_id)).mkdir(parents=True, exist_ok=True)
+    (run_dir(run_id) / "plan.json").write_text(json.dumps(plan, indent=2))
+    log(f"planned {len(plan)} configuration(s): {', '.join(c['config_id'] for c in plan)}")
+    return plan
+
+
+def launch_configuration(
+    configuration: dict[str, Any],
+    *,
+    run_timeout_s: float,
+    rendezvous_timeout_s: float,
+    stop: threading.Event | None = None,
+) -> dict[str, Any]:
+    """Run one configuration with its launcher; returns a small summary. Always leaves a result.json."""
+    from tasks.errors import UserError
+    from tasks.registry import resolve
+    from tasks.runtime.launcher import launch_local
+    from tasks.runtime.results import failed_result, write_result
+
+    c = configuration
+    output = Path(c["output"])
+    output.mkdir(parents=True, exist_ok=True)
+    config = resolve(c["task"], c["preset"], world_size=c["world_size"], backend=c["backend"],
+                     device=c["device"], algorithm=c["algorithm"], overrides=c["overrides"])
+    if c["launcher"] != "local":
+        raise ValueError(f"launcher {c['launcher']!r} is not available")
+    log(f"launching {c['config_id']}: {c['world_size']} local rank(s), output {output}")
+    try:
+        outcome, result = launch_local(
+            config, output=output, data_root=Path(c["data_root"]), overrides=c["overrides"],
+            timeout_s=run_timeout_s, rendezvous_timeout_s=rendezvous_timeout_s, stop=stop,
+        )
+        returncode = outcome.returncode
+    except UserError as exc:  # e.g. the directory holds another configuration's checkpoints
+        result = failed_result(config, str(exc))
+        write_result(output, result)
+        returncode = exc.exit_code
+    summary = {
+        "config_id": c["config_id"],
+        "output": str(output),
+        "status": result["status"],
+        "reason": result["reason"],
+        "goal_reached": result["goal_reached"],
+        "time_to_accuracy_s": result["time_to_accuracy_s"],
+        # Bad input or data (exit 2, 3) and divergence fail the same way again: no retry.
+        # Crashes, timeouts and kills (preempted nodes) are retried and resume from the checkpoint.
+        "retryable": returncode not in (0, 2, 3) and not str(result["reason"]).startswith("diverged"),
+    }
+    log(f"{c['config_id']}: {result['status']}, goal reached: {result['goal_reached']}, "
+        f"time to accuracy: {result['time_to_accuracy_s']}")
+    return summary
+
+
+# ---------------------------------------------------------------------------------- results
+def _read_bundle(configuration: dict[str, Any]) -> dict[str, Any] | None:
+    path = Path(configuration["output"]) / "result.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def validate_results_step(run_id: str) -> list[dict[str, Any]]:
+    """Great Expectations gate on every bundle that exists; the verdict is stored beside it."""
+    from operators.validation import validate_result
+
+    verdicts = []
+    for configuration in load_plan(run_id) or []:
+        result = _read_bundle(configuration)
+        if result is None:
+            verdicts.append({"config_id": configuration["config_id"], "success": False,
+                             "summary": "no result.json: the configuration never produced a bundle"})
+            continue
+        report = validate_result(result, expected_world_size=configuration["world_size"],
+                                 suite_name=f"result:{configuration['config_id']}")
+        (Path(configuration["output"]) / RESULT_VALIDATION_FILE).write_text(
+            json.dumps(report.to_dict(), indent=2, default=str))
+        log(report.summary())
+        verdicts.append({"config_id": configuration["config_id"], "success": report.success,
+                         "summary": report.summary()})
+    return verdicts
+
+
+def outcomes_of(plan: list[dict[str, Any]]) -> list:
+    """Everything known about each configuration, read back from its bundle directory."""
+    from operators.report import ConfigurationOutcome
+
+    outcomes = []
+    for c in plan or []:
+        result = _read_bundle(c)
+        validation_path = Path(c["output"]) / RESULT_VALIDATION_FILE
+        validation = json.loads(validation_path.read_text()) if validation_path.exists() else None
+        reason = None
+        if result is None:
+            reason = "no result.json: the configuration never produced a bundle"
+        elif result["status"] != "completed":
+            reason = result["reason"]
+        elif validation is not None and not validation["success"]:
+            reason = f"results failed validation: {validation.get('failures', [])[:3]}"
+        outcomes.append(ConfigurationOutcome(
+            config_id=c["config_id"], task=c["task"], world_size=c["world_size"], repeat=c["repeat"],
+            algorithm=c["algorithm"], backend=c["backend"], launcher=c["launcher"], output=c["output"],
+            result=result, validation=validation, failure_reason=reason,
+        ))
+    return outcomes
+
+
+def track_step(run_id: str, *, dag_id: str) -> dict[str, Any]:
+    """Log the whole run to MLflow, failed configurations and failed gates included."""
+    from operators import tracking
+
+    request, plan = load_request(run_id), load_plan(run_id)
+    if request is None:
+        log("request was invalid: nothing ran, nothing to track")
+        return {}
+    data_failures = _data_gate_failures(run_id)
+    if not plan:
+        reason = data_failures[0] if data_failures else "the run stopped before planning"
+        ids = tracking.log_stopped_run(request, dag_id=dag_id, dag_run_id=run_id, reason=reason,
+                                       artifacts=sorted((run_dir(run_id) / DATA_VALIDATION_DIR).glob("*.json")))
+        log(f"run stopped before training ({reason}); recorded in MLflow at {tracking.tracking_uri()}")
+        return ids
+    ids = tracking.log_benchmark(outcomes_of(plan), dag_id=dag_id, dag_run_id=run_id, request=request)
+    log(f"logged {len(plan)} configuration(s) to MLflow at {tracking.tracking_uri()}")
+    return ids
+
+
+def _data_gate_failures(run_id: str) -> list[str]:
+    failures = []
+    for path in sorted((run_dir(run_id) / DATA_VALIDATION_DIR).glob("*.json")):
+        report = json.loads(path.read_text())
+        if not report["success"]:
+            failures.append(f"data validation failed: {'; '.join(report['failures'][:3])}")
+    return failures
+
+
+def report_step(run_id: str) -> str:
+    from operators import report, tracking
+
+    plan = load_plan(run_id)
+    if not plan:
+        return ""
+    rows = report.comparison_rows(outcomes_of(plan))
+    table = report.format_table(rows)
+    (run_dir(run_id) / "summary.txt").write_text(table + "\n")
+    print(table, flush=True)
+    print(f"MLFLOW_TRACKING_URI={tracking.tracking_uri()}", flush=True)
+    return table
+
+
+def check_step(run_id: str) -> None:
+    """The DAG run fails when any configuration failed, after everything has been recorded."""
+    plan = load_plan(run_id)
+    if plan is None:
+        raise RuntimeError("the run stopped before any configuration was planned; see the failed step")
+    failed = [o for o in outcomes_of(plan or []) if not o.succeeded]
+    if failed:
+        details = "; ".join(f"{o.config_id}: {o.failure_reason}" for o in failed[:5])
+        raise RuntimeError(f"{len(failed)} of {len(plan)} configuration(s) failed: {details}")
+    log(f"all {len(plan or [])} configuration(s) completed and passed validation")

@@ -1,0 +1,717 @@
+"""Great Expectations gates: one on every prepared dataset before training, one on every results bundle after.
+
+Both gates turn what they check into small pandas DataFrames (never raw pixels: one row per array,
+per sample, per class, per shard plan; one row per epoch, per run, per rank) and validate each frame
+against a GX 1.24 ``ExpectationSuite`` through an ephemeral data context's pandas data source. A
+gate's frames are its parts; the report gathers every part's expectations into one verdict with one
+short failure line per failed expectation.
+
+This module is imported by Airflow DAG code, so it imports only the standard library at module level:
+great_expectations, pandas, numpy and jsonschema are imported where they are used. It never imports
+airflow or torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+# --- dataset gate -------------------------------------------------------------------------------------
+
+# Class balance: every class's share of the training split must lie within
+# [CLASS_SHARE_MIN_FACTOR / num_classes, CLASS_SHARE_MAX_FACTOR / num_classes], i.e. between half and
+# twice its share under a perfectly balanced split (5% .. 20% for ten classes).
+CLASS_SHARE_MIN_FACTOR = 0.5
+CLASS_SHARE_MAX_FACTOR = 2.0
+
+# Train/validation disjointness is checked on a content hash (BLAKE2b-128 of each image's bytes): a
+# validation image whose bytes equal a training image's is a leak. Measured on the real data: the
+# scikit-learn digits split (16 px, seed 0) has 0 of its 360 validation images byte-identical to any of
+# its 1437 training images (there are no exact duplicates in the 1797 digits at all), and the
+# synthetic-cifar10 look-alike has 0 of 200. Real CIFAR-10's known test/train "near-duplicates" are
+# not byte-identical, so a hash does not see them. The gate tolerates up to 1% of validation images
+# with a training twin (mostly=0.99): the real datasets pass with room, while copying 10% of validation
+# from train (or any leak above 1%) fails.
+VALIDATION_NOT_IN_TRAIN_MOSTLY = 0.99
+
+PIXEL_MIN = 0.0
+PIXEL_MAX = 255.0
+IMAGE_DTYPES = ["uint8"]
+LABEL_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
+SPLITS = (("train", "train"), ("validation", "val"))  # (split name, array key prefix)
+_STATS_CHUNK = 4096  # images per chunk when summarising pixels (bounds memory on 50k-image memmaps)
+
+# --- result gate --------------------------------------------------------------------------------------
+
+TIME_TOLERANCE_S = 1e-6  # compute_s + communication_s may exceed train_time_s by float rounding only
+ACCURACY_METRICS = frozenset({"top1", "top5"})  # target metrics that are fractions in [0, 1]
+MAX_SCHEMA_FAILURE_LINES = 5
+SUMMARY_FAILURES = 3  # failure lines quoted in summary()
+EXAMPLES = 3  # unexpected values quoted in one failure line
+
+
+@dataclass
+class ValidationReport:
+    """One gate's verdict on one dataset or one results bundle."""
+
+    suite: str  # "dataset:<name>" or "result:<run id>"
+    success: bool
+    failures: list[str] = field(default_factory=list)  # one line per failed expectation
+    statistics: dict = field(default_factory=dict)  # evaluated / successful / unsuccessful counts
+    results: dict = field(default_factory=dict)  # GX validation results (describe_dict) per part
+
+    def summary(self) -> str:
+        evaluated = self.statistics.get("evaluated_expectations", 0)
+        if self.success and not self.failures:
+            return f"{self.suite}: all {evaluated} expectations passed"
+        failed = self.statistics.get("unsuccessful_expectations", len(self.failures))
+        quoted = "; ".join(self.failures[:SUMMARY_FAILURES])
+        if len(self.failures) > SUMMARY_FAILURES:
+            quoted += f"; ... ({len(self.failures) - SUMMARY_FAILURES} more)"
+        return f"{self.suite}: {failed} of {evaluated} expectations failed: {quoted}"
+
+    def to_dict(self) -> dict:
+        return _jsonable({**asdict(self), "summary": self.summary()})
+
+
+class ValidationFailed(Exception):
+    """A gate failed; str(exc) is the report's summary and exc.report the whole report."""
+
+    def __init__(self, report: ValidationReport):
+        super().__init__(report.summary())
+        self.report = report
+
+    def __reduce__(self):  # picklable across processes (the default would pass the message as report)
+        return (type(self), (self.report,))
+
+
+# --- public API ---------------------------------------------------------------------------------------
+
+
+def validate_dataset(
+    name: str,
+    arrays: dict[str, Any],
+    *,
+    num_classes: int,
+    shard_plans: dict[int, dict[str, list[int]]],
+) -> ValidationReport:
+    """Validate a prepared dataset (``tasks.data.catalog.load`` arrays) and its shard plans.
+
+    Parts and what they expect:
+      arrays       one row per array: images uint8 4-D with one C/H/W across splits, labels integer
+                   1-D, every array of a split as long as the split's images, no empty split;
+      samples      one row per image (label, per-image pixel min/max/mean, content hash): labels in
+                   0..num_classes-1 in both splits, every class present in train, pixel statistics
+                   not null (NaN) and within [0, 255] (inf), and at most 1% of validation images
+                   byte-identical to a training image (see VALIDATION_NOT_IN_TRAIN_MOSTLY);
+      class_balance  one row per class: its share of train within [0.5/num_classes, 2/num_classes];
+      shard_plans  one row per (world size, split) of ``tasks.runtime.sharding.shard_plan``: one shard
+                   per rank, train shards all one size >= 1, validation sizes differing by at most 1,
+                   totals not above the split's size; at least one plan.
+    """
+    import pandas as pd
+
+    num_classes = int(num_classes)
+    split_sizes: dict[str, int] = {}
+    array_rows, sample_frames = [], []
+    train_hashes: dict[str, int] = {}
+    for split, prefix in SPLITS:
+        images, labels = arrays.get(f"{prefix}_images"), arrays.get(f"{prefix}_labels")
+        split_sizes[split] = _length(images)
+        for kind, array in (("images", images), ("labels", labels)):
+            array_rows.append(_array_row(f"{prefix}_{kind}", split, kind, array, split_sizes[split]))
+        frame = _sample_frame(split, images, labels)
+        if split == "train":
+            for position, digest in enumerate(frame["hash"]):
+                if digest is not None:
+                    train_hashes.setdefault(digest, position)
+            frame["duplicate_of"] = None
+        else:
+            frame["duplicate_of"] = [
+                f"train[{train_hashes[d]}]" if d is not None and d in train_hashes else None for d in frame["hash"]
+            ]
+        sample_frames.append(frame)
+    array_frame = pd.DataFrame(array_rows, index=pd.Index([r["name"] for r in array_rows], dtype=object))
+    samples = pd.concat(sample_frames)
+    balance = _class_balance_frame(samples, num_classes)
+    shards = _shard_frame(shard_plans, split_sizes)
+    parts = [
+        ("arrays", array_frame, _array_expectations()),
+        ("samples", samples, _sample_expectations(num_classes)),
+        ("class_balance", balance, _balance_expectations(num_classes)),
+        ("shard_plans", shards, _shard_expectations()),
+    ]
+    return _run_gate(f"dataset:{name}", parts)
+
+
+def validate_result(result: dict, *, expected_world_size: int, suite_name: str | None = None) -> ValidationReport:
+    """Validate a parsed result.json: its JSON schema first, then GX expectations on its contents.
+
+    A schema violation fails with "schema: ..." lines and skips the rest. Parts:
+      history  one row per epoch: epochs exactly 1..epochs_run, losses not null (finite) and >= 0 (the
+               validation loss and metric on evaluated epochs), an accuracy target's metric in [0, 1],
+               cumulative train time non-decreasing;
+      run      one row: goal_reached agrees with the history's best metric against the target (and with
+               time_to_accuracy_s being set), compute_s + communication_s <= train_time_s (+1e-6),
+               time_to_accuracy_s <= wall_time_to_accuracy_s, train_time_s <= wall_time_s, world_size;
+      ranks    one row per rank: exactly ranks 0..expected_world_size-1, once each, all with the same
+               step count, each with compute + communication <= its train time.
+    A failed (e.g. diverged) run is validated the same way: whatever is inconsistent is reported.
+    """
+    suite = suite_name or _default_result_suite(result)
+    errors = _schema_errors(result)
+    if errors:
+        lines = [f"schema: {e}" for e in errors[:MAX_SCHEMA_FAILURE_LINES]]
+        if len(errors) > MAX_SCHEMA_FAILURE_LINES:
+            lines.append(f"schema: ... ({len(errors) - MAX_SCHEMA_FAILURE_LINES} more violations)")
+        statistics = {
+            "evaluated_expectations": 1,
+            "successful_expectations": 0,
+            "unsuccessful_expectations": 1,
+            "success_percent": 0.0,
+        }
+        return ValidationReport(suite, False, lines, statistics, {"schema_errors": errors})
+    expected_world_size = int(expected_world_size)
+    parts = [
+        ("history", *_history_part(result)),
+        ("run", *_run_part(result, expected_world_size)),
+        ("ranks", *_ranks_part(result, expected_world_size)),
+    ]
+    return _run_gate(suite, parts)
+
+
+def check_dataset(
+    name: str,
+    arrays: dict[str, Any],
+    *,
+    num_classes: int,
+    shard_plans: dict[int, dict[str, list[int]]],
+) -> ValidationReport:
+    """validate_dataset, raising ValidationFailed unless every expectation passed."""
+    return _or_raise(validate_dataset(name, arrays, num_classes=num_classes, shard_plans=shard_plans))
+
+
+def check_result(result: dict, *, expected_world_size: int, suite_name: str | None = None) -> ValidationReport:
+    """validate_result, raising ValidationFailed unless every expectation passed."""
+    return _or_raise(validate_result(result, expected_world_size=expected_world_size, suite_name=suite_name))
+
+
+def _or_raise(report: ValidationReport) -> ValidationReport:
+    if not report.success:
+        raise ValidationFailed(report)
+    return report
+
+
+# --- GX plumbing --------------------------------------------------------------------------------------
+
+_GX_LOCK = threading.Lock()
+_BATCH_DEFINITION: Any = None
+
+
+def _batch_definition() -> Any:
+    """The process's one whole-dataframe batch definition, on a lazily created ephemeral context.
+
+    Every frame is passed in as a batch parameter, so one pandas asset serves every gate and part.
+    """
+    global _BATCH_DEFINITION
+    if _BATCH_DEFINITION is None:
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")  # no usage statistics from workers
+        import great_expectations as gx
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="ephemeral")
+        context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
+        asset = context.data_sources.add_pandas("mlbench-gates").add_dataframe_asset("frame")
+        _BATCH_DEFINITION = asset.add_batch_definition_whole_dataframe("whole-frame")
+    return _BATCH_DEFINITION
+
+
+def _run_gate(suite_name: str, parts: list[tuple[str, Any, list[Any]]]) -> ValidationReport:
+    import great_expectations as gx
+
+    failures: list[str] = []
+    totals = {"evaluated_expectations": 0, "successful_expectations": 0, "unsuccessful_expectations": 0}
+    described: dict[str, Any] = {}
+    with _GX_LOCK:
+        batch_definition = _batch_definition()
+        for part, frame, expectations in parts:
+            suite = gx.ExpectationSuite(name=f"{suite_name}/{part}")
+            for order, expectation in enumerate(expectations):
+                expectation.meta = {**(expectation.meta or {}), "order": order}
+                suite.add_expectation(expectation)
+            batch = batch_definition.get_batch(batch_parameters={"dataframe": frame})
+            validation = batch.validate(suite)
+            described[part] = validation.describe_dict()
+            for key in totals:
+                totals[key] += int(validation.statistics.get(key, 0))
+            ordered = sorted(validation.results, key=lambda r: (r.expectation_config.meta or {}).get("order", 0))
+            failures += [_failure_line(part, r) for r in ordered if not r.success]
+    evaluated = totals["evaluated_expectations"]
+    totals["success_percent"] = 100.0 * totals["successful_expectations"] / evaluated if evaluated else 100.0
+    return ValidationReport(suite_name, not failures, failures, totals, _jsonable(described))
+
+
+def _where(column: str, value: Any) -> dict[str, Any]:
+    """Restrict an expectation to the rows where column == value (a GX Condition, not a query string)."""
+    from great_expectations.expectations.row_conditions import Column
+
+    return {"row_condition": Column(column) == value}
+
+
+def _failure_line(part: str, result: Any) -> str:
+    config = result.expectation_config
+    kwargs = dict(config.kwargs)
+    if "column" in kwargs:
+        target = f"{part}.{kwargs['column']}"
+    elif "column_A" in kwargs:
+        target = f"{part}.{kwargs['column_A']} vs {kwargs['column_B']}"
+    else:
+        target = f"table {part}"
+    condition = kwargs.get("row_condition")
+    if condition:
+        from great_expectations.expectations.row_conditions import deserialize_row_condition
+
+        condition = deserialize_row_condition(condition)
+        if hasattr(condition, "column") and hasattr(condition, "parameter"):
+            condition = f"{condition.column.name} {condition.operator} {condition.parameter!r}"
+        target += f" [{condition!r}]" if not isinstance(condition, str) else f" [{condition}]"
+    return f"{config.type} on {target}: {_observed(result)}{_expected(kwargs)}"
+
+
+def _observed(result: Any) -> str:
+    message = _exception_message(result.exception_info)
+    if message:
+        return f"error: {message}"
+    info = result.result or {}
+    if "unexpected_count" in info and "element_count" in info:
+        text = f"{info['unexpected_count']} of {info['element_count']} unexpected"
+        values = info.get("partial_unexpected_list") or []
+        indices = info.get("partial_unexpected_index_list") or []
+        if indices and len(indices) == len(values):
+            examples = [f"{i}={_fmt(v)}" for i, v in zip(indices, values)]
+        else:
+            examples = [_fmt(v) for v in values]
+        if examples:
+            text += ", e.g. " + ", ".join(examples[:EXAMPLES])
+        return text
+    pieces = []
+    if "observed_value" in info and info["observed_value"] is not None:
+        pieces.append(f"observed {_fmt(info['observed_value'])}")
+    if info.get("partial_missing_list"):
+        pieces.append(f"missing {_fmt(list(info['partial_missing_list']))}")
+    if info.get("partial_unexpected_list"):
+        pieces.append(f"unexpected {_fmt(list(info['partial_unexpected_list']))}")
+    if not pieces and "observed_value" in info:
+        pieces.append("observed nothing (no values)")
+    return ", ".join(pieces) or "failed"
+
+
+def _expected(kwargs: dict[str, Any]) -> str:
+    pieces = []
+    if "value_set" in kwargs:
+        values = list(kwargs["value_set"])
+        pieces.append(f"set {_fmt(values)}" if len(values) <= 12 else f"a set of {len(values)} values")
+    if kwargs.get("min_value") is not None or kwargs.get("max_value") is not None:
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        pieces.append(f"{'' if low is None else _fmt(low)}..{'' if high is None else _fmt(high)}")
+    if "value" in kwargs:
+        pieces.append(_fmt(kwargs["value"]))
+    if kwargs.get("mostly") not in (None, 1, 1.0):
+        pieces.append(f"mostly {_fmt(kwargs['mostly'])}")
+    return f" (expected {', '.join(pieces)})" if pieces else ""
+
+
+def _exception_message(info: Any) -> str | None:
+    if not isinstance(info, dict):
+        return None
+    if info.get("raised_exception") and info.get("exception_message"):
+        return str(info["exception_message"])
+    for value in info.values():
+        if isinstance(value, dict) and value.get("raised_exception") and value.get("exception_message"):
+            return str(value["exception_message"])
+    return None
+
+
+def _fmt(value: Any) -> str:
+    if hasattr(value, "item") and not isinstance(value, (list, tuple, dict)):
+        try:
+            value = value.item()
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, float):
+        return "NaN" if math.isnan(value) else f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        inner = ", ".join(_fmt(v) for v in value)
+        return f"[{inner}]" if isinstance(value, list) else f"({inner})"
+    return str(value)
+
+
+def _jsonable(value: Any) -> Any:
+    """A JSON-safe copy: numpy scalars as Python numbers, NaN/inf as null, unknown objects as strings."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if hasattr(value, "item"):
+        try:
+            return _jsonable(value.item())
+        except (TypeError, ValueError):
+            pass
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return str(value)
+
+
+# --- dataset frames -----------------------------------------------------------------------------------
+
+
+def _length(array: Any) -> int:
+    shape = getattr(array, "shape", None)
+    return int(shape[0]) if shape else 0
+
+
+def _array_row(name: str, split: str, kind: str, array: Any, split_images: int) -> dict[str, Any]:
+    shape = tuple(getattr(array, "shape", ()))
+    four_d = kind == "images" and len(shape) == 4
+    return {
+        "name": name,
+        "split": split,
+        "kind": kind,
+        "dtype": str(array.dtype) if array is not None and hasattr(array, "dtype") else "missing",
+        "ndim": len(shape) if array is not None else None,
+        "channels": shape[1] if four_d else None,
+        "height": shape[2] if four_d else None,
+        "width": shape[3] if four_d else None,
+        "count": shape[0] if shape else (None if array is None else 0),
+        "split_images": split_images,
+    }
+
+
+def _image_stats(images: Any) -> tuple[Any, Any, Any, list[str | None]]:
+    """Per-image pixel min, max, mean (float64) and BLAKE2b-128 content hash, a chunk at a time."""
+    import hashlib
+
+    import numpy as np
+
+    n = _length(images)
+    mins, maxs, means = (np.full(n, np.nan) for _ in range(3))
+    hashes: list[str | None] = [None] * n
+    if n == 0:
+        return mins, maxs, means, hashes
+    for start in range(0, n, _STATS_CHUNK):
+        chunk = np.ascontiguousarray(images[start : start + _STATS_CHUNK])
+        flat = chunk.reshape(len(chunk), -1)
+        stop = start + len(chunk)
+        if flat.shape[1] and np.issubdtype(flat.dtype, np.number) and not np.issubdtype(flat.dtype, np.complexfloating):
+            with np.errstate(invalid="ignore", over="ignore"):
+                mins[start:stop] = flat.min(axis=1)
+                maxs[start:stop] = flat.max(axis=1)
+                means[start:stop] = flat.mean(axis=1, dtype=np.float64)
+        for offset, row in enumerate(flat):
+            hashes[start + offset] = hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest()
+    return mins, maxs, means, hashes
+
+
+def _sample_frame(split: str, images: Any, labels: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    mins, maxs, means, hashes = _image_stats(images)
+    n_images, n_labels = len(hashes), _length(labels)
+    n = max(n_images, n_labels)
+    if labels is not None and getattr(labels, "ndim", 0) == 1 and np.issubdtype(labels.dtype, np.number):
+        label_values = np.asarray(labels)
+    else:  # not a 1-D numeric array: no usable labels (the arrays part says why)
+        label_values = np.full(n_labels, np.nan)
+    if n_labels < n:
+        label_values = np.concatenate([label_values.astype(np.float64), np.full(n - n_labels, np.nan)])
+
+    def pad(values: Any) -> Any:
+        return np.concatenate([values, np.full(n - n_images, np.nan)]) if n_images < n else values
+
+    return pd.DataFrame(
+        {
+            "split": split,
+            "label": label_values,
+            "pixel_min": pad(mins),
+            "pixel_max": pad(maxs),
+            "pixel_mean": pad(means),
+            "hash": hashes + [None] * (n - n_images),
+        },
+        index=pd.Index([f"{split}[{i}]" for i in range(n)], dtype=object),
+    )
+
+
+def _class_balance_frame(samples: Any, num_classes: int) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    labels = samples.loc[samples["split"] == "train", "label"].to_numpy(dtype=np.float64)
+    valid = labels[np.isfinite(labels) & (labels == np.round(labels)) & (labels >= 0) & (labels < num_classes)]
+    counts = np.bincount(valid.astype(np.int64), minlength=num_classes)[:num_classes]
+    total = len(labels)
+    shares = counts / total if total else np.full(num_classes, np.nan)
+    return pd.DataFrame(
+        {"class": np.arange(num_classes), "count": counts, "share": shares},
+        index=pd.Index([f"class {k}" for k in range(num_classes)], dtype=object),
+    )
+
+
+def _shard_frame(shard_plans: dict[int, dict[str, list[int]]], split_sizes: dict[str, int]) -> Any:
+    import pandas as pd
+
+    rows, index = [], []
+    for world_size, plan in sorted((shard_plans or {}).items()):
+        for split, _ in SPLITS:
+            sizes = [int(s) for s in (plan or {}).get(split, [])]
+            rows.append(
+                {
+                    "world_size": int(world_size),
+                    "split": split,
+                    "ranks": len(sizes),
+                    "distinct_sizes": len(set(sizes)),
+                    "min_size": min(sizes) if sizes else None,
+                    "max_size": max(sizes) if sizes else None,
+                    "spread": max(sizes) - min(sizes) if sizes else None,
+                    "total": sum(sizes),
+                    "split_size": split_sizes[split],
+                }
+            )
+            index.append(f"w{world_size}/{split}")
+    columns = [
+        "world_size", "split", "ranks", "distinct_sizes", "min_size", "max_size", "spread", "total", "split_size",
+    ]
+    return pd.DataFrame(rows, columns=columns, index=pd.Index(index, dtype=object))
+
+
+def _array_expectations() -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    images, labels = _where("kind", "images"), _where("kind", "labels")
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=IMAGE_DTYPES, **images),
+        gxe.ExpectColumnValuesToBeInSet(column="ndim", value_set=[4], **images),
+        *(gxe.ExpectColumnUniqueValueCountToBeBetween(column=c, min_value=1, max_value=1, **images)
+          for c in ("channels", "height", "width")),
+        gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=LABEL_DTYPES, **labels),
+        gxe.ExpectColumnValuesToBeInSet(column="ndim", value_set=[1], **labels),
+        gxe.ExpectColumnValuesToNotBeNull(column="count"),
+        gxe.ExpectColumnValuesToBeBetween(column="count", min_value=1),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="count", column_B="split_images"),
+    ]
+
+
+def _sample_expectations(num_classes: int) -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    stats = ("pixel_min", "pixel_max", "pixel_mean")
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column="label"),
+        gxe.ExpectColumnValuesToBeBetween(column="label", min_value=0, max_value=num_classes - 1),
+        gxe.ExpectColumnDistinctValuesToContainSet(
+            column="label", value_set=list(range(num_classes)), **_where("split", "train")
+        ),
+        *(gxe.ExpectColumnValuesToNotBeNull(column=c) for c in stats),
+        *(gxe.ExpectColumnValuesToBeBetween(column=c, min_value=PIXEL_MIN, max_value=PIXEL_MAX) for c in stats),
+        gxe.ExpectColumnValuesToBeNull(
+            column="duplicate_of", mostly=VALIDATION_NOT_IN_TRAIN_MOSTLY, **_where("split", "validation")
+        ),
+    ]
+
+
+def _balance_expectations(num_classes: int) -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column="share"),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="share",
+            min_value=CLASS_SHARE_MIN_FACTOR / num_classes,
+            max_value=CLASS_SHARE_MAX_FACTOR / num_classes,
+        ),
+    ]
+
+
+def _shard_expectations() -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    train, validation = _where("split", "train"), _where("split", "validation")
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="ranks", column_B="world_size"),
+        gxe.ExpectColumnValuesToBeInSet(column="distinct_sizes", value_set=[1], **train),
+        gxe.ExpectColumnValuesToBeBetween(column="min_size", min_value=1, **train),
+        gxe.ExpectColumnValuesToBeBetween(column="spread", min_value=0, max_value=1, **validation),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="split_size", column_B="total", or_equal=True),
+    ]
+
+
+# --- result frames ------------------------------------------------------------------------------------
+
+_HISTORY_COLUMNS = (
+    "lr", "train_loss", "validation_metric", "validation_loss", "epoch_time_s", "train_time_s",
+    "cumulative_train_time_s",
+)
+
+
+def _default_result_suite(result: Any) -> str:
+    if not isinstance(result, dict):
+        return "result:?"
+    return f"result:{result.get('task', '?')}__{result.get('algorithm', '?')}__w{result.get('world_size', '?')}"
+
+
+def _schema_errors(result: Any) -> list[str]:
+    import importlib.resources
+
+    import jsonschema
+
+    schema = json.loads(importlib.resources.files("tasks.runtime").joinpath("result.schema.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(result), key=lambda e: [str(p) for p in e.absolute_path])
+    lines = []
+    for error in errors:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        message = error.message if len(error.message) <= 200 else error.message[:197] + "..."
+        lines.append(f"{where}: {message}")
+    return lines
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or None: NaN/inf (and anything not a number) become null, so not-null catches them."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _history_part(result: dict) -> tuple[Any, list[Any]]:
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    config = result.get("config") or {}
+    every = config.get("eval_every_epochs")
+    every = every if isinstance(every, int) and every >= 1 else 1
+    max_epochs = config.get("max_epochs")
+    rows = []
+    for row in result["history"]:
+        epoch = int(row["epoch"])
+        rows.append(
+            {
+                "epoch": epoch,
+                "evaluated": epoch % every == 0 or epoch == max_epochs,
+                **{c: _number(row.get(c)) for c in _HISTORY_COLUMNS},
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["epoch", "evaluated", *_HISTORY_COLUMNS])
+    frame = frame.astype({"epoch": "int64", "evaluated": "bool", **{c: "float64" for c in _HISTORY_COLUMNS}})
+    frame.index = pd.Index([f"epoch {e}" for e in frame["epoch"]], dtype=object)
+    epochs_run = int(result["epochs_run"])
+    evaluated = _where("evaluated", True)
+    expectations = [
+        gxe.ExpectTableRowCountToEqual(value=epochs_run),
+        gxe.ExpectColumnValuesToBeIncreasing(column="epoch", strictly=True),
+        gxe.ExpectColumnValuesToBeBetween(column="epoch", min_value=1, max_value=max(epochs_run, 1)),
+        gxe.ExpectColumnValuesToNotBeNull(column="train_loss"),
+        gxe.ExpectColumnValuesToBeBetween(column="train_loss", min_value=0),
+        gxe.ExpectColumnValuesToNotBeNull(column="validation_loss", **evaluated),
+        gxe.ExpectColumnValuesToBeBetween(column="validation_loss", min_value=0),
+        gxe.ExpectColumnValuesToNotBeNull(column="validation_metric", **evaluated),
+    ]
+    if result["target"]["metric"] in ACCURACY_METRICS:
+        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="validation_metric", min_value=0, max_value=1))
+    expectations.append(gxe.ExpectColumnValuesToBeIncreasing(column="cumulative_train_time_s"))
+    return frame, expectations
+
+
+def _run_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    mode = result["target"]["mode"]
+    metrics = [m for m in (_number(r.get("validation_metric")) for r in result["history"]) if m is not None]
+    best = (max(metrics) if mode == "max" else min(metrics)) if metrics else None
+    train_time = _number(result["train_time_s"])
+    compute, communication = _number(result["compute_s"]), _number(result["communication_s"])
+    frame = pd.DataFrame(
+        {
+            "goal_reached": bool(result["goal_reached"]),
+            "history_best_metric": best,
+            "target_value": _number(result["target"]["value"]),
+            "time_to_accuracy_s": _number(result["time_to_accuracy_s"]),
+            "wall_time_to_accuracy_s": _number(result["wall_time_to_accuracy_s"]),
+            "train_time_s": train_time,
+            "train_time_s_with_tolerance": None if train_time is None else train_time + TIME_TOLERANCE_S,
+            "compute_plus_communication_s": None if None in (compute, communication) else compute + communication,
+            "wall_time_s": _number(result["wall_time_s"]),
+            "world_size": int(result["world_size"]),
+            "expected_world_size": expected_world_size,
+        },
+        index=pd.Index(["run"], dtype=object),
+    )
+    exact = ("goal_reached", "world_size", "expected_world_size")
+    frame = frame.astype({c: "float64" for c in frame.columns if c not in exact})
+    reached, missed = _where("goal_reached", True), _where("goal_reached", False)
+    # mode "max": reached <=> best >= target; mode "min": reached <=> best <= target.
+    better, worse = "history_best_metric", "target_value"
+    if mode == "min":
+        better, worse = worse, better
+    return frame, [
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=better, column_B=worse, or_equal=True, **reached),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A=worse, column_B=better, or_equal=False, ignore_row_if="either_value_is_missing", **missed
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(column="time_to_accuracy_s", **reached),
+        gxe.ExpectColumnValuesToBeNull(column="time_to_accuracy_s", **missed),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="train_time_s_with_tolerance", column_B="compute_plus_communication_s", or_equal=True
+        ),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="wall_time_to_accuracy_s", column_B="time_to_accuracy_s", or_equal=True,
+            ignore_row_if="either_value_is_missing",
+        ),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="wall_time_s", column_B="train_time_s", or_equal=True),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="world_size", column_B="expected_world_size"),
+    ]
+
+
+def _ranks_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    rows = []
+    for entry in result["ranks"]:
+        train_time = _number(entry.get("train_time_s"))
+        compute, communication = _number(entry.get("compute_s")), _number(entry.get("communication_s"))
+        rows.append(
+            {
+                "rank": int(entry["rank"]),
+                "steps": int(entry["steps"]) if isinstance(entry.get("steps"), int) else None,
+                "train_time_s_with_tolerance": None if train_time is None else train_time + TIME_TOLERANCE_S,
+                "compute_plus_communication_s": None if None in (compute, communication) else compute + communication,
+            }
+        )
+    columns = ["rank", "steps", "train_time_s_with_tolerance", "compute_plus_communication_s"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame = frame.astype({"train_time_s_with_tolerance": "float64", "compute_plus_communication_s": "float64"})
+    frame.index = pd.Index([f"rank {r}" for r in frame["rank"]], dtype=object)
+    return frame, [
+        gxe.ExpectTableRowCountToEqual(value=expected_world_size),
+        gxe.ExpectColumnValuesToBeUnique(column="rank"),
+        gxe.ExpectColumnDistinctValuesToEqualSet(column="rank", value_set=list(range(expected_world_size))),
+        gxe.ExpectColumnValuesToNotBeNull(column="steps"),
+        gxe.ExpectColumnUniqueValueCountToBeBetween(column="steps", min_value=1, max_value=1),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="train_time_s_with_tolerance", column_B="compute_plus_communication_s", or_equal=True
+        ),
+    ]

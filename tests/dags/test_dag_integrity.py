@@ -1,0 +1,80 @@
+"""Every DAG file imports cleanly, parses fast, loads nothing heavy, and follows house rules."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.dags
+DAG_FILES = sorted((REPO / "dags").glob("*.py"))
+HEAVY = ("torch", "mlflow", "great_expectations", "pandas", "numpy", "sklearn")
+
+PROBE = """
+import json, runpy, sys, time
+import airflow.sdk  # the runtime a DAG processor already has loaded
+before = set(sys.modules)
+start = time.perf_counter()
+runpy.run_path(sys.argv[1])
+elapsed = time.perf_counter() - start
+added = sorted({name.split('.')[0] for name in set(sys.modules) - before})
+print(json.dumps({"seconds": elapsed, "added": added}))
+"""
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(REPO / "dags"))
+
+
+def test_dag_files_exist():
+    assert {p.name for p in DAG_FILES} >= {"mlbench_benchmark.py", "mlbench_nightly.py"}
+
+
+def test_every_dag_file_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert set(dagbag.dag_ids) >= {"mlbench_benchmark", "mlbench_nightly"}
+
+
+@pytest.mark.parametrize("path", DAG_FILES, ids=lambda p: p.name)
+def test_parse_is_fast_and_imports_nothing_heavy(path):
+    out = subprocess.run([sys.executable, "-c", PROBE, str(path)], capture_output=True, text=True, cwd=REPO,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    probe = json.loads(out.stdout.strip().splitlines()[-1])
+    assert probe["seconds"] < 0.5, f"{path.name} took {probe['seconds']:.2f}s to parse"
+    assert not set(probe["added"]) & set(HEAVY), probe["added"]
+
+
+def test_house_rules(dagbag):
+    for dag_id in ("mlbench_benchmark", "mlbench_nightly"):
+        dag = dagbag.dags[dag_id]
+        assert dag.tags and "mlbench" in dag.tags
+        assert dag.catchup is False
+        for task in dag.tasks:
+            assert task.owner == "mlbench", task.task_id
+        assert dag.default_args["retries"] >= 1
+        launch = dag.get_task("launch")
+        assert launch.retries >= 1 and launch.pool == "mlbench_local"
+    assert dagbag.dags["mlbench_nightly"].schedule == "0 2 * * *"
+
+
+def test_steps_after_launch_run_whatever_happened_upstream(dagbag):
+    dag = dagbag.dags["mlbench_benchmark"]
+    for task_id in ("validate_results", "track", "report", "check"):
+        assert dag.get_task(task_id).trigger_rule == "all_done", task_id
+    order = [t.task_id for t in dag.topological_sort()]
+    assert order.index("validate_data") < order.index("plan") < order.index("launch") < order.index("track")
+
+
+def test_nightly_sweep_file_is_a_valid_request():
+    from operators.request import validate_request
+    from operators.steps import load_sweep
+
+    request = validate_request(load_sweep(str(Path(REPO / "dags" / "sweeps" / "nightly.yaml"))))
+    assert request.tasks == ("cifar10-resnet20",) and request.launcher == "local"

@@ -1,0 +1,147 @@
+"""The mlbench_benchmark DAG end to end through `airflow dags test`, asserting what MLflow holds."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from operators.embedded import airflow_env, prepare_airflow, run_dag
+
+pytestmark = pytest.mark.dags
+SMOKE = {"tasks": ["cifar10-resnet20"], "preset": "smoke", "world_sizes": [1, 2], "overrides": {"max_epochs": "1"}}
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("mlbench-home")
+    env = airflow_env({"MLBENCH_HOME": str(home), "AIRFLOW_HOME": str(home / "airflow"),
+                       "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db", "MLBENCH_RETRY_DELAY_S": "1"})
+    prepare_airflow(env)
+    return home, env
+
+
+def client_for(home):
+    from mlflow import MlflowClient
+
+    return MlflowClient(f"sqlite:///{home}/mlflow.db")
+
+
+def runs_of(home, run_dir):
+    """(client, parent runs, child runs by config id) of the DAG run whose directory is `run_dir`."""
+    from operators.planning import safe_name
+
+    client = client_for(home)
+    experiment = client.get_experiment_by_name("mlbench/cifar10-resnet20")
+    mine = [r for r in client.search_runs([experiment.experiment_id], max_results=200)
+            if safe_name(r.data.tags.get("dag_run_id", "")) == run_dir.name]
+    parents = [r for r in mine if "mlflow.parentRunId" not in r.data.tags]
+    children = {r.data.tags["config_id"]: r for r in mine if "mlflow.parentRunId" in r.data.tags}
+    return client, parents, children
+
+
+def test_smoke_run_lands_in_mlflow_as_parent_and_children(home):
+    home, env = home
+    outcome = run_dag("mlbench_benchmark", SMOKE, env, log_path=home / "logs" / "smoke.log")
+    assert outcome.returncode == 0, outcome.log_path.read_text()[-3000:]
+    client, parents, children = runs_of(home, outcome.run_dir)
+    assert len(parents) == 1 and set(children) == {"cifar10-resnet20__allreduce__w1__r0",
+                                                   "cifar10-resnet20__allreduce__w2__r0"}
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["dag_id"] == "mlbench_benchmark"
+    parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/scaling.png", "plots/time_split.png"} <= parent_artifacts
+    for config_id, child in children.items():
+        assert child.info.status == "FINISHED"
+        assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.params["optimizer.lr"] == "0.02" and child.data.params["max_epochs"] == "1"
+        assert child.data.params["world_size"] == config_id.split("__")[2][1:]
+        assert "time_to_accuracy_s" not in child.data.metrics  # the smoke target is not reached
+        assert child.data.metrics["compute_s"] > 0 and child.data.metrics["train_time_s"] > 0
+        history = client.get_metric_history(child.info.run_id, "train_loss")
+        assert [m.step for m in history] == [1]
+        names = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"result.json", "mllog.log", "validation.json"} <= names
+        assert child.data.tags["goal_reached"] == "false" and child.data.tags["status"] == "completed"
+
+
+def test_failed_configuration_is_recorded_failed_while_the_other_completes(home):
+    """w2's directory holds a checkpoint marker whose files are gone (a half-deleted shared volume):
+    its ranks start, cannot resume, and fail; w1 trains normally."""
+    from tasks.registry import resolve
+    from tasks.runtime.checkpoint import publish
+
+    home, env = home
+
+    def break_w2_when_planned(line):
+        if "[pipeline] planned" not in line:
+            return
+        plans = sorted((home / "runs").glob("*/plan.json"), key=lambda p: p.stat().st_mtime)
+        w2 = next(c for c in json.loads(plans[-1].read_text()) if c["world_size"] == 2)
+        config = resolve(w2["task"], w2["preset"], world_size=2, backend=w2["backend"], device=w2["device"],
+                         algorithm=w2["algorithm"], overrides=w2["overrides"])
+        checkpoints = Path(w2["output"]) / "checkpoints"
+        checkpoints.mkdir(parents=True)
+        publish(checkpoints, 1, config.config_hash())
+
+    outcome = run_dag("mlbench_benchmark", SMOKE, env, log_path=home / "logs" / "one-fails.log",
+                      on_line=break_w2_when_planned)
+    assert outcome.returncode != 0  # the final check fails the DAG run, after everything was recorded
+    _, parents, children = runs_of(home, outcome.run_dir)
+    w1, w2 = children["cifar10-resnet20__allreduce__w1__r0"], children["cifar10-resnet20__allreduce__w2__r0"]
+    assert w1.info.status == "FINISHED"
+    assert w2.info.status == "FAILED"
+    assert "is missing although latest.json names epoch 1" in w2.data.tags["failure_reason"]
+    assert parents[0].info.status == "FAILED"
+    assert "1 of 2 configuration(s) failed" in outcome.log_path.read_text()
+
+
+def test_more_ranks_than_samples_is_stopped_at_the_data_gate(home):
+    home, env = home
+    conf = {**SMOKE, "overrides": {"max_epochs": "1", "data.max_train_samples": "1"}}
+    outcome = run_dag("mlbench_benchmark", conf, env, log_path=home / "logs" / "too-few.log")
+    assert outcome.returncode != 0
+    assert "1 training samples cannot be split across 2 ranks" in outcome.log_path.read_text()
+    assert not (outcome.run_dir / "plan.json").exists()
+
+
+def test_corrupted_dataset_stops_at_the_gx_gate_before_training(home, tmp_path):
+    from tasks.data import catalog, store
+
+    home, env = home
+    data_root = tmp_path / "data"
+    version, _builder = catalog.DATASETS["synthetic-cifar10"]
+
+    def corrupt(scratch):
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, size=(300, 3, 32, 32), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=300).astype(np.int64)
+        labels[:30] = 12  # labels outside the 10 classes
+        return {"train_images": images[:200], "train_labels": labels[:200],
+                "val_images": images[200:], "val_labels": labels[200:]}, {"source": "corrupted on purpose"}
+
+    store.prepare_dataset(data_root, "synthetic-cifar10", version, corrupt)
+    outcome = run_dag("mlbench_benchmark", SMOKE, {**env, "MLBENCH_DATA_ROOT": str(data_root)},
+                      log_path=home / "logs" / "corrupt.log")
+    assert outcome.returncode != 0
+    log = outcome.log_path.read_text()
+    assert "expect_column_values_to_be_between on samples.label" in log
+    assert not (outcome.run_dir / "plan.json").exists()  # nothing was planned, nothing trained
+    assert not any(outcome.run_dir.glob("cifar10-resnet20__*"))
+    report = json.loads((outcome.run_dir / "data_validation" / "synthetic-cifar10.json").read_text())
+    assert report["success"] is False
+    client = client_for(home)
+    experiment = client.get_experiment_by_name("mlbench/cifar10-resnet20")
+    stopped = [r for r in client.search_runs([experiment.experiment_id], max_results=200)
+               if r.info.status == "FAILED" and "data validation failed" in r.data.tags.get("failure_reason", "")]
+    assert stopped, "the stopped run must be recorded in MLflow with its reason"
+
+
+def test_invalid_request_fails_at_validation(home):
+    home, env = home
+    outcome = run_dag("mlbench_benchmark", {**SMOKE, "world_sizes": [1, 1]}, env,
+                      log_path=home / "logs" / "invalid.log")
+    assert outcome.returncode != 0
+    log = outcome.log_path.read_text()
+    assert "invalid request field 'world_sizes': duplicate worker counts in [1, 1]" in log
+    assert "[pipeline] launching" not in log and outcome.run_dir is None

@@ -1,0 +1,75 @@
+import pytest
+
+from operators.planning import plan_configurations, safe_name
+from operators.request import InvalidRequest, validate_request
+from operators.steps import validate_request_step
+
+pytestmark = pytest.mark.unit
+
+
+def test_defaults_give_a_small_sensible_run():
+    request = validate_request({})
+    assert request.tasks == ("cifar10-resnet20",) and request.preset == "demo"
+    assert request.world_sizes == (1, 2) and request.repeats == 1 and request.launcher == "local"
+
+
+def test_form_values_are_normalised():
+    request = validate_request({"tasks": "cifar10-resnet20", "world_sizes": [4, 1], "algorithm": "",
+                                "target": "0.5", "overrides": {"max_epochs": 3}})
+    assert request.world_sizes == (4, 1) and request.algorithm is None
+    assert request.target == 0.5 and request.overrides == {"max_epochs": "3"}
+
+
+@pytest.mark.parametrize(
+    "params, field, hint",
+    [
+        ({"tasks": ["imagenet"]}, "tasks", "valid tasks: cifar10-resnet20"),
+        ({"tasks": []}, "tasks", "non-empty list"),
+        ({"preset": "huge"}, "preset", "valid presets"),
+        ({"world_sizes": [0]}, "world_sizes", "from 1 to"),
+        ({"world_sizes": ["two"]}, "world_sizes", "not a whole number"),
+        ({"world_sizes": [2, 2]}, "world_sizes", "duplicate"),
+        ({"backend": "mpi"}, "backend", "valid: gloo, nccl"),
+        ({"backend": "nccl"}, "backend", "needs accelerator 'gpu'"),
+        ({"algorithm": "powersgd"}, "algorithm", "valid: allreduce, ddp"),
+        ({"repeats": 0}, "repeats", "from 1 to 100"),
+        ({"launcher": "slurm"}, "launcher", "valid: local, kubernetes"),
+        ({"launcher": "kubernetes"}, "launcher", "not available yet"),
+        ({"target": "high"}, "target", "must be a number"),
+        ({"overrides": {"optimizer.lrr": "1"}}, "overrides", "unknown config field 'optimizer.lrr'"),
+        ({"colour": "red"}, "colour", "unknown field"),
+    ],
+)
+def test_invalid_requests_name_the_field(params, field, hint):
+    with pytest.raises(InvalidRequest) as info:
+        validate_request(params)
+    message = str(info.value)
+    assert message.startswith(f"invalid request field '{field}'") and hint in message
+
+
+def test_local_ranks_may_not_exceed_the_cores(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLBENCH_HOME", str(tmp_path))
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    with pytest.raises(InvalidRequest, match="4 local ranks exceed the 2 CPU cores"):
+        validate_request_step({"world_sizes": [1, 4]}, "run")
+    assert validate_request_step({"world_sizes": [1, 2]}, "run")["world_sizes"] == [1, 2]
+
+
+def test_plan_is_task_by_world_size_by_repeat_with_distinct_seeds_and_stable_paths(tmp_path):
+    request = validate_request({"world_sizes": [1, 2], "repeats": 2, "target": 0.5})
+    plan = plan_configurations(request, run_id="manual__2026-11-28T15:00:00+00:00", runs_root=tmp_path,
+                               data_root=tmp_path / "data")
+    assert [c["config_id"] for c in plan] == [
+        "cifar10-resnet20__allreduce__w1__r0", "cifar10-resnet20__allreduce__w1__r1",
+        "cifar10-resnet20__allreduce__w2__r0", "cifar10-resnet20__allreduce__w2__r1",
+    ]
+    assert "seed" not in plan[0]["overrides"] and plan[1]["overrides"]["seed"] == "43"
+    assert plan[0]["overrides"]["target_value"] == "0.5"
+    assert plan[0]["output"] == str(tmp_path / "manual__2026-11-28T15_00_00_00_00" / plan[0]["config_id"])
+    again = plan_configurations(request, run_id="manual__2026-11-28T15:00:00+00:00", runs_root=tmp_path,
+                                data_root=tmp_path / "data")
+    assert again == plan  # a retried task finds the same directories
+
+
+def test_safe_name():
+    assert safe_name("scheduled__2026-11-28T02:00:00+00:00") == "scheduled__2026-11-28T02_00_00_00_00"
