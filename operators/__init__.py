@@ -1,5 +1,7 @@
-"""Airflow-facing code: launcher operators, spec builders, validation and tracking steps.
+"""Airflow-facing code: request validation, planning, the launcher operator, the Great
+Expectations gates, MLflow tracking and the pipeline wiring.
 
-Not built yet (pipeline and Kubernetes issues). They reuse `tasks.runtime.launcher.worker_args`
-and `rank_environment`, so a pod runs exactly the command a local rank runs.
+Everything except `pipeline.py` and `launch.py` is importable and testable without Airflow. The
+launchers reuse `tasks.runtime.launcher.worker_args` and `rank_environment`, so a pod runs exactly
+the command a local rank runs.
 """

@@ -60,6 +60,23 @@ def test_a_rank_flooding_a_closed_stdout_does_not_stall(tmp_path):
     assert (tmp_path / "logs" / "rank0.log").stat().st_size >= 200000 * 101
 
 
+def test_stop_event_stops_every_rank(tmp_path):
+    """What the Airflow operator's on_kill does."""
+    import threading
+
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    sleepers = [f"import os,time; open({str(tmp_path / f'{r}.pid')!r},'w').write(str(os.getpid())); time.sleep(60)"
+                for r in range(2)]
+    started = time.monotonic()
+    outcome = run_local_job(job_of(tmp_path, sleepers), timeout_s=60, echo_rank0=False, stop=stop)
+    assert outcome.returncode == 143 and "stopped on request" in outcome.message
+    assert time.monotonic() - started < 15
+    for rank in range(2):
+        with pytest.raises(ProcessLookupError):
+            os.kill(int((tmp_path / f"{rank}.pid").read_text()), 0)
+
+
 def test_killing_the_launcher_kills_its_ranks(tmp_path):
     pid_file = tmp_path / "rank.pid"
     script = (

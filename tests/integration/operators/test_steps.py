@@ -1,0 +1,60 @@
+"""The pipeline's steps chained by hand, without Airflow: what each DAG task would do."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from operators import steps
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture()
+def home(tmp_path, monkeypatch, data_root):
+    monkeypatch.setenv("MLBENCH_HOME", str(tmp_path))
+    monkeypatch.setenv("MLBENCH_DATA_ROOT", str(data_root))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    return tmp_path
+
+
+def test_steps_run_a_request_end_to_end_without_airflow(home, capsys):
+    run_id = "manual__2026-11-28T12:00:00+00:00"
+    request = steps.validate_request_step(
+        {"preset": "smoke", "world_sizes": [1, 2], "overrides": {"max_epochs": "1"}}, run_id)
+    steps.prepare_data_step(request)
+    verdicts = steps.validate_data_step(request, run_id)
+    assert [v["success"] for v in verdicts] == [True]
+    plan = steps.plan_step(request, run_id)
+    summaries = [steps.launch_configuration(c, run_timeout_s=300, rendezvous_timeout_s=60) for c in plan]
+    assert [s["status"] for s in summaries] == ["completed", "completed"]
+    assert all(not s["retryable"] for s in summaries)
+    assert all(v["success"] for v in steps.validate_results_step(run_id))
+    ids = steps.track_step(run_id, dag_id="mlbench_benchmark")
+    assert set(ids["child_runs"]) == {c["config_id"] for c in plan}
+    table = steps.report_step(run_id)
+    assert "cifar10-resnet20 allreduce w2" in table
+    steps.check_step(run_id)
+    assert "MLFLOW_TRACKING_URI=sqlite:///" in capsys.readouterr().out
+    run_dir = steps.run_dir(run_id)
+    assert json.loads((run_dir / "request.json").read_text())["world_sizes"] == [1, 2]
+    assert (run_dir / "summary.txt").read_text().strip() == table.strip()
+
+
+def test_a_relaunch_in_the_same_directory_resumes_instead_of_starting_over(home):
+    """What an Airflow retry does: the same configuration, the same bundle directory."""
+    run_id = "manual__retry"
+    request = steps.validate_request_step({"preset": "smoke", "world_sizes": [1], "overrides": {"max_epochs": "1"}},
+                                          run_id)
+    steps.prepare_data_step(request)
+    configuration = steps.plan_step(request, run_id)[0]
+    steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)
+    again = steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)
+    assert again["status"] == "completed"
+    result = json.loads((Path(configuration["output"]) / "result.json").read_text())
+    assert result["resumes"] == 1 and result["epochs_run"] == 1
+
+
+def test_check_fails_the_run_when_nothing_was_planned(home):
+    with pytest.raises(RuntimeError, match="stopped before any configuration was planned"):
+        steps.check_step("manual__never-planned")
