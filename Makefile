@@ -33,7 +33,8 @@ train-demo: $(STAMP)
 # The real Airflow UI on the same embedded setup: http://localhost:8080, trigger mlbench_benchmark.
 airflow-ui: $(STAMP)
 	$(BIN)/python -c "from operators.embedded import airflow_env, prepare_airflow; prepare_airflow(airflow_env())"
-	AIRFLOW_HOME=$${AIRFLOW_HOME:-$(CURDIR)/.mlbench/airflow} MLBENCH_HOME=$(CURDIR)/.mlbench \
+	PATH=$(CURDIR)/$(BIN):$$PATH AIRFLOW_HOME=$${AIRFLOW_HOME:-$(CURDIR)/.mlbench/airflow} \
+		MLBENCH_HOME=$${MLBENCH_HOME:-$(CURDIR)/.mlbench} \
 		AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False $(BIN)/airflow standalone
 
 test: $(STAMP)

@@ -47,6 +47,7 @@ class DistributedTrainingOperator(BaseOperator):
             run_timeout_s=self.run_timeout_s,
             rendezvous_timeout_s=self.rendezvous_timeout_s,
             stop=self._stop,
+            dag_id=context["dag"].dag_id,
         )
         if summary["status"] != "completed":
             message = f"configuration {summary['config_id']} failed: {summary['reason']}"

@@ -28,6 +28,7 @@ TAGS = ["mlbench", "benchmark"]
 
 def benchmark_params() -> dict[str, Param]:
     """The manual trigger form; the request step re-validates everything with clear messages."""
+    from operators.kubernetes.pools import load_pools
     from tasks.registry import BACKENDS, PRESETS, TASKS
 
     return {
@@ -44,6 +45,8 @@ def benchmark_params() -> dict[str, Param]:
                          description="runs per configuration (seed + repeat); reported as an olympic mean"),
         "launcher": Param("local", type="string", enum=["local", "kubernetes"], title="Launcher"),
         "accelerator": Param("cpu", type="string", enum=["cpu", "gpu"], title="Accelerator"),
+        "pool": Param(None, type=["null", "string"], enum=[None, *load_pools()], title="Node pool",
+                      description="kubernetes launcher only: a profile from operators/kubernetes/pools.yaml"),
         "target": Param(None, type=["null", "number"], title="Target override",
                         description="replaces every task's quality target for this run"),
         "overrides": Param({}, type="object", title="Config overrides",
@@ -105,6 +108,12 @@ def build_pipeline(request_from: str) -> None:
 
         return report_step(_run_id())
 
+    @task(trigger_rule=TriggerRule.ALL_DONE)
+    def cleanup() -> int:
+        from operators.steps import cleanup_step
+
+        return cleanup_step(_run_id(), dag_id=_dag_id())
+
     @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
     def check() -> None:
         from operators.steps import check_step
@@ -119,4 +128,4 @@ def build_pipeline(request_from: str) -> None:
     gate = validate_results()
     launched >> gate
     configurations >> gate  # runs (and records the failure) even when planning never happened
-    gate >> track() >> report() >> check()
+    gate >> track() >> report() >> cleanup() >> check()

@@ -41,6 +41,7 @@ def plan_configurations(
                 plan.append(
                     {
                         "config_id": config_id,
+                        "run_id": run_id,
                         "task": task,
                         "preset": request.preset,
                         "algorithm": algorithm,
@@ -50,6 +51,7 @@ def plan_configurations(
                         "device": device_for(request),
                         "launcher": request.launcher,
                         "accelerator": request.accelerator,
+                        "pool": request.pool,
                         "overrides": overrides,
                         "output": str(run_dir / config_id),
                         "data_root": str(data_root),

@@ -36,6 +36,7 @@ class BenchmarkRequest:
     launcher: str = "local"
     accelerator: str = "cpu"
     target: float | None = None  # overrides every task's target for this request
+    pool: str | None = None  # node-pool profile, for the kubernetes launcher
     overrides: dict[str, str] = field(default_factory=dict)  # extra config fields (e.g. max_epochs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,8 +114,6 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
     launcher = params.get("launcher", defaults.launcher)
     if launcher not in LAUNCHERS:
         raise _fail("launcher", f"'{launcher}' is not a launcher; valid: {', '.join(LAUNCHERS)}")
-    if launcher == "kubernetes":
-        raise _fail("launcher", "the kubernetes launcher is not available yet; valid now: local")
 
     target = params.get("target")
     if target in ("", None):
@@ -130,13 +129,34 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
         raise _fail("overrides", f"must be a mapping of config field to value, got {overrides!r}")
     overrides = {str(k): str(v) for k, v in overrides.items()}
 
+    pool = params.get("pool") or None
+    if launcher == "kubernetes":
+        pool = _check_pool(pool, backend, accelerator)
+    elif pool is not None:
+        raise _fail("pool", "a node pool only applies to launcher 'kubernetes'")
+
     request = BenchmarkRequest(
         tasks=tuple(tasks), preset=preset, world_sizes=tuple(world_sizes), backend=backend,
         algorithm=algorithm, repeats=repeats, launcher=launcher, accelerator=accelerator,
-        target=target, overrides=overrides,
+        target=target, overrides=overrides, pool=pool,
     )
     _check_resolves(request)
     return request
+
+
+def _check_pool(pool: str | None, backend: str, accelerator: str) -> str:
+    from operators.kubernetes.pools import load_pools
+
+    pools = load_pools()
+    if pool not in pools:
+        shown = "none given" if pool is None else f"unknown pool '{pool}'"
+        raise _fail("pool", f"{shown}; the kubernetes launcher needs one of: {', '.join(pools)}")
+    profile = pools[pool]
+    if profile.accelerator != accelerator:
+        raise _fail("pool", f"pool '{pool}' has {profile.accelerator} nodes but the request's accelerator is {accelerator}")
+    if backend == "nccl" and profile.gpus_per_pod == 0:
+        raise _fail("pool", f"pool '{pool}' has no GPUs; nccl needs a GPU pool")
+    return pool
 
 
 def _check_resolves(request: BenchmarkRequest) -> None:

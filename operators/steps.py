@@ -159,11 +159,12 @@ def launch_configuration(
     run_timeout_s: float,
     rendezvous_timeout_s: float,
     stop: threading.Event | None = None,
+    dag_id: str = "mlbench_benchmark",
 ) -> dict[str, Any]:
     """Run one configuration with its launcher; returns a small summary. Always leaves a result.json."""
     from tasks.errors import UserError
     from tasks.registry import resolve
-    from tasks.runtime.launcher import launch_local
+    from tasks.runtime.launcher import collect_result, launch_local, prepare_output
     from tasks.runtime.results import failed_result, write_result
 
     c = configuration
@@ -171,15 +172,21 @@ def launch_configuration(
     output.mkdir(parents=True, exist_ok=True)
     config = resolve(c["task"], c["preset"], world_size=c["world_size"], backend=c["backend"],
                      device=c["device"], algorithm=c["algorithm"], overrides=c["overrides"])
-    if c["launcher"] != "local":
-        raise ValueError(f"launcher {c['launcher']!r} is not available")
-    log(f"launching {c['config_id']}: {c['world_size']} local rank(s), output {output}")
     try:
-        outcome, result = launch_local(
-            config, output=output, data_root=Path(c["data_root"]), overrides=c["overrides"],
-            timeout_s=run_timeout_s, rendezvous_timeout_s=rendezvous_timeout_s, stop=stop,
-        )
-        returncode = outcome.returncode
+        if c["launcher"] == "kubernetes":
+            # Pods write into this directory as another uid in the volume's group: setgid, group-writable.
+            os.chmod(output, 0o2775)
+            prepare_output(config, output)
+            returncode, message = _launch_on_kubernetes(c, dag_id=dag_id, run_timeout_s=run_timeout_s,
+                                                        rendezvous_timeout_s=rendezvous_timeout_s, stop=stop)
+            result = collect_result(config, output, message)
+        else:
+            log(f"launching {c['config_id']}: {c['world_size']} local rank(s), output {output}")
+            outcome, result = launch_local(
+                config, output=output, data_root=Path(c["data_root"]), overrides=c["overrides"],
+                timeout_s=run_timeout_s, rendezvous_timeout_s=rendezvous_timeout_s, stop=stop,
+            )
+            returncode = outcome.returncode
     except UserError as exc:  # e.g. the directory holds another configuration's checkpoints
         result = failed_result(config, str(exc))
         write_result(output, result)
@@ -198,6 +205,59 @@ def launch_configuration(
     log(f"{c['config_id']}: {result['status']}, goal reached: {result['goal_reached']}, "
         f"time to accuracy: {result['time_to_accuracy_s']}")
     return summary
+
+
+def kubernetes_settings() -> dict[str, Any]:
+    """Where and how the kubernetes launcher works: from the deployment's environment."""
+    return {
+        "namespace": os.environ.get("MLBENCH_K8S_NAMESPACE", "mlbench"),
+        "conn_id": os.environ.get("MLBENCH_K8S_CONN_ID", "kubernetes_default"),
+        # Autoscaled GPU pools can take many minutes to add a node: size this to your cluster.
+        "startup_timeout_s": float(os.environ.get("MLBENCH_K8S_STARTUP_TIMEOUT_S", 1200)),
+    }
+
+
+def _launch_on_kubernetes(c: dict[str, Any], *, dag_id: str, run_timeout_s: float, rendezvous_timeout_s: float,
+                          stop: threading.Event | None) -> tuple[int, str]:
+    from operators.kubernetes.launcher import KubernetesJobLauncher, clients_from_hook
+    from operators.kubernetes.pools import get_pool
+    from operators.kubernetes.spec import build_manifests, default_image
+
+    settings = kubernetes_settings()
+    pool = get_pool(c["pool"])
+    # Early ranks wait at the rendezvous while the autoscaler adds nodes for the late ones: they must
+    # not give up before the launcher's own (clearer) startup timeout does.
+    rendezvous_timeout_s = max(rendezvous_timeout_s, settings["startup_timeout_s"])
+    manifests = build_manifests(c, pool, image=default_image(pool), dag_id=dag_id, dag_run_id=c["run_id"],
+                                namespace=settings["namespace"], run_timeout_s=int(run_timeout_s),
+                                rendezvous_timeout_s=int(rendezvous_timeout_s))
+    log(f"launching {c['config_id']}: Indexed Job {manifests[1]['metadata']['name']} of {c['world_size']} pod(s) "
+        f"on pool {pool.name} in namespace {settings['namespace']}")
+    core, batch = clients_from_hook(settings["conn_id"])
+    launcher = KubernetesJobLauncher(core, batch, namespace=settings["namespace"],
+                                     startup_timeout_s=settings["startup_timeout_s"], run_timeout_s=run_timeout_s,
+                                     log=lambda line: print(line, flush=True))
+    outcome = launcher.run(manifests, stop=stop)
+    codes = {code for code in outcome.exit_codes.values() if code is not None}
+    if outcome.returncode == 1 and codes and codes <= {2, 3}:
+        return max(codes), outcome.message  # every failed rank rejected its input or data: no retry
+    return outcome.returncode, outcome.message
+
+
+def cleanup_step(run_id: str, *, dag_id: str) -> int:
+    """Remove anything of this DAG run left on the cluster (a killed worker may not have cleaned up)."""
+    request = load_request(run_id)
+    if not request or request.get("launcher") != "kubernetes":
+        return 0
+    from operators.kubernetes.launcher import cleanup_run, clients_from_hook, label_selector
+    from operators.kubernetes.spec import run_labels
+
+    settings = kubernetes_settings()
+    core, batch = clients_from_hook(settings["conn_id"])
+    deleted = cleanup_run(core, batch, namespace=settings["namespace"],
+                          label_selector=label_selector(run_labels(dag_id, run_id)))
+    log(f"cleanup: {deleted} leftover object(s) of this run deleted")
+    return deleted
 
 
 # ---------------------------------------------------------------------------------- results

@@ -93,6 +93,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="run one rank; rank and peers come from the environment")
     _add_run_arguments(worker)
+
+    sub.add_parser("pools", help="list the Kubernetes node-pool profiles, one per line, name first")
+
+    render = sub.add_parser("render", help="print the Kubernetes manifests a DAG run would create (YAML)")
+    render.add_argument("--task", required=True)
+    render.add_argument("--preset", default="full")
+    render.add_argument("--world-size", type=_world_size, default=1)
+    render.add_argument("--pool", required=True, help="node-pool profile (see `mlbench pools`)")
+    render.add_argument("--image", help="training image (default: $MLBENCH_IMAGE or the pool's variant)")
+    render.add_argument("--algorithm")
+    render.add_argument("--set", dest="overrides", type=_override, action="append", default=[],
+                        metavar="FIELD=VALUE")
+    render.add_argument("--namespace", default="mlbench")
+    render.add_argument("--dag-run-id", default="manual__render")
     return parser
 
 
@@ -201,13 +215,47 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from tasks.runtime.distributed import RankEnv
     from tasks.runtime.worker import ensure_writable_dir, run_rank
 
+    # Bundles live on a volume shared with Airflow (another uid, same group): keep them group-writable.
+    os.umask(0o002)
     env = RankEnv.from_environ()
     config = _resolve(args, env.world_size)
     output = ensure_writable_dir(args.output)
     return run_rank(config, env, args.data_root, output)
 
 
-COMMANDS = {"tasks": cmd_tasks, "prepare": cmd_prepare, "train": cmd_train, "worker": cmd_worker}
+def cmd_pools(args: argparse.Namespace) -> int:
+    from operators.kubernetes.pools import load_pools
+
+    for profile in load_pools().values():
+        gpus = f"{profile.gpus_per_pod} GPU" if profile.gpus_per_pod else "CPU"
+        queue = f", kueue queue {profile.kueue_queue}" if profile.kueue_queue else ""
+        print(f"{profile.name}  {gpus}/pod, {profile.cpu} CPU, {profile.memory}, {profile.backend}{queue}: "
+              f"{profile.description}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from operators.kubernetes.pools import get_pool
+    from operators.kubernetes.spec import build_manifests, default_image, to_yaml
+    from operators.planning import plan_configurations
+    from operators.request import validate_request
+
+    pool = get_pool(args.pool)
+    request = validate_request({
+        "tasks": [args.task], "preset": args.preset, "world_sizes": [args.world_size],
+        "backend": pool.backend, "accelerator": pool.accelerator, "algorithm": args.algorithm,
+        "launcher": "kubernetes", "pool": args.pool, "overrides": dict(args.overrides),
+    })
+    configuration = plan_configurations(request, run_id=args.dag_run_id, runs_root=Path("/results"),
+                                        data_root=Path("/datasets"))[0]
+    manifests = build_manifests(configuration, pool, image=args.image or default_image(pool),
+                                dag_id="mlbench_benchmark", dag_run_id=args.dag_run_id, namespace=args.namespace)
+    sys.stdout.write(to_yaml(manifests))
+    return 0
+
+
+COMMANDS = {"tasks": cmd_tasks, "prepare": cmd_prepare, "train": cmd_train, "worker": cmd_worker,
+            "pools": cmd_pools, "render": cmd_render}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -203,6 +203,26 @@ def run_local_job(
             signal.signal(sig, handler)
 
 
+def prepare_output(config, output: Path) -> None:
+    """Before any launcher starts ranks: refuse another configuration's checkpoints, record the config."""
+    import json
+
+    from tasks.runtime.checkpoint import check_resumable
+
+    check_resumable(output / "checkpoints", config.config_hash())  # before touching anything there
+    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    (output / "result.json").unlink(missing_ok=True)
+
+
+def collect_result(config, output: Path, launcher_message: str) -> dict:
+    """After the ranks are gone: their result.json, or a failed record with the launcher's reason."""
+    from tasks.runtime.results import failed_result, read_result, write_result
+
+    if not (output / "result.json").exists():
+        write_result(output, failed_result(config, launcher_message))
+    return read_result(output)
+
+
 def launch_local(
     config,
     *,
@@ -219,13 +239,7 @@ def launch_local(
     The caller has validated the request and prepared the data. Returns the job outcome and the
     parsed result (a failed record with the launcher's reason when no rank wrote one).
     """
-    import json
-
-    from tasks.runtime.checkpoint import check_resumable
-    from tasks.runtime.results import failed_result, read_result, write_result
-
-    check_resumable(output / "checkpoints", config.config_hash())  # before touching anything there
-    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    prepare_output(config, output)
     job = build_local_job(
         worker_args(task=config.task, preset=config.preset, backend=config.backend, output=str(output),
                     data_root=str(data_root), algorithm=config.algorithm, device=config.device,
@@ -233,11 +247,8 @@ def launch_local(
         config.world_size, output, master_port=free_port(),
         extra_env={"MLBENCH_RENDEZVOUS_TIMEOUT_S": str(rendezvous_timeout_s)},
     )
-    (output / "result.json").unlink(missing_ok=True)
     outcome = run_local_job(job, timeout_s=timeout_s, echo_rank0=echo_rank0, stop=stop)
-    if not (output / "result.json").exists():
-        write_result(output, failed_result(config, outcome.message))
-    return outcome, read_result(output)
+    return outcome, collect_result(config, output, outcome.message)
 
 
 def _stop_all(processes: dict[int, subprocess.Popen]) -> None:

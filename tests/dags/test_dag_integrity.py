@@ -66,7 +66,7 @@ def test_house_rules(dagbag):
 
 def test_steps_after_launch_run_whatever_happened_upstream(dagbag):
     dag = dagbag.dags["mlbench_benchmark"]
-    for task_id in ("validate_results", "track", "report", "check"):
+    for task_id in ("validate_results", "track", "report", "cleanup", "check"):
         assert dag.get_task(task_id).trigger_rule == "all_done", task_id
     order = [t.task_id for t in dag.topological_sort()]
     assert order.index("validate_data") < order.index("plan") < order.index("launch") < order.index("track")

@@ -34,7 +34,10 @@ def test_form_values_are_normalised():
         ({"algorithm": "powersgd"}, "algorithm", "valid: allreduce, ddp"),
         ({"repeats": 0}, "repeats", "from 1 to 100"),
         ({"launcher": "slurm"}, "launcher", "valid: local, kubernetes"),
-        ({"launcher": "kubernetes"}, "launcher", "not available yet"),
+        ({"launcher": "kubernetes"}, "pool", "none given; the kubernetes launcher needs one of: cpu, gke-t4"),
+        ({"launcher": "kubernetes", "pool": "tpu"}, "pool", "unknown pool 'tpu'"),
+        ({"launcher": "kubernetes", "pool": "gke-t4"}, "pool", "has gpu nodes but the request's accelerator is cpu"),
+        ({"pool": "cpu"}, "pool", "only applies to launcher 'kubernetes'"),
         ({"target": "high"}, "target", "must be a number"),
         ({"overrides": {"optimizer.lrr": "1"}}, "overrides", "unknown config field 'optimizer.lrr'"),
         ({"colour": "red"}, "colour", "unknown field"),
@@ -45,6 +48,12 @@ def test_invalid_requests_name_the_field(params, field, hint):
         validate_request(params)
     message = str(info.value)
     assert message.startswith(f"invalid request field '{field}'") and hint in message
+
+
+def test_kubernetes_request_with_a_matching_pool():
+    request = validate_request({"launcher": "kubernetes", "pool": "gke-t4", "backend": "nccl", "accelerator": "gpu",
+                                "world_sizes": [1, 2, 4, 16]})
+    assert request.pool == "gke-t4" and request.world_sizes == (1, 2, 4, 16)
 
 
 def test_local_ranks_may_not_exceed_the_cores(tmp_path, monkeypatch):

@@ -1,0 +1,1 @@
+"""The kubernetes launcher: pool profiles, pure manifest builders, and the job lifecycle."""
