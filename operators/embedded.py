@@ -106,7 +106,10 @@ def demo(conf: dict) -> int:
     print(f"[demo] running DAG mlbench_benchmark with {json.dumps(conf)} (full log: {log_path})", flush=True)
     outcome = run_dag("mlbench_benchmark", conf, env, log_path=log_path, on_line=show_progress)
     print(f"[demo] DAG run finished in {outcome.seconds:.0f}s, "
-          f"{'success' if outcome.returncode == 0 else 'FAILED (see the log above)'}")
+          f"{'success' if outcome.returncode == 0 else 'FAILED'}")
+    if outcome.returncode != 0:
+        tail = [line for line in log_path.read_text().splitlines() if "error" in line.lower()][-5:]
+        print("[demo] last errors in the Airflow log:\n  " + "\n  ".join(tail or ["(none found)"]))
     if outcome.run_dir and (outcome.run_dir / "summary.txt").exists():
         print()
         print((outcome.run_dir / "summary.txt").read_text())

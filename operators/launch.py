@@ -12,6 +12,8 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
+from operators.steps import DEFAULT_RENDEZVOUS_S, DEFAULT_RUN_TIMEOUT_S
+
 
 class DistributedTrainingOperator(BaseOperator):
     """Runs one configuration (a dict from `operators.planning.plan_configurations`).
@@ -27,8 +29,8 @@ class DistributedTrainingOperator(BaseOperator):
         self,
         *,
         configuration: dict[str, Any],
-        run_timeout_s: float = 6 * 3600,
-        rendezvous_timeout_s: float = 600,
+        run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
+        rendezvous_timeout_s: float = DEFAULT_RENDEZVOUS_S,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)

@@ -18,8 +18,10 @@ from operators.launch import DistributedTrainingOperator
 
 # Local ranks of two configurations on one machine would share its cores and distort both
 # timings, so the local launcher's pool has one slot: configurations run one at a time, across
-# all DAG runs. Size it to the number of machines when each configuration gets its own.
+# all DAG runs. On a cluster, point MLBENCH_LAUNCH_POOL at a pool sized to how many
+# configurations the GPU quota runs side by side.
 LOCAL_POOL = "mlbench_local"
+LAUNCH_POOL = os.environ.get("MLBENCH_LAUNCH_POOL", LOCAL_POOL)
 OWNER = "mlbench"
 RETRY_DELAY = datetime.timedelta(seconds=float(os.environ.get("MLBENCH_RETRY_DELAY_S", 30)))
 DEFAULT_ARGS = {"owner": OWNER, "retries": 1, "retry_delay": RETRY_DELAY}
@@ -76,7 +78,7 @@ def build_pipeline(request_from: str) -> None:
     def prepare_data(request: dict[str, Any]) -> list[dict[str, str]]:
         from operators.steps import prepare_data_step
 
-        return prepare_data_step(request)
+        return prepare_data_step(request, _run_id())
 
     @task(retries=0)
     def validate_data(request: dict[str, Any], _prepared: list) -> list[dict[str, Any]]:
@@ -123,7 +125,7 @@ def build_pipeline(request_from: str) -> None:
     request = validate_request()
     configurations = plan(request, validate_data(request, prepare_data(request)))
     launched = DistributedTrainingOperator.partial(
-        task_id="launch", pool=LOCAL_POOL, retries=1, max_active_tis_per_dagrun=1,
+        task_id="launch", pool=LAUNCH_POOL, retries=1,
     ).expand(configuration=configurations)
     gate = validate_results()
     launched >> gate

@@ -37,7 +37,7 @@ def plan_configurations(
                 config_id = configuration_id(task, algorithm, world_size, repeat)
                 overrides = config_overrides(request)
                 if repeat > 0:  # repeats differ by seed (MLPerf), otherwise they would be identical runs
-                    overrides["seed"] = str(get_task(task).seed + repeat)
+                    overrides["seed"] = str(int(overrides.get("seed", get_task(task).seed)) + repeat)
                 plan.append(
                     {
                         "config_id": config_id,

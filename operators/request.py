@@ -7,6 +7,7 @@ first step instead of deep inside training.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,7 +69,7 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
 
     tasks = _as_list("tasks", params.get("tasks", list(defaults.tasks)))
     for name in tasks:
-        if name not in TASKS:
+        if not isinstance(name, str) or name not in TASKS:
             raise _fail("tasks", f"unknown task '{name}'; valid tasks: {', '.join(TASKS)}")
 
     preset = params.get("preset", defaults.preset)
@@ -108,6 +109,8 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
                 raise _fail("algorithm", str(exc)) from None
 
     repeats = params.get("repeats", defaults.repeats)
+    if isinstance(repeats, str) and repeats.strip().isdigit():
+        repeats = int(repeats)
     if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
         raise _fail("repeats", f"must be a whole number from 1 to {MAX_REPEATS}, got {repeats!r}")
 
@@ -120,9 +123,13 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
         target = None
     else:
         try:
+            if isinstance(target, bool):
+                raise ValueError
             target = float(target)
         except (TypeError, ValueError):
             raise _fail("target", f"must be a number, got {target!r}") from None
+        if not math.isfinite(target):
+            raise _fail("target", f"must be a finite number, got {target!r}")
 
     overrides = params.get("overrides") or {}
     if not isinstance(overrides, dict):
@@ -130,6 +137,8 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
     overrides = {str(k): str(v) for k, v in overrides.items()}
 
     pool = params.get("pool") or None
+    if pool is not None and not isinstance(pool, str):
+        raise _fail("pool", f"must be the name of one pool profile, got {pool!r}")
     if launcher == "kubernetes":
         pool = _check_pool(pool, backend, accelerator)
     elif pool is not None:

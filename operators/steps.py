@@ -10,6 +10,7 @@ lives on disk: datasets in the data root, bundles and validation reports in the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -36,7 +37,40 @@ def _request(request: dict[str, Any]) -> BenchmarkRequest:
 
 
 # ---------------------------------------------------------------------------------- request
+DEFAULT_RUN_TIMEOUT_S = 6 * 3600
+DEFAULT_RENDEZVOUS_S = 600
+STEP_MARKERS = "steps"
+STOPPED_FILE = "stopped.txt"
+# Steps that run after the launch whatever happened; `check` requires each to have finished.
+RECORDING_STEPS = ("validate_results", "track", "report", "cleanup")
+
+
+def _reset_run_dir(run_id: str) -> None:
+    """A DAG run cleared and run again must not read the previous attempt's request, plan or markers."""
+    import shutil
+
+    directory = run_dir(run_id)
+    for name in ("request.json", "plan.json", STOPPED_FILE):
+        (directory / name).unlink(missing_ok=True)
+    shutil.rmtree(directory / STEP_MARKERS, ignore_errors=True)
+    shutil.rmtree(directory / DATA_VALIDATION_DIR, ignore_errors=True)
+
+
+def mark_done(run_id: str, step: str) -> None:
+    markers = run_dir(run_id) / STEP_MARKERS
+    markers.mkdir(parents=True, exist_ok=True)
+    (markers / f"{step}.done").touch()
+
+
+def _record_stop(run_id: str, message: str) -> None:
+    """Why the run stopped before training: the track step records it in MLflow."""
+    directory = run_dir(run_id)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / STOPPED_FILE).write_text(message)
+
+
 def validate_request_step(params: dict[str, Any], run_id: str) -> dict[str, Any]:
+    _reset_run_dir(run_id)
     request = validate_request(dict(params))
     _check_local_capacity(request)
     log(f"request valid: tasks={list(request.tasks)} preset={request.preset} "
@@ -99,14 +133,18 @@ def datasets_of(request: BenchmarkRequest) -> dict[str, Any]:
     return datasets
 
 
-def prepare_data_step(request: dict[str, Any]) -> list[dict[str, str]]:
+def prepare_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, str]]:
     from tasks.data import catalog
 
     data_root = default_roots()[0]
     prepared = []
     for name, config in datasets_of(_request(request)).items():
-        path = catalog.prepare(name, data_root, url=config.data.url, md5=config.data.md5,
-                               log=lambda line: print(line, flush=True))  # lines carry "[data]"
+        try:
+            path = catalog.prepare(name, data_root, url=config.data.url, md5=config.data.md5,
+                                   log=lambda line: print(line, flush=True))  # lines carry "[data]"
+        except Exception as exc:
+            _record_stop(run_id, f"data preparation failed for {name}: {exc}")
+            raise
         prepared.append({"dataset": name, "path": str(path)})
     return prepared
 
@@ -130,8 +168,9 @@ def validate_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, A
         try:
             plans = {k: shard_plan(num_train, num_val, k, config.seed) for k in parsed.world_sizes}
         except ValueError as exc:  # more ranks than samples: no configuration could train
-            raise DataError(f"dataset {name}: {exc}; lower the worker counts or raise "
-                            f"data.max_train_samples") from None
+            message = f"dataset {name}: {exc}; lower the worker counts or raise data.max_train_samples"
+            _record_stop(run_id, message)
+            raise DataError(message) from None
         report = validate_dataset(name, arrays, num_classes=config.num_classes, shard_plans=plans)
         (out_dir / f"{name}.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
         log(report.summary())
@@ -181,16 +220,20 @@ def launch_configuration(
                                                         rendezvous_timeout_s=rendezvous_timeout_s, stop=stop)
             result = collect_result(config, output, message)
         else:
-            log(f"launching {c['config_id']}: {c['world_size']} local rank(s), output {output}")
-            outcome, result = launch_local(
-                config, output=output, data_root=Path(c["data_root"]), overrides=c["overrides"],
-                timeout_s=run_timeout_s, rendezvous_timeout_s=rendezvous_timeout_s, stop=stop,
-            )
+            with _local_machine_lock():
+                log(f"launching {c['config_id']}: {c['world_size']} local rank(s), output {output}")
+                outcome, result = launch_local(
+                    config, output=output, data_root=Path(c["data_root"]), overrides=c["overrides"],
+                    timeout_s=run_timeout_s, rendezvous_timeout_s=rendezvous_timeout_s, stop=stop,
+                )
             returncode = outcome.returncode
     except UserError as exc:  # e.g. the directory holds another configuration's checkpoints
         result = failed_result(config, str(exc))
         write_result(output, result)
         returncode = exc.exit_code
+    except Exception as exc:  # the cluster API, a missing connection...: still a record, then fail
+        write_result(output, failed_result(config, f"launch failed: {type(exc).__name__}: {exc}"))
+        raise
     summary = {
         "config_id": c["config_id"],
         "output": str(output),
@@ -207,6 +250,26 @@ def launch_configuration(
     return summary
 
 
+@contextlib.contextmanager
+def _local_machine_lock():
+    """One local configuration at a time per machine, whatever the Airflow pools say: two would
+    share the cores and distort both timings."""
+    import fcntl
+
+    path = Path(os.environ.get("MLBENCH_HOME", Path.cwd() / ".mlbench")) / "locks" / "local-launcher.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for the local benchmark already running on this machine ({path})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def kubernetes_settings() -> dict[str, Any]:
     """Where and how the kubernetes launcher works: from the deployment's environment."""
     return {
@@ -217,6 +280,12 @@ def kubernetes_settings() -> dict[str, Any]:
     }
 
 
+def rendezvous_timeout(requested_s: float, settings: dict[str, Any]) -> float:
+    """Early ranks wait at the rendezvous while the autoscaler adds nodes for the late ones: they
+    must not give up before the launcher's own (clearer) startup timeout does."""
+    return max(requested_s, settings["startup_timeout_s"])
+
+
 def _launch_on_kubernetes(c: dict[str, Any], *, dag_id: str, run_timeout_s: float, rendezvous_timeout_s: float,
                           stop: threading.Event | None) -> tuple[int, str]:
     from operators.kubernetes.launcher import KubernetesJobLauncher, clients_from_hook
@@ -225,9 +294,7 @@ def _launch_on_kubernetes(c: dict[str, Any], *, dag_id: str, run_timeout_s: floa
 
     settings = kubernetes_settings()
     pool = get_pool(c["pool"])
-    # Early ranks wait at the rendezvous while the autoscaler adds nodes for the late ones: they must
-    # not give up before the launcher's own (clearer) startup timeout does.
-    rendezvous_timeout_s = max(rendezvous_timeout_s, settings["startup_timeout_s"])
+    rendezvous_timeout_s = rendezvous_timeout(rendezvous_timeout_s, settings)
     manifests = build_manifests(c, pool, image=default_image(pool), dag_id=dag_id, dag_run_id=c["run_id"],
                                 namespace=settings["namespace"], run_timeout_s=int(run_timeout_s),
                                 rendezvous_timeout_s=int(rendezvous_timeout_s))
@@ -248,6 +315,7 @@ def cleanup_step(run_id: str, *, dag_id: str) -> int:
     """Remove anything of this DAG run left on the cluster (a killed worker may not have cleaned up)."""
     request = load_request(run_id)
     if not request or request.get("launcher") != "kubernetes":
+        mark_done(run_id, "cleanup")
         return 0
     from operators.kubernetes.launcher import cleanup_run, clients_from_hook, label_selector
     from operators.kubernetes.spec import run_labels
@@ -257,6 +325,7 @@ def cleanup_step(run_id: str, *, dag_id: str) -> int:
     deleted = cleanup_run(core, batch, namespace=settings["namespace"],
                           label_selector=label_selector(run_labels(dag_id, run_id)))
     log(f"cleanup: {deleted} leftover object(s) of this run deleted")
+    mark_done(run_id, "cleanup")
     return deleted
 
 
@@ -287,6 +356,7 @@ def validate_results_step(run_id: str) -> list[dict[str, Any]]:
         log(report.summary())
         verdicts.append({"config_id": configuration["config_id"], "success": report.success,
                          "summary": report.summary()})
+    mark_done(run_id, "validate_results")
     return verdicts
 
 
@@ -321,16 +391,20 @@ def track_step(run_id: str, *, dag_id: str) -> dict[str, Any]:
     request, plan = load_request(run_id), load_plan(run_id)
     if request is None:
         log("request was invalid: nothing ran, nothing to track")
+        mark_done(run_id, "track")
         return {}
-    data_failures = _data_gate_failures(run_id)
     if not plan:
-        reason = data_failures[0] if data_failures else "the run stopped before planning"
+        stopped = run_dir(run_id) / STOPPED_FILE
+        data_failures = _data_gate_failures(run_id)
+        reason = (stopped.read_text() if stopped.exists() else
+                  data_failures[0] if data_failures else "the run stopped before planning")
         ids = tracking.log_stopped_run(request, dag_id=dag_id, dag_run_id=run_id, reason=reason,
                                        artifacts=sorted((run_dir(run_id) / DATA_VALIDATION_DIR).glob("*.json")))
         log(f"run stopped before training ({reason}); recorded in MLflow at {tracking.tracking_uri()}")
-        return ids
-    ids = tracking.log_benchmark(outcomes_of(plan), dag_id=dag_id, dag_run_id=run_id, request=request)
-    log(f"logged {len(plan)} configuration(s) to MLflow at {tracking.tracking_uri()}")
+    else:
+        ids = tracking.log_benchmark(outcomes_of(plan), dag_id=dag_id, dag_run_id=run_id, request=request)
+        log(f"logged {len(plan)} configuration(s) to MLflow at {tracking.tracking_uri()}")
+    mark_done(run_id, "track")
     return ids
 
 
@@ -347,13 +421,14 @@ def report_step(run_id: str) -> str:
     from operators import report, tracking
 
     plan = load_plan(run_id)
-    if not plan:
-        return ""
-    rows = report.comparison_rows(outcomes_of(plan))
-    table = report.format_table(rows)
-    (run_dir(run_id) / "summary.txt").write_text(table + "\n")
-    print(table, flush=True)
-    print(f"MLFLOW_TRACKING_URI={tracking.tracking_uri()}", flush=True)
+    table = ""
+    if plan:
+        rows = report.comparison_rows(outcomes_of(plan))
+        table = report.format_table(rows)
+        (run_dir(run_id) / "summary.txt").write_text(table + "\n")
+        print(table, flush=True)
+        print(f"MLFLOW_TRACKING_URI={tracking.tracking_uri()}", flush=True)
+    mark_done(run_id, "report")
     return table
 
 
@@ -362,6 +437,11 @@ def check_step(run_id: str) -> None:
     plan = load_plan(run_id)
     if plan is None:
         raise RuntimeError("the run stopped before any configuration was planned; see the failed step")
+    markers = run_dir(run_id) / STEP_MARKERS
+    unfinished = [step for step in RECORDING_STEPS if not (markers / f"{step}.done").exists()]
+    if unfinished:
+        raise RuntimeError(f"step(s) {', '.join(unfinished)} did not finish: the run is not fully "
+                           "validated, recorded or cleaned up; see their logs")
     failed = [o for o in outcomes_of(plan or []) if not o.succeeded]
     if failed:
         details = "; ".join(f"{o.config_id}: {o.failure_reason}" for o in failed[:5])

@@ -20,6 +20,8 @@ tracking task never duplicates a run, a param or a metric point.
 
 from __future__ import annotations
 
+import contextlib
+
 import datetime
 import json
 import logging
@@ -441,6 +443,19 @@ def _log(client, run, *, params: dict[str, str], tags: dict[str, str],
             client.delete_tag(run_id, key)
 
 
+@contextlib.contextmanager
+def _failed_on_error(client, run_id: str):
+    """A run this step opened never stays RUNNING: any error marks it FAILED with the reason."""
+    try:
+        yield
+    except Exception as error:
+        with contextlib.suppress(Exception):
+            reason = _text(f"tracking failed: {type(error).__name__}: {error}", _MAX_TAG_VALUE)
+            client.set_tag(run_id, "failure_reason", reason)
+            client.set_terminated(run_id, status="FAILED")
+        raise
+
+
 def _log_configuration(client, experiment_id: str, outcome: ConfigurationOutcome, found: list, *,
                        dag_id: str, dag_run_id: str, parent_id: str, request: dict) -> str:
     result = outcome.result
@@ -449,35 +464,36 @@ def _log_configuration(client, experiment_id: str, outcome: ConfigurationOutcome
     run, _ = _open_run(client, experiment_id, found, tags=tags, name=outcome.config_id,
                             start_time=start)
     run_id = run.info.run_id
-    _log(client, run, params=_child_params(outcome, request), tags=tags,
-         metrics=_child_metrics(result),
-         drop_tags=() if outcome.failure_summary else ("failure_reason",))
+    with _failed_on_error(client, run_id):
+        _log(client, run, params=_child_params(outcome, request), tags=tags,
+             metrics=_child_metrics(result),
+             drop_tags=() if outcome.failure_summary else ("failure_reason",))
 
-    output = Path(outcome.output) if outcome.output else None
-    with tempfile.TemporaryDirectory(prefix="mlbench-track-") as scratch:
-        scratch = Path(scratch)
-        bundle_result = output / "result.json" if output else None
-        if bundle_result is not None and bundle_result.is_file():
-            client.log_artifact(run_id, str(bundle_result))
-        elif result is not None:
-            (scratch / "result.json").write_text(json.dumps(result, indent=2, default=str))
-            client.log_artifact(run_id, str(scratch / "result.json"))
-        if output is not None:
-            for name in ("mllog.log", "config.json"):
-                if (output / name).is_file():
-                    client.log_artifact(run_id, str(output / name))
-            if (output / "logs").is_dir() and any((output / "logs").iterdir()):
-                client.log_artifacts(run_id, str(output / "logs"), "logs")
-        if outcome.validation is not None:
-            (scratch / "validation.json").write_text(
-                json.dumps(outcome.validation, indent=2, sort_keys=True, default=str))
-            client.log_artifact(run_id, str(scratch / "validation.json"))
-        if result is not None and result.get("history"):
-            client.log_artifact(run_id, str(plot_curves(result, scratch / "curves.png")), "plots")
+        output = Path(outcome.output) if outcome.output else None
+        with tempfile.TemporaryDirectory(prefix="mlbench-track-") as scratch:
+            scratch = Path(scratch)
+            bundle_result = output / "result.json" if output else None
+            if bundle_result is not None and bundle_result.is_file():
+                client.log_artifact(run_id, str(bundle_result))
+            elif result is not None:
+                (scratch / "result.json").write_text(json.dumps(result, indent=2, default=str))
+                client.log_artifact(run_id, str(scratch / "result.json"))
+            if output is not None:
+                for name in ("mllog.log", "config.json"):
+                    if (output / name).is_file():
+                        client.log_artifact(run_id, str(output / name))
+                if (output / "logs").is_dir() and any((output / "logs").iterdir()):
+                    client.log_artifacts(run_id, str(output / "logs"), "logs")
+            if outcome.validation is not None:
+                (scratch / "validation.json").write_text(
+                    json.dumps(outcome.validation, indent=2, sort_keys=True, default=str))
+                client.log_artifact(run_id, str(scratch / "validation.json"))
+            if result is not None and result.get("history"):
+                client.log_artifact(run_id, str(plot_curves(result, scratch / "curves.png")), "plots")
 
-    end = _millis((result or {}).get("finished_at"))
-    client.set_terminated(run_id, status="FINISHED" if outcome.succeeded else "FAILED",
-                          end_time=end if end is not None and (start is None or end >= start) else None)
+        end = _millis((result or {}).get("finished_at"))
+        client.set_terminated(run_id, status="FINISHED" if outcome.succeeded else "FAILED",
+                              end_time=end if end is not None and (start is None or end >= start) else None)
     return run_id
 
 
@@ -506,54 +522,55 @@ def _log_task(client, task: str, outcomes: list[ConfigurationOutcome], *, dag_id
         client, experiment_id, _find_runs(client, experiment_id, identity),
         tags=parent_tags, name=dag_run_id, start_time=None)
     parent_id = parent.info.run_id
-    _log(client, parent, params=flatten_params(request or {}), tags=parent_tags,
-         metrics=[],
-         drop_tags=("stopped",) if failed else ("stopped", "failed_configurations", "failure_reason"))
+    with _failed_on_error(client, parent_id):
+        _log(client, parent, params=flatten_params(request or {}), tags=parent_tags,
+             metrics=[],
+             drop_tags=("stopped",) if failed else ("stopped", "failed_configurations", "failure_reason"))
 
-    # Looked up even for a new parent: children outlive a parent deleted by hand, and are
-    # re-attached to the new one (their mlflow.parentRunId tag is rewritten).
-    existing: dict[str, list] = {}
-    for run in _find_runs(client, experiment_id, {ROLE_TAG: CHILD_ROLE, "dag_id": dag_id,
-                                                   "dag_run_id": dag_run_id}):
-        existing.setdefault(run.data.tags.get("config_id"), []).append(run)
+        # Looked up even for a new parent: children outlive a parent deleted by hand, and are
+        # re-attached to the new one (their mlflow.parentRunId tag is rewritten).
+        existing: dict[str, list] = {}
+        for run in _find_runs(client, experiment_id, {ROLE_TAG: CHILD_ROLE, "dag_id": dag_id,
+                                                       "dag_run_id": dag_run_id}):
+            existing.setdefault(run.data.tags.get("config_id"), []).append(run)
 
-    child_runs: dict[str, str] = {}
-    errors: list[str] = []
-    for outcome in outcomes:
-        try:
-            child_runs[outcome.config_id] = _log_configuration(
-                client, experiment_id, outcome, existing.get(outcome.config_id, []),
-                dag_id=dag_id, dag_run_id=dag_run_id, parent_id=parent_id, request=request or {})
-        except Exception as error:  # log the others, then fail the task so Airflow retries
-            log.exception("could not log configuration %s", outcome.config_id)
-            errors.append(f"{outcome.config_id}: {type(error).__name__}: {error}")
+        child_runs: dict[str, str] = {}
+        errors: list[str] = []
+        for outcome in outcomes:
+            try:
+                child_runs[outcome.config_id] = _log_configuration(
+                    client, experiment_id, outcome, existing.get(outcome.config_id, []),
+                    dag_id=dag_id, dag_run_id=dag_run_id, parent_id=parent_id, request=request or {})
+            except Exception as error:  # log the others, then fail the task so Airflow retries
+                log.exception("could not log configuration %s", outcome.config_id)
+                errors.append(f"{outcome.config_id}: {type(error).__name__}: {error}")
 
-    rows = comparison_rows(outcomes)
-    table = to_markdown(rows)
-    now = _now()
-    metrics = [(k, v, now, 0) for k, v in _parent_metrics(rows, primary, outcomes).items()]
-    note = f"Benchmark `{task}`, DAG run `{dag_run_id}`\n\n{table}"
-    _log(client, client.get_run(parent_id), params={},
-         tags={"mlflow.note.content": _text(note, _MAX_TAG_VALUE)}, metrics=metrics)
-    with tempfile.TemporaryDirectory(prefix="mlbench-track-") as scratch:
-        scratch = Path(scratch)
-        comparison = scratch / "comparison"
-        comparison.mkdir()
-        (comparison / "comparison.csv").write_text(to_csv(rows))
-        (comparison / "comparison.md").write_text(table)
-        (comparison / "comparison.txt").write_text(format_table(rows))
-        configurations = configuration_rows(outcomes, child_runs)
-        (comparison / "configurations.csv").write_text(to_csv(configurations))
-        (comparison / "configurations.md").write_text(to_markdown(configurations))
-        plots = scratch / "plots"
-        plot_scaling(rows, plots / "scaling.png")
-        plot_time_split(outcomes, plots / "time_split.png")
-        (scratch / "request.json").write_text(
-            json.dumps(request or {}, indent=2, sort_keys=True, default=str))
-        client.log_artifacts(parent_id, str(comparison), "comparison")
-        client.log_artifacts(parent_id, str(plots), "plots")
-        client.log_artifact(parent_id, str(scratch / "request.json"))
-    client.set_terminated(parent_id, status="FAILED" if failed or errors else "FINISHED")
+        rows = comparison_rows(outcomes)
+        table = to_markdown(rows)
+        now = _now()
+        metrics = [(k, v, now, 0) for k, v in _parent_metrics(rows, primary, outcomes).items()]
+        note = f"Benchmark `{task}`, DAG run `{dag_run_id}`\n\n{table}"
+        _log(client, client.get_run(parent_id), params={},
+             tags={"mlflow.note.content": _text(note, _MAX_TAG_VALUE)}, metrics=metrics)
+        with tempfile.TemporaryDirectory(prefix="mlbench-track-") as scratch:
+            scratch = Path(scratch)
+            comparison = scratch / "comparison"
+            comparison.mkdir()
+            (comparison / "comparison.csv").write_text(to_csv(rows))
+            (comparison / "comparison.md").write_text(table)
+            (comparison / "comparison.txt").write_text(format_table(rows))
+            configurations = configuration_rows(outcomes, child_runs)
+            (comparison / "configurations.csv").write_text(to_csv(configurations))
+            (comparison / "configurations.md").write_text(to_markdown(configurations))
+            plots = scratch / "plots"
+            plot_scaling(rows, plots / "scaling.png")
+            plot_time_split(outcomes, plots / "time_split.png")
+            (scratch / "request.json").write_text(
+                json.dumps(request or {}, indent=2, sort_keys=True, default=str))
+            client.log_artifacts(parent_id, str(comparison), "comparison")
+            client.log_artifacts(parent_id, str(plots), "plots")
+            client.log_artifact(parent_id, str(scratch / "request.json"))
+        client.set_terminated(parent_id, status="FAILED" if failed or errors else "FINISHED")
     return experiment_id, parent_id, child_runs, errors
 
 

@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--algorithm")
     render.add_argument("--set", dest="overrides", type=_override, action="append", default=[],
                         metavar="FIELD=VALUE")
-    render.add_argument("--namespace", default="mlbench")
+    render.add_argument("--namespace", help="default: $MLBENCH_K8S_NAMESPACE or mlbench")
     render.add_argument("--dag-run-id", default="manual__render")
     return parser
 
@@ -239,6 +239,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from operators.kubernetes.spec import build_manifests, default_image, to_yaml
     from operators.planning import plan_configurations
     from operators.request import validate_request
+    from operators.steps import DEFAULT_RENDEZVOUS_S, kubernetes_settings, rendezvous_timeout
 
     pool = get_pool(args.pool)
     request = validate_request({
@@ -248,8 +249,11 @@ def cmd_render(args: argparse.Namespace) -> int:
     })
     configuration = plan_configurations(request, run_id=args.dag_run_id, runs_root=Path("/results"),
                                         data_root=Path("/datasets"))[0]
+    settings = kubernetes_settings()
     manifests = build_manifests(configuration, pool, image=args.image or default_image(pool),
-                                dag_id="mlbench_benchmark", dag_run_id=args.dag_run_id, namespace=args.namespace)
+                                dag_id="mlbench_benchmark", dag_run_id=args.dag_run_id,
+                                namespace=args.namespace or settings["namespace"],
+                                rendezvous_timeout_s=int(rendezvous_timeout(DEFAULT_RENDEZVOUS_S, settings)))
     sys.stdout.write(to_yaml(manifests))
     return 0
 

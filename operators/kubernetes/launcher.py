@@ -471,7 +471,7 @@ class _JobRun:
         """The Job and its pods now, or _SKIPPED after a transient API error (too many in a row raise)."""
         try:
             try:
-                job = self.batch.read_namespaced_job_status(name=self.name, namespace=self.ns)
+                job = self.batch.read_namespaced_job(name=self.name, namespace=self.ns)  # status included; needs only `get jobs`
             except ApiException as exc:
                 if exc.status != 404:
                     raise

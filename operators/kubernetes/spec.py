@@ -49,9 +49,10 @@ def _label_value(text: str) -> str:
     return f"{cleaned[:54].rstrip('-_.')}-{digest}"
 
 
-def job_names(dag_run_id: str, config_id: str, world_size: int) -> JobNames:
-    """Short, deterministic DNS names (pod hostnames `<job>-<index>` must stay under 63 chars)."""
-    digest = hashlib.sha1(f"{dag_run_id}/{config_id}".encode()).hexdigest()[:10]
+def job_names(dag_id: str, dag_run_id: str, config_id: str, world_size: int) -> JobNames:
+    """Short, deterministic DNS names (pod hostnames `<job>-<index>` must stay under 63 chars);
+    the DAG id is part of the hash, so equal run ids of two DAGs never share a Job."""
+    digest = hashlib.sha1(f"{dag_id}/{dag_run_id}/{config_id}".encode()).hexdigest()[:10]
     name = f"mlb-{digest}-w{world_size}"
     return JobNames(job=name, service=name)
 
@@ -80,7 +81,7 @@ def build_manifests(
     """[headless Service, Indexed Job] for one planned configuration (see operators.planning)."""
     c = configuration
     world_size = int(c["world_size"])
-    names = job_names(dag_run_id, c["config_id"], world_size)
+    names = job_names(dag_id, dag_run_id, c["config_id"], world_size)
     labels = {
         **run_labels(dag_id, dag_run_id),
         "app.kubernetes.io/component": "worker",

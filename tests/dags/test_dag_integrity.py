@@ -60,7 +60,9 @@ def test_house_rules(dagbag):
             assert task.owner == "mlbench", task.task_id
         assert dag.default_args["retries"] >= 1
         launch = dag.get_task("launch")
-        assert launch.retries >= 1 and launch.pool == "mlbench_local"
+        from operators.pipeline import LAUNCH_POOL
+
+        assert launch.retries >= 1 and launch.pool == LAUNCH_POOL
     assert dagbag.dags["mlbench_nightly"].schedule == "0 2 * * *"
 
 

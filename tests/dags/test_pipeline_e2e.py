@@ -130,11 +130,10 @@ def test_corrupted_dataset_stops_at_the_gx_gate_before_training(home, tmp_path):
     assert not any(outcome.run_dir.glob("cifar10-resnet20__*"))
     report = json.loads((outcome.run_dir / "data_validation" / "synthetic-cifar10.json").read_text())
     assert report["success"] is False
-    client = client_for(home)
-    experiment = client.get_experiment_by_name("mlbench/cifar10-resnet20")
-    stopped = [r for r in client.search_runs([experiment.experiment_id], max_results=200)
-               if r.info.status == "FAILED" and "data validation failed" in r.data.tags.get("failure_reason", "")]
-    assert stopped, "the stopped run must be recorded in MLflow with its reason"
+    _, parents, children = runs_of(home, outcome.run_dir)
+    assert not children and len(parents) == 1, "this run must be recorded in MLflow, as a stopped parent"
+    assert parents[0].info.status == "FAILED"
+    assert "data validation failed" in parents[0].data.tags["failure_reason"]
 
 
 def test_invalid_request_fails_at_validation(home):

@@ -22,7 +22,7 @@ def test_steps_run_a_request_end_to_end_without_airflow(home, capsys):
     run_id = "manual__2026-11-28T12:00:00+00:00"
     request = steps.validate_request_step(
         {"preset": "smoke", "world_sizes": [1, 2], "overrides": {"max_epochs": "1"}}, run_id)
-    steps.prepare_data_step(request)
+    steps.prepare_data_step(request, run_id)
     verdicts = steps.validate_data_step(request, run_id)
     assert [v["success"] for v in verdicts] == [True]
     plan = steps.plan_step(request, run_id)
@@ -34,6 +34,7 @@ def test_steps_run_a_request_end_to_end_without_airflow(home, capsys):
     assert set(ids["child_runs"]) == {c["config_id"] for c in plan}
     table = steps.report_step(run_id)
     assert "cifar10-resnet20 allreduce w2" in table
+    assert steps.cleanup_step(run_id, dag_id="mlbench_benchmark") == 0  # local launcher: nothing on a cluster
     steps.check_step(run_id)
     assert "MLFLOW_TRACKING_URI=sqlite:///" in capsys.readouterr().out
     run_dir = steps.run_dir(run_id)
@@ -46,13 +47,38 @@ def test_a_relaunch_in_the_same_directory_resumes_instead_of_starting_over(home)
     run_id = "manual__retry"
     request = steps.validate_request_step({"preset": "smoke", "world_sizes": [1], "overrides": {"max_epochs": "1"}},
                                           run_id)
-    steps.prepare_data_step(request)
+    steps.prepare_data_step(request, run_id)
     configuration = steps.plan_step(request, run_id)[0]
     steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)
     again = steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)
     assert again["status"] == "completed"
     result = json.loads((Path(configuration["output"]) / "result.json").read_text())
     assert result["resumes"] == 1 and result["epochs_run"] == 1
+
+
+def test_check_fails_the_run_when_a_recording_step_did_not_finish(home):
+    run_id = "manual__track-crashed"
+    request = steps.validate_request_step({"preset": "smoke", "world_sizes": [1], "overrides": {"max_epochs": "1"}},
+                                          run_id)
+    steps.prepare_data_step(request, run_id)
+    configuration = steps.plan_step(request, run_id)[0]
+    steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)
+    steps.validate_results_step(run_id)
+    steps.report_step(run_id)
+    steps.cleanup_step(run_id, dag_id="mlbench_benchmark")  # but `track` crashed: no marker
+    with pytest.raises(RuntimeError, match=r"step\(s\) track did not finish"):
+        steps.check_step(run_id)
+
+
+def test_a_run_cleared_and_run_again_does_not_read_the_previous_attempt(home):
+    run_id = "manual__cleared"
+    request = steps.validate_request_step({"preset": "smoke", "world_sizes": [1]}, run_id)
+    steps.plan_step(request, run_id)
+    with pytest.raises(Exception, match="duplicate worker counts"):
+        steps.validate_request_step({"preset": "smoke", "world_sizes": [1, 1]}, run_id)
+    assert steps.load_plan(run_id) is None and steps.load_request(run_id) is None
+    with pytest.raises(RuntimeError, match="stopped before any configuration was planned"):
+        steps.check_step(run_id)
 
 
 def test_check_fails_the_run_when_nothing_was_planned(home):

@@ -39,6 +39,10 @@ def test_form_values_are_normalised():
         ({"launcher": "kubernetes", "pool": "gke-t4"}, "pool", "has gpu nodes but the request's accelerator is cpu"),
         ({"pool": "cpu"}, "pool", "only applies to launcher 'kubernetes'"),
         ({"target": "high"}, "target", "must be a number"),
+        ({"target": float("nan")}, "target", "finite"),
+        ({"target": True}, "target", "must be a number"),
+        ({"tasks": [["cifar10-resnet20"]]}, "tasks", "unknown task"),
+        ({"launcher": "kubernetes", "pool": ["cpu"]}, "pool", "one pool profile"),
         ({"overrides": {"optimizer.lrr": "1"}}, "overrides", "unknown config field 'optimizer.lrr'"),
         ({"colour": "red"}, "colour", "unknown field"),
     ],
@@ -78,6 +82,12 @@ def test_plan_is_task_by_world_size_by_repeat_with_distinct_seeds_and_stable_pat
     again = plan_configurations(request, run_id="manual__2026-11-28T15:00:00+00:00", runs_root=tmp_path,
                                 data_root=tmp_path / "data")
     assert again == plan  # a retried task finds the same directories
+
+
+def test_repeat_seeds_start_from_a_seed_override(tmp_path):
+    request = validate_request({"world_sizes": [1], "repeats": 3, "overrides": {"seed": "43"}})
+    plan = plan_configurations(request, run_id="r", runs_root=tmp_path, data_root=tmp_path)
+    assert [c["overrides"]["seed"] for c in plan] == ["43", "44", "45"]
 
 
 def test_safe_name():

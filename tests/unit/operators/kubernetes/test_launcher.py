@@ -333,12 +333,6 @@ class FakeBatchV1:
             raise not_found("job", name)
         return self.c.job_object(name)
 
-    def read_namespaced_job_status(self, name: str, namespace: str) -> k8s.V1Job:
-        self.c.call("read_namespaced_job_status", name=name, namespace=namespace)
-        if name not in self.c.jobs:
-            raise not_found("job", name)
-        return self.c.job_object(name)
-
     def list_namespaced_job(self, namespace: str, label_selector: str | None = None) -> k8s.V1JobList:
         self.c.call("list_namespaced_job", namespace=namespace, label_selector=label_selector)
         return k8s.V1JobList(items=[self.c.job_object(n) for n, e in self.c.jobs.items()
@@ -835,7 +829,7 @@ def test_api_error_mid_run_propagates_after_retries_and_deletes_everything():
 def test_non_transient_api_error_propagates_at_once():
     ms = manifests(2)
     cluster = FakeCluster([{}, all_ranks(2, RUNNING)])
-    cluster.fail("read_namespaced_job_status", lambda: ApiException(status=403, reason="Forbidden"), from_tick=2)
+    cluster.fail("read_namespaced_job", lambda: ApiException(status=403, reason="Forbidden"), from_tick=2)
     launcher, _ = launcher_for(cluster)
 
     with pytest.raises(ApiException):
@@ -992,7 +986,7 @@ def test_every_call_the_launcher_makes_is_accepted_by_the_real_client(monkeypatc
 
     assert len(sent) == len(calls)
     assert {m for m, _ in calls} >= {
-        "create_namespaced_service", "create_namespaced_job", "read_namespaced_job_status", "list_namespaced_pod",
+        "create_namespaced_service", "create_namespaced_job", "list_namespaced_pod",
         "read_namespaced_pod_log", "list_namespaced_event", "delete_namespaced_job", "delete_namespaced_service",
         "read_namespaced_job", "read_namespaced_service", "list_namespaced_job", "list_namespaced_service",
     }

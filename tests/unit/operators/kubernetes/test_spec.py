@@ -75,7 +75,7 @@ def test_one_indexed_job_of_world_size_pods_with_a_stable_rank0_address():
     spec = job["spec"]
     assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == 16
     assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] > 0
-    names = job_names(DAG_RUN, configuration["config_id"], 16)
+    names = job_names("mlbench_nightly", DAG_RUN, configuration["config_id"], 16)
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
     assert spec["template"]["spec"]["subdomain"] == service["metadata"]["name"] == names.service
     assert service["spec"]["selector"] == {"mlbench.io/job": names.job}
