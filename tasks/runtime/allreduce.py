@@ -64,7 +64,8 @@ def time_allreduce(source: torch.Tensor, repeats: int, sync: Callable[[], None] 
     """Seconds per call, the device synchronized before and after each one.
 
     Each call reduces fresh values (copied from `source` outside the timed window), as MLBench did:
-    repeatedly summing the same buffer would overflow fp16 to inf within a few calls.
+    repeatedly summing the same buffer would overflow fp16 to inf within a few calls. A barrier
+    after the copy starts every rank's timer together, so no rank times a peer's copy.
     """
     tensor = torch.empty_like(source)
     timings = []
@@ -72,6 +73,7 @@ def time_allreduce(source: torch.Tensor, repeats: int, sync: Callable[[], None] 
         tensor.copy_(source)
         if sync:
             sync()
+        dist.barrier()
         start = time.perf_counter()
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         if sync:
