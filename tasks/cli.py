@@ -94,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run one rank; rank and peers come from the environment")
     _add_run_arguments(worker)
 
+    allreduce = sub.add_parser("allreduce", help="MLBench task 0: all-reduce latency and bandwidth by tensor size")
+    allreduce.add_argument("--world-size", type=_world_size, default=2)
+    allreduce.add_argument("--backend", default="gloo", help="gloo, nccl or mpi (where this torch has it)")
+    allreduce.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    allreduce.add_argument("--dtypes", default="fp32,fp16", help="comma list of fp32, fp16")
+    allreduce.add_argument("--min-elements", type=int, default=1)
+    allreduce.add_argument("--max-elements", type=int, default=10**8)
+    allreduce.add_argument("--count", type=int, default=80, help="log-spaced sizes (default 80, as MLBench)")
+    allreduce.add_argument("--repeats", type=int, default=100)
+    allreduce.add_argument("--warmup", type=int, default=5)
+    allreduce.add_argument("--output", required=True, type=Path)
+    allreduce.add_argument("--timeout", type=_positive_seconds, default=6 * 3600)
+    allreduce.add_argument("--rank-worker", action="store_true", help=argparse.SUPPRESS)
+
     sub.add_parser("pools", help="list the Kubernetes node-pool profiles, one per line, name first")
 
     render = sub.add_parser("render", help="print the Kubernetes manifests a DAG run would create (YAML)")
@@ -258,7 +272,78 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"tasks": cmd_tasks, "prepare": cmd_prepare, "train": cmd_train, "worker": cmd_worker,
+def cmd_allreduce(args: argparse.Namespace) -> int:
+    """Launch N local ranks of this same command (with --rank-worker); rank 0 writes the bundle."""
+    from tasks.runtime.allreduce import DTYPES, backend_availability, tensor_sizes
+    from tasks.runtime.worker import ensure_writable_dir
+
+    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    bad = [d for d in dtypes if d not in DTYPES]
+    if bad or not dtypes:
+        raise UserError(f"unknown dtype(s) {bad or dtypes}; valid: {', '.join(DTYPES)}")
+    try:
+        sizes = tensor_sizes(args.min_elements, args.max_elements, args.count)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    if args.repeats < 1 or args.warmup < 0:
+        raise UserError("--repeats must be >= 1 and --warmup >= 0")
+    reason = backend_availability().get(args.backend, f"unknown backend; valid: gloo, nccl, mpi")
+    if reason:
+        raise UserError(f"backend '{args.backend}' is not available here: {reason}")
+    if args.rank_worker:
+        return _allreduce_rank(args, dtypes, sizes)
+    if "fp16" in dtypes and args.backend == "mpi":
+        raise UserError("MPI all-reduce has no fp16; use --dtypes fp32")
+    from tasks.runtime.launcher import build_local_job, free_port, run_local_job
+
+    output = ensure_writable_dir(args.output.resolve())
+    argv = ["allreduce", "--rank-worker", "--world-size", str(args.world_size), "--backend", args.backend,
+            "--device", args.device, "--dtypes", ",".join(dtypes), "--min-elements", str(args.min_elements),
+            "--max-elements", str(args.max_elements), "--count", str(args.count), "--repeats", str(args.repeats),
+            "--warmup", str(args.warmup), "--output", str(output)]
+    print(f"[allreduce] {args.world_size} local rank(s), {args.backend} on {args.device}, {len(sizes)} sizes "
+          f"x {dtypes}, {args.repeats} timed calls each; logs in {output / 'logs'}", flush=True)
+    outcome = run_local_job(build_local_job(argv, args.world_size, output, master_port=free_port()),
+                            timeout_s=args.timeout)
+    if outcome.returncode != 0:
+        print(f"error: all-reduce benchmark failed: {outcome.message}", file=sys.stderr)
+        return outcome.returncode
+    print(f"[allreduce] results: {output / 'allreduce.json'}, plot: {output / 'allreduce.png'}")
+    return 0
+
+
+def _allreduce_rank(args: argparse.Namespace, dtypes: list[str], sizes: list[int]) -> int:
+    import dataclasses
+
+    import torch.distributed as dist
+
+    from tasks.runtime import provenance
+    from tasks.runtime.allreduce import plot_rows, run_benchmark
+    from tasks.runtime.distributed import RankEnv, init_process_group
+    from tasks.runtime.results import utc_now
+
+    env = RankEnv.from_environ()
+    started = utc_now()
+    init_process_group(env, args.backend)
+    try:
+        rows = run_benchmark(backend=args.backend, device=args.device, dtypes=dtypes, sizes=sizes,
+                             repeats=args.repeats, warmup=args.warmup,
+                             log=print if env.rank == 0 else (lambda _m: None))
+    finally:
+        dist.destroy_process_group()
+    if env.rank == 0:
+        table = [dataclasses.asdict(row) for row in rows]
+        bundle = {"task": "allreduce", "mlbench_id": "0", "backend": args.backend, "device": args.device,
+                  "world_size": env.world_size, "repeats": args.repeats, "warmup": args.warmup,
+                  "sizes": sizes, "dtypes": dtypes, "rows": table, "started_at": started,
+                  "finished_at": utc_now(), "provenance": provenance.collect(args.device, env.local_rank)}
+        (args.output / "allreduce.json").write_text(json.dumps(bundle, indent=2))
+        plot_rows(table, args.output / "allreduce.png",
+                  f"all-reduce (sum), {args.backend}, {env.world_size} ranks, {args.device}")
+    return 0
+
+
+COMMANDS = {"tasks": cmd_tasks, "allreduce": cmd_allreduce, "prepare": cmd_prepare, "train": cmd_train, "worker": cmd_worker,
             "pools": cmd_pools, "render": cmd_render}
 
 

@@ -96,3 +96,52 @@ def measure_size(elements: int, dtype: str, device: torch.device, *, repeats: in
         latency_p10_s=timings[int(0.1 * (len(timings) - 1))], latency_p90_s=timings[int(0.9 * (len(timings) - 1))],
         algbw_gbps=algbw, busbw_gbps=bus_bandwidth(algbw, dist.get_world_size()),
     )
+
+
+def run_benchmark(*, backend: str, device: str, dtypes: list[str], sizes: list[int], repeats: int, warmup: int,
+                  seed: int = 0, log: Callable[[str], None] = print) -> list[SizeMeasurement]:
+    """Every size and dtype on this rank (inside an initialized process group); rank 0 logs progress."""
+    if device == "cpu" and backend == "nccl":
+        raise ValueError("nccl all-reduces CUDA tensors only; use --device cuda")
+    torch_device = torch.device(f"cuda:{torch.cuda.current_device()}" if device == "cuda" else "cpu")
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for dtype in dtypes:
+        for index, elements in enumerate(sizes):
+            rows.append(measure_size(elements, dtype, torch_device, repeats=repeats, warmup=warmup,
+                                     generator=generator))
+            if index % 10 == 0 or index == len(sizes) - 1:
+                row = rows[-1]
+                log(f"[allreduce] {dtype} {elements:>11,} elements: median {row.latency_median_s * 1e3:9.3f} ms, "
+                    f"busbw {row.busbw_gbps:8.3f} GB/s ({index + 1}/{len(sizes)})")
+    return rows
+
+
+def plot_rows(rows: list[dict], path, title: str):
+    """Latency and bus bandwidth over tensor size, one line per dtype."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(11, 4.2))
+    latency_axis, bandwidth_axis = figure.subplots(1, 2)
+    for dtype in sorted({r["dtype"] for r in rows}):
+        mine = [r for r in rows if r["dtype"] == dtype]
+        sizes = [r["bytes"] for r in mine]
+        latency_axis.plot(sizes, [r["latency_median_s"] * 1e3 for r in mine], marker=".", label=dtype)
+        latency_axis.fill_between(sizes, [r["latency_p10_s"] * 1e3 for r in mine],
+                                  [r["latency_p90_s"] * 1e3 for r in mine], alpha=0.2)
+        bandwidth_axis.plot(sizes, [r["busbw_gbps"] for r in mine], marker=".", label=dtype)
+    for axis, label in ((latency_axis, "latency, ms (median, p10-p90)"), (bandwidth_axis, "bus bandwidth, GB/s")):
+        axis.set_xscale("log")
+        axis.set_xlabel("tensor size, bytes")
+        axis.set_ylabel(label)
+        axis.grid(alpha=0.3)
+        axis.legend()
+    latency_axis.set_yscale("log")
+    bandwidth_axis.set_yscale("log")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    return path

@@ -38,3 +38,30 @@ def test_two_rank_measurement(tmp_path):
     large = [r for r in data["rows"] if r["elements"] == 1_000_000 and r["dtype"] == "fp32"][0]
     small = [r for r in data["rows"] if r["elements"] == 1 and r["dtype"] == "fp32"][0]
     assert large["algbw_gbps"] > small["algbw_gbps"]  # bandwidth grows with size
+
+
+def test_allreduce_command_writes_a_bundle_and_a_plot(tmp_path):
+    from tests.conftest import run_mlbench
+
+    done = run_mlbench("allreduce", "--world-size", "2", "--max-elements", "10000", "--count", "4", "--repeats", "3",
+                       "--output", str(tmp_path / "ar"))
+    assert done.returncode == 0, done.stderr
+    bundle = json.loads((tmp_path / "ar" / "allreduce.json").read_text())
+    assert bundle["world_size"] == 2 and bundle["sizes"] == [1, 21, 464, 10000]
+    assert len(bundle["rows"]) == 8 and {r["dtype"] for r in bundle["rows"]} == {"fp32", "fp16"}
+    assert bundle["provenance"]["torch"] == torch.__version__
+    assert (tmp_path / "ar" / "allreduce.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "mpi"], "backend 'mpi' is not available here: this torch build was not compiled with MPI"),
+    (["--dtypes", "fp64"], "unknown dtype(s) ['fp64']; valid: fp32, fp16"),
+    (["--min-elements", "10", "--max-elements", "1"], "need 1 <= min_elements <= max_elements"),
+])
+def test_allreduce_bad_input_is_one_line(tmp_path, args, message):
+    from tests.conftest import run_mlbench
+
+    if "mpi" in args and dist.is_mpi_available():
+        pytest.skip("this torch has MPI")
+    done = run_mlbench("allreduce", *args, "--output", str(tmp_path / "ar"))
+    assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr

@@ -42,14 +42,19 @@ def test_steps_run_a_request_end_to_end_without_airflow(home, capsys):
     assert (run_dir / "summary.txt").read_text().strip() == table.strip()
 
 
-def test_a_relaunch_in_the_same_directory_resumes_instead_of_starting_over(home):
-    """What an Airflow retry does: the same configuration, the same bundle directory."""
-    run_id = "manual__retry"
+def launch_one_smoke_configuration(run_id):
+    """validate → prepare → plan → launch of one 1-epoch, 1-rank smoke configuration."""
     request = steps.validate_request_step({"preset": "smoke", "world_sizes": [1], "overrides": {"max_epochs": "1"}},
                                           run_id)
     steps.prepare_data_step(request, run_id)
     configuration = steps.plan_step(request, run_id)[0]
     steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)
+    return configuration
+
+
+def test_a_relaunch_in_the_same_directory_resumes_instead_of_starting_over(home):
+    """What an Airflow retry does: the same configuration, the same bundle directory."""
+    configuration = launch_one_smoke_configuration("manual__retry")
     again = steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)
     assert again["status"] == "completed"
     result = json.loads((Path(configuration["output"]) / "result.json").read_text())
@@ -58,11 +63,7 @@ def test_a_relaunch_in_the_same_directory_resumes_instead_of_starting_over(home)
 
 def test_check_fails_the_run_when_a_recording_step_did_not_finish(home):
     run_id = "manual__track-crashed"
-    request = steps.validate_request_step({"preset": "smoke", "world_sizes": [1], "overrides": {"max_epochs": "1"}},
-                                          run_id)
-    steps.prepare_data_step(request, run_id)
-    configuration = steps.plan_step(request, run_id)[0]
-    steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)
+    launch_one_smoke_configuration(run_id)
     steps.validate_results_step(run_id)
     steps.report_step(run_id)
     steps.cleanup_step(run_id, dag_id="mlbench_benchmark")  # but `track` crashed: no marker
