@@ -1,10 +1,11 @@
 """Great Expectations gates: one on every prepared dataset before training, one on every results bundle after.
 
-Both gates turn what they check into small pandas DataFrames (never raw pixels: one row per array,
-per sample, per class, per shard plan; one row per epoch, per run, per rank) and validate each frame
-against a GX 1.24 ``ExpectationSuite`` through an ephemeral data context's pandas data source. A
-gate's frames are its parts; the report gathers every part's expectations into one verdict with one
-short failure line per failed expectation.
+Both gates turn what they check into small pandas DataFrames (never raw pixels, feature matrices or
+token streams: one row per array, per sample, per class, per shard plan; one row per epoch, per run,
+per rank) and validate each frame against a GX 1.24 ``ExpectationSuite`` through an ephemeral data
+context's pandas data source. A gate's frames are its parts; the report gathers every part's
+expectations into one verdict with one short failure line per failed expectation. The dataset gate
+tells images, tabular features and token streams apart by the keys of the arrays it is given.
 
 This module is imported by Airflow DAG code, so it imports only the standard library at module level:
 great_expectations, pandas, numpy and jsonschema are imported where they are used. It never imports
@@ -45,10 +46,46 @@ LABEL_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", 
 SPLITS = (("train", "train"), ("validation", "val"))  # (split name, array key prefix)
 _STATS_CHUNK = 4096  # images per chunk when summarising pixels (bounds memory on 50k-image memmaps)
 
+# Dataset layouts, told apart by the keys of the arrays (tasks.data.catalog.load): a layout is chosen
+# when any of its marker keys is present, and its suite then reports whichever of its arrays is missing.
+# Keys of no layout, or of several, fail with one "layout:" line.
+LAYOUTS: dict[str, tuple[str, ...]] = {  # layout -> the arrays it expects
+    "images": ("train_images", "train_labels", "val_images", "val_labels"),
+    "tabular": ("train_features", "train_labels", "val_features", "val_labels"),
+    "tokens": ("train_tokens", "val_tokens"),  # and optionally test_tokens
+}
+_LAYOUT_MARKERS: dict[str, tuple[str, ...]] = {
+    "images": ("train_images", "val_images"),
+    "tabular": ("train_features", "val_features"),
+    "tokens": ("train_tokens", "val_tokens", "test_tokens"),
+}
+_OPTIONAL_ARRAYS: dict[str, tuple[str, ...]] = {"tokens": ("test_tokens",)}
+
+# Tabular (MLBench task 2a, logistic regression): binary labels, each class's share of the training split
+# within [0.2, 0.8]. epsilon is balanced (about 50/50) and breast-cancer is 357/212 benign/malignant
+# (62.7%/37.3%; the 80/20 split keeps it within a point or two), so both pass with room, while a split
+# with one class under 20% (e.g. a badly filtered or sorted-then-truncated file) fails.
+BINARY_CLASS_SHARE_MIN = 0.2
+BINARY_CLASS_SHARE_MAX = 0.8
+FEATURE_DTYPES = ["float16", "float32", "float64"]
+BINARY_LABEL_DTYPES = ["float16", "float32", "float64", "bool", *LABEL_DTYPES]
+# Rows are summarised (min, max, mean, L2 norm, finite flag, BLAKE2b-128 hash) a chunk of at most this many
+# bytes of features at a time: a 400,000 x 2000 float32 memmap (3.2 GB) is read 2048 rows (16 MiB) at a time.
+_TABULAR_CHUNK_BYTES = 16 * 2**20
+
+# Token streams (MLBench task 3a, language modelling): 1-D integer token ids in [0, vocabulary_size).
+# Validation (and test) must not be a copy of train: their first TOKEN_HEAD tokens (or as many as both
+# streams have) must not equal train's. WikiText-2's splits are different articles, so they differ
+# within a few tokens.
+TOKEN_DTYPES = LABEL_DTYPES
+TOKEN_HEAD = 10_000
+TOKEN_SPLITS = (("train", "train"), ("validation", "val"), ("test", "test"))
+_TOKEN_CHUNK = 2**22  # tokens per chunk when taking a stream's min/max (16 MiB of int32)
+
 # --- result gate --------------------------------------------------------------------------------------
 
 TIME_TOLERANCE_S = 1e-6  # compute_s + communication_s may exceed train_time_s by float rounding only
-ACCURACY_METRICS = frozenset({"top1", "top5"})  # target metrics that are fractions in [0, 1]
+ACCURACY_METRICS = frozenset({"top1", "top5", "accuracy"})  # target metrics that are fractions in [0, 1]
 MAX_SCHEMA_FAILURE_LINES = 5
 SUMMARY_FAILURES = 3  # failure lines quoted in summary()
 EXAMPLES = 3  # unexpected values quoted in one failure line
@@ -98,10 +135,16 @@ def validate_dataset(
     *,
     num_classes: int,
     shard_plans: dict[int, dict[str, list[int]]],
+    vocabulary_size: int | None = None,
 ) -> ValidationReport:
     """Validate a prepared dataset (``tasks.data.catalog.load`` arrays) and its shard plans.
 
-    Parts and what they expect:
+    The layout is told by the keys of ``arrays`` (see LAYOUTS): ``*_images`` -> images, ``*_features`` ->
+    tabular, ``*_tokens`` -> tokens. Keys of no layout, or of more than one, fail with one line
+    "layout: ..." naming the keys found and the layouts supported. ``vocabulary_size`` is used by the
+    token layout only and defaults to ``num_classes`` (a language model's classes are its vocabulary).
+
+    Images, parts and what they expect:
       arrays       one row per array: images uint8 4-D with one C/H/W across splits, labels integer
                    1-D, every array of a split as long as the split's images, no empty split;
       samples      one row per image (label, per-image pixel min/max/mean, content hash): labels in
@@ -112,40 +155,36 @@ def validate_dataset(
       shard_plans  one row per (world size, split) of ``tasks.runtime.sharding.shard_plan``: one shard
                    per rank, train shards all one size >= 1, validation sizes differing by at most 1,
                    totals not above the split's size; at least one plan.
-    """
-    import pandas as pd
 
-    num_classes = int(num_classes)
-    split_sizes: dict[str, int] = {}
-    array_rows, sample_frames = [], []
-    train_hashes: dict[str, int] = {}
-    for split, prefix in SPLITS:
-        images, labels = arrays.get(f"{prefix}_images"), arrays.get(f"{prefix}_labels")
-        split_sizes[split] = _length(images)
-        for kind, array in (("images", images), ("labels", labels)):
-            array_rows.append(_array_row(f"{prefix}_{kind}", split, kind, array, split_sizes[split]))
-        frame = _sample_frame(split, images, labels)
-        if split == "train":
-            for position, digest in enumerate(frame["hash"]):
-                if digest is not None:
-                    train_hashes.setdefault(digest, position)
-            frame["duplicate_of"] = None
-        else:
-            frame["duplicate_of"] = [
-                f"train[{train_hashes[d]}]" if d is not None and d in train_hashes else None for d in frame["hash"]
-            ]
-        sample_frames.append(frame)
-    array_frame = pd.DataFrame(array_rows, index=pd.Index([r["name"] for r in array_rows], dtype=object))
-    samples = pd.concat(sample_frames)
-    balance = _class_balance_frame(samples, num_classes)
-    shards = _shard_frame(shard_plans, split_sizes)
-    parts = [
-        ("arrays", array_frame, _array_expectations()),
-        ("samples", samples, _sample_expectations(num_classes)),
-        ("class_balance", balance, _balance_expectations(num_classes)),
-        ("shard_plans", shards, _shard_expectations()),
-    ]
-    return _run_gate(f"dataset:{name}", parts)
+    Tabular (train_features/val_features N x D float, train_labels/val_labels 0/1):
+      arrays       features float 2-D with one D >= 1 across splits, labels 1-D float/integer/bool,
+                   num_classes == 2, every array of a split as long as the split's features, no empty split;
+      samples      one row per feature row (label, row min/max/mean/L2 norm, finite flag, content hash),
+                   summarised a bounded chunk at a time: labels not null and in {0, 1}, both classes in
+                   train, every row finite (no NaN/inf), at most 1% of validation rows byte-identical
+                   to a training row;
+      class_balance  one row per class: its share of train within [0.2, 0.8] (BINARY_CLASS_SHARE_*);
+      shard_plans  as for images.
+
+    Tokens (train_tokens, val_tokens, optional test_tokens):
+      arrays       one row per stream: integer dtype, 1-D, non-empty, smallest and largest token id in
+                   [0, vocabulary_size), and validation/test not a copy of train (first TOKEN_HEAD tokens);
+      shard_plans  as for images, against the streams' lengths in tokens; the plans are whatever the
+                   caller passes (the language-model runtime shards by columns, whose counts are at most
+                   the token counts).
+    """
+    layout = _layout(arrays)
+    suite = f"dataset:{name}"
+    if layout is None:
+        return _layout_failure(suite, arrays)
+    if layout == "images":
+        parts = _image_parts(arrays, int(num_classes), shard_plans)
+    elif layout == "tabular":
+        parts = _tabular_parts(arrays, int(num_classes), shard_plans)
+    else:
+        vocabulary = int(num_classes if vocabulary_size is None else vocabulary_size)
+        parts = _token_parts(arrays, vocabulary, shard_plans)
+    return _run_gate(suite, parts)
 
 
 def validate_result(result: dict, *, expected_world_size: int, suite_name: str | None = None) -> ValidationReport:
@@ -190,9 +229,14 @@ def check_dataset(
     *,
     num_classes: int,
     shard_plans: dict[int, dict[str, list[int]]],
+    vocabulary_size: int | None = None,
 ) -> ValidationReport:
     """validate_dataset, raising ValidationFailed unless every expectation passed."""
-    return _or_raise(validate_dataset(name, arrays, num_classes=num_classes, shard_plans=shard_plans))
+    return _or_raise(
+        validate_dataset(
+            name, arrays, num_classes=num_classes, shard_plans=shard_plans, vocabulary_size=vocabulary_size
+        )
+    )
 
 
 def check_result(result: dict, *, expected_world_size: int, suite_name: str | None = None) -> ValidationReport:
@@ -372,6 +416,127 @@ def _jsonable(value: Any) -> Any:
         return value
     except (TypeError, ValueError):
         return str(value)
+
+
+# --- dataset layouts ----------------------------------------------------------------------------------
+
+
+def _layout(arrays: Any) -> str | None:
+    """The one layout whose marker keys ``arrays`` has, or None (no layout's keys, or several layouts')."""
+    keys = set(arrays) if isinstance(arrays, dict) else set()
+    found = [layout for layout, markers in _LAYOUT_MARKERS.items() if keys.intersection(markers)]
+    return found[0] if len(found) == 1 else None
+
+
+def _layout_failure(suite: str, arrays: Any) -> ValidationReport:
+    keys = sorted(str(k) for k in arrays) if isinstance(arrays, dict) else []
+    matched = [layout for layout, markers in _LAYOUT_MARKERS.items() if set(keys).intersection(markers)]
+    supported = "; ".join(
+        f"{layout} ({', '.join(LAYOUTS[layout])}"
+        + "".join(f", optional {k}" for k in _OPTIONAL_ARRAYS.get(layout, ()))
+        + ")"
+        for layout in LAYOUTS
+    )
+    problem = f"mixes the {' and '.join(matched)} layouts" if matched else "matches no supported layout"
+    line = f"layout: dataset arrays with keys {keys} {problem}; supported layouts: {supported}"
+    statistics = {
+        "evaluated_expectations": 1,
+        "successful_expectations": 0,
+        "unsuccessful_expectations": 1,
+        "success_percent": 0.0,
+    }
+    return ValidationReport(suite, False, [line], statistics, {"layout": {"keys": keys, "matched": matched}})
+
+
+def _image_parts(
+    arrays: dict[str, Any], num_classes: int, shard_plans: dict[int, dict[str, list[int]]]
+) -> list[tuple[str, Any, list[Any]]]:
+    import pandas as pd
+
+    split_sizes: dict[str, int] = {}
+    array_rows, sample_frames = [], []
+    train_hashes: dict[str, int] = {}
+    for split, prefix in SPLITS:
+        images, labels = arrays.get(f"{prefix}_images"), arrays.get(f"{prefix}_labels")
+        split_sizes[split] = _length(images)
+        for kind, array in (("images", images), ("labels", labels)):
+            array_rows.append(_array_row(f"{prefix}_{kind}", split, kind, array, split_sizes[split]))
+        frame = _sample_frame(split, images, labels)
+        _link_duplicates(split, frame, train_hashes)
+        sample_frames.append(frame)
+    array_frame = pd.DataFrame(array_rows, index=pd.Index([r["name"] for r in array_rows], dtype=object))
+    samples = pd.concat(sample_frames)
+    balance = _class_balance_frame(samples, num_classes)
+    shards = _shard_frame(shard_plans, split_sizes)
+    return [
+        ("arrays", array_frame, _array_expectations()),
+        ("samples", samples, _sample_expectations(num_classes)),
+        ("class_balance", balance, _balance_expectations(num_classes)),
+        ("shard_plans", shards, _shard_expectations()),
+    ]
+
+
+def _link_duplicates(split: str, frame: Any, train_hashes: dict[str, int]) -> None:
+    """Train: remember each hash's first row. Validation: duplicate_of names the training twin, if any."""
+    if split == "train":
+        for position, digest in enumerate(frame["hash"]):
+            if digest is not None:
+                train_hashes.setdefault(digest, position)
+        frame["duplicate_of"] = None
+    else:
+        frame["duplicate_of"] = [
+            f"train[{train_hashes[d]}]" if d is not None and d in train_hashes else None for d in frame["hash"]
+        ]
+
+
+def _tabular_parts(
+    arrays: dict[str, Any], num_classes: int, shard_plans: dict[int, dict[str, list[int]]]
+) -> list[tuple[str, Any, list[Any]]]:
+    import pandas as pd
+
+    split_sizes: dict[str, int] = {}
+    array_rows, sample_frames = [], []
+    train_hashes: dict[str, int] = {}
+    for split, prefix in SPLITS:
+        features, labels = arrays.get(f"{prefix}_features"), arrays.get(f"{prefix}_labels")
+        split_sizes[split] = _length(features)
+        for kind, array in (("features", features), ("labels", labels)):
+            row = _tabular_array_row(f"{prefix}_{kind}", split, kind, array, split_sizes[split], num_classes)
+            array_rows.append(row)
+        frame = _row_frame(split, features, labels)
+        _link_duplicates(split, frame, train_hashes)
+        sample_frames.append(frame)
+    array_frame = pd.DataFrame(array_rows, index=pd.Index([r["name"] for r in array_rows], dtype=object))
+    samples = pd.concat(sample_frames)
+    balance = _class_balance_frame(samples, 2)
+    shards = _shard_frame(shard_plans, split_sizes)
+    return [
+        ("arrays", array_frame, _tabular_array_expectations()),
+        ("samples", samples, _row_expectations()),
+        ("class_balance", balance, _binary_balance_expectations()),
+        ("shard_plans", shards, _shard_expectations()),
+    ]
+
+
+def _token_parts(
+    arrays: dict[str, Any], vocabulary_size: int, shard_plans: dict[int, dict[str, list[int]]]
+) -> list[tuple[str, Any, list[Any]]]:
+    import pandas as pd
+
+    train = arrays.get("train_tokens")
+    rows = []
+    for split, prefix in TOKEN_SPLITS:
+        key = f"{prefix}_tokens"
+        if split == "test" and key not in arrays:
+            continue  # test is optional; train and validation are reported even when missing
+        rows.append(_token_row(key, split, arrays.get(key), None if split == "train" else train))
+    frame = pd.DataFrame(rows, index=pd.Index([r["name"] for r in rows], dtype=object))
+    frame = frame.astype({"min_token": "float64", "max_token": "float64"})
+    split_sizes = {split: _length(arrays.get(f"{prefix}_tokens")) for split, prefix in SPLITS}
+    return [
+        ("arrays", frame, _token_expectations(vocabulary_size)),
+        ("shard_plans", _shard_frame(shard_plans, split_sizes), _shard_expectations()),
+    ]
 
 
 # --- dataset frames -----------------------------------------------------------------------------------
@@ -555,6 +720,196 @@ def _shard_expectations() -> list[Any]:
         gxe.ExpectColumnValuesToBeBetween(column="min_size", min_value=1, **train),
         gxe.ExpectColumnValuesToBeBetween(column="spread", min_value=0, max_value=1, **validation),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="split_size", column_B="total", or_equal=True),
+    ]
+
+
+# --- tabular and token frames -------------------------------------------------------------------------
+
+
+def _tabular_array_row(
+    name: str, split: str, kind: str, array: Any, split_rows: int, num_classes: int
+) -> dict[str, Any]:
+    shape = tuple(getattr(array, "shape", ()))
+    return {
+        "name": name,
+        "split": split,
+        "kind": kind,
+        "dtype": str(array.dtype) if array is not None and hasattr(array, "dtype") else "missing",
+        "ndim": len(shape) if array is not None else None,
+        "num_features": shape[1] if kind == "features" and len(shape) == 2 else None,
+        "num_classes": num_classes if kind == "labels" else None,
+        "count": shape[0] if shape else (None if array is None else 0),
+        "split_rows": split_rows,
+    }
+
+
+def _row_stats(features: Any) -> tuple[Any, Any, Any, Any, list[bool | None], list[str | None]]:
+    """Per-row min, max, mean, L2 norm (float64), finite flag and BLAKE2b-128 hash, a bounded chunk at a time.
+
+    Reads at most _TABULAR_CHUNK_BYTES of features per chunk (plus one float64 copy of the chunk), so a
+    memory-mapped matrix of any height is summarised in bounded memory. Non-finite statistics are NaN.
+    """
+    import hashlib
+
+    import numpy as np
+
+    n = _length(features)
+    mins, maxs, means, norms = (np.full(n, np.nan) for _ in range(4))
+    finite: list[bool | None] = [None] * n
+    hashes: list[str | None] = [None] * n
+    if n == 0:
+        return mins, maxs, means, norms, finite, hashes
+    width = int(np.prod(features.shape[1:], dtype=np.int64)) if features.ndim > 1 else 1
+    numeric = np.issubdtype(features.dtype, np.number) and not np.issubdtype(features.dtype, np.complexfloating)
+    rows_per_chunk = max(1, _TABULAR_CHUNK_BYTES // max(1, width * features.dtype.itemsize))
+    for start in range(0, n, rows_per_chunk):
+        chunk = np.ascontiguousarray(features[start : start + rows_per_chunk]).reshape(-1, width)
+        stop = start + len(chunk)
+        if width and numeric:
+            finite[start:stop] = np.isfinite(chunk).all(axis=1).tolist()
+            wide = chunk.astype(np.float64)
+            with np.errstate(invalid="ignore", over="ignore"):
+                mins[start:stop] = wide.min(axis=1)
+                maxs[start:stop] = wide.max(axis=1)
+                means[start:stop] = wide.mean(axis=1)
+                norms[start:stop] = np.sqrt(np.einsum("ij,ij->i", wide, wide))
+            del wide
+        for offset, row in enumerate(chunk):
+            hashes[start + offset] = hashlib.blake2b(row.tobytes(), digest_size=16).hexdigest()
+    for values in (mins, maxs, means, norms):
+        values[~np.isfinite(values)] = np.nan
+    return mins, maxs, means, norms, finite, hashes
+
+
+def _row_frame(split: str, features: Any, labels: Any) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    mins, maxs, means, norms, finite, hashes = _row_stats(features)
+    n_rows, n_labels = len(hashes), _length(labels)
+    n = max(n_rows, n_labels)
+    if labels is not None and getattr(labels, "ndim", 0) == 1 and (
+        np.issubdtype(labels.dtype, np.number) or labels.dtype == np.bool_
+    ) and not np.issubdtype(labels.dtype, np.complexfloating):
+        label_values = np.asarray(labels, dtype=np.float64)
+    else:  # not a 1-D numeric array: no usable labels (the arrays part says why)
+        label_values = np.full(n_labels, np.nan)
+    if n_labels < n:
+        label_values = np.concatenate([label_values, np.full(n - n_labels, np.nan)])
+
+    def pad(values: Any) -> Any:
+        return np.concatenate([values, np.full(n - n_rows, np.nan)]) if n_rows < n else values
+
+    return pd.DataFrame(
+        {
+            "split": split,
+            "label": label_values,
+            "feature_min": pad(mins),
+            "feature_max": pad(maxs),
+            "feature_mean": pad(means),
+            "l2_norm": pad(norms),
+            "finite": finite + [None] * (n - n_rows),
+            "hash": hashes + [None] * (n - n_rows),
+        },
+        index=pd.Index([f"{split}[{i}]" for i in range(n)], dtype=object),
+    )
+
+
+def _token_row(name: str, split: str, tokens: Any, train: Any) -> dict[str, Any]:
+    """One stream's summary: dtype, shape, smallest/largest id (chunked), and whether its head copies train's."""
+    import numpy as np
+
+    shape = tuple(getattr(tokens, "shape", ()))
+    low = high = None
+    numeric = tokens is not None and hasattr(tokens, "dtype") and (
+        np.issubdtype(tokens.dtype, np.number) and not np.issubdtype(tokens.dtype, np.complexfloating)
+    )
+    if numeric and tokens.size:
+        flat = tokens.reshape(-1)  # a view for the contiguous (memory-mapped) streams catalog.load returns
+        lows, highs = [], []
+        for start in range(0, len(flat), _TOKEN_CHUNK):
+            chunk = flat[start : start + _TOKEN_CHUNK]
+            lows.append(chunk.min())
+            highs.append(chunk.max())
+        low, high = np.min(lows).item(), np.max(highs).item()  # NaN (float tokens) propagates to null
+    copy_of = None
+    if (
+        train is not None
+        and numeric
+        and len(shape) == 1
+        and getattr(train, "ndim", 0) == 1
+        and hasattr(train, "dtype")
+        and np.issubdtype(train.dtype, np.number)
+    ):
+        k = min(TOKEN_HEAD, len(train), len(tokens))
+        if k and np.array_equal(np.asarray(train[:k]), np.asarray(tokens[:k])):
+            copy_of = f"train_tokens[:{k}]"
+    return {
+        "name": name,
+        "split": split,
+        "dtype": str(tokens.dtype) if tokens is not None and hasattr(tokens, "dtype") else "missing",
+        "ndim": len(shape) if tokens is not None else None,
+        "count": (int(np.prod(shape, dtype=np.int64)) if shape else 0) if tokens is not None else None,
+        "min_token": low,
+        "max_token": high,
+        "copy_of": copy_of,
+    }
+
+
+def _tabular_array_expectations() -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    features, labels = _where("kind", "features"), _where("kind", "labels")
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=FEATURE_DTYPES, **features),
+        gxe.ExpectColumnValuesToBeInSet(column="ndim", value_set=[2], **features),
+        gxe.ExpectColumnUniqueValueCountToBeBetween(column="num_features", min_value=1, max_value=1, **features),
+        gxe.ExpectColumnValuesToBeBetween(column="num_features", min_value=1, **features),
+        gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=BINARY_LABEL_DTYPES, **labels),
+        gxe.ExpectColumnValuesToBeInSet(column="ndim", value_set=[1], **labels),
+        gxe.ExpectColumnValuesToBeInSet(column="num_classes", value_set=[2], **labels),
+        gxe.ExpectColumnValuesToNotBeNull(column="count"),
+        gxe.ExpectColumnValuesToBeBetween(column="count", min_value=1),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="count", column_B="split_rows"),
+    ]
+
+
+def _row_expectations() -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column="label"),
+        gxe.ExpectColumnValuesToBeInSet(column="label", value_set=[0, 1]),
+        gxe.ExpectColumnDistinctValuesToContainSet(column="label", value_set=[0, 1], **_where("split", "train")),
+        gxe.ExpectColumnValuesToBeInSet(column="finite", value_set=[True]),
+        gxe.ExpectColumnValuesToBeNull(
+            column="duplicate_of", mostly=VALIDATION_NOT_IN_TRAIN_MOSTLY, **_where("split", "validation")
+        ),
+    ]
+
+
+def _binary_balance_expectations() -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToNotBeNull(column="share"),
+        gxe.ExpectColumnValuesToBeBetween(
+            column="share", min_value=BINARY_CLASS_SHARE_MIN, max_value=BINARY_CLASS_SHARE_MAX
+        ),
+    ]
+
+
+def _token_expectations(vocabulary_size: int) -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    return [
+        gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=TOKEN_DTYPES),
+        gxe.ExpectColumnValuesToBeInSet(column="ndim", value_set=[1]),
+        gxe.ExpectColumnValuesToNotBeNull(column="count"),
+        gxe.ExpectColumnValuesToBeBetween(column="count", min_value=1),
+        *(gxe.ExpectColumnValuesToBeBetween(column=c, min_value=0, max_value=vocabulary_size - 1)
+          for c in ("min_token", "max_token")),
+        gxe.ExpectColumnValuesToBeNull(column="copy_of"),
     ]
 
 

@@ -20,7 +20,8 @@ from tasks.errors import UserError
 
 LrScaling = Literal["none", "linear", "sqrt", "linear-capped-16"]
 ScheduleKind = Literal["plateau-with-warmup", "multistep", "constant"]
-Aggregation = Literal["flat-allreduce-gradients", "ddp"]
+Aggregation = Literal["flat-allreduce-gradients", "ddp", "model-averaging"]
+Workload = Literal["image-classification", "binary-classification"]
 Precision = Literal["fp32", "bf16"]
 
 
@@ -81,6 +82,13 @@ class AlgorithmSpec:
 
 
 @dataclass(frozen=True)
+class LossSpec:
+    name: Literal["cross-entropy", "binary-cross-entropy"] = "cross-entropy"
+    l1: float = 0.0  # regularization added to the loss: l1 * sum|w| + l2 * sum w^2 (weights, not biases)
+    l2: float = 0.0
+
+
+@dataclass(frozen=True)
 class TargetSpec:
     metric: str  # name of the validation metric, e.g. "top1"
     mode: Literal["max", "min"]
@@ -110,6 +118,8 @@ class TaskSpec:
     seed: int
     num_classes: int
     presets: tuple[str, ...]
+    workload: Workload = "image-classification"
+    loss: LossSpec = LossSpec()
 
     @property
     def reference_algorithm(self) -> AlgorithmSpec:
@@ -162,6 +172,8 @@ class RunConfig:
     target_value: float
     seed: int
     num_classes: int
+    workload: Workload = "image-classification"
+    loss: LossSpec = LossSpec()
     runtime: RuntimeOptions = RuntimeOptions()
 
     def to_dict(self) -> dict[str, Any]:
@@ -222,6 +234,7 @@ _NESTED = {
     "optimizer": OptimizerSpec,
     "schedule": ScheduleSpec,
     "runtime": RuntimeOptions,
+    "loss": LossSpec,
 }
 
 

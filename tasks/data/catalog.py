@@ -2,6 +2,12 @@
 
 A dataset's version names exactly what its builder produces (source and parameters are pinned
 here), so a prepared copy under any data root can be reused safely by every later run.
+
+Two kinds: image datasets (DATASETS: train/val images N x 3 x H x W uint8, int64 labels, ten
+classes) and tabular ones (TABULAR_DATASETS: train/val features N x D float32, float32 0/1 labels,
+two classes, for MLBench task 2a). One dataset of each kind downloads and accepts a data.url /
+data.md5 override: cifar10 (the archive's URL and md5) and epsilon (a base URL holding both of its
+files, and "<train md5>,<test md5>"; see tasks.data.epsilon.epsilon_sources).
 """
 
 from __future__ import annotations
@@ -9,10 +15,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from tasks.data.breast_cancer import build_breast_cancer
 from tasks.data.cifar10 import (
     CIFAR10_MD5,
     CIFAR10_URL,
@@ -23,6 +30,15 @@ from tasks.data.cifar10 import (
 )
 from tasks.data.digits import build_digits
 from tasks.data.download import Log, log_to_stderr
+from tasks.data.epsilon import (
+    EPSILON_BASE_URL,
+    EPSILON_FEATURES,
+    EPSILON_TEST_ROWS,
+    EPSILON_TRAIN_ROWS,
+    build_epsilon,
+    build_synthetic_epsilon,
+    epsilon_sources,
+)
 from tasks.data.store import load_dataset, prepare_dataset
 from tasks.errors import UserError
 
@@ -32,9 +48,16 @@ SYNTHETIC_TEST_SIZE = 200
 SYNTHETIC_SEED = 0
 DIGITS_IMAGE_SIZE = 16
 DIGITS_SEED = 0
+TABULAR_NUM_CLASSES = 2
+SYNTHETIC_EPSILON_TRAIN_SIZE = 1200
+SYNTHETIC_EPSILON_VAL_SIZE = 400
+SYNTHETIC_EPSILON_FEATURES = 200
+SYNTHETIC_EPSILON_SEED = 0
+BREAST_CANCER_SEED = 0
 
 DatasetBuilder = Callable[..., tuple[dict[str, np.ndarray], dict]]
 
+# Image datasets, built in memory (the tabular ones are in TABULAR_DATASETS below).
 DATASETS: dict[str, tuple[str, DatasetBuilder]] = {
     "cifar10": ("v1", build_cifar10),
     "synthetic-cifar10": (
@@ -71,11 +94,71 @@ _DESCRIPTIONS: dict[str, dict[str, Any]] = {
 }
 
 
-def _lookup(name: str) -> tuple[str, DatasetBuilder]:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise UserError(f"unknown dataset '{name}'; valid names: {', '.join(sorted(DATASETS))}") from None
+class TabularDataset(NamedTuple):
+    """A tabular dataset: its version, its store builder, and whether that builder streams to disk."""
+
+    version: str
+    build: Callable[..., Any]
+    streaming: bool
+
+
+TABULAR_DATASETS: dict[str, TabularDataset] = {
+    # MLBench task 2a's dataset: 400k x 2000, converted by streaming (tasks.data.store.NpyWriter).
+    "epsilon": TabularDataset("v1", build_epsilon, streaming=True),
+    "synthetic-epsilon": TabularDataset(
+        "v1",
+        partial(
+            build_synthetic_epsilon,
+            rows=SYNTHETIC_EPSILON_TRAIN_SIZE,
+            test_rows=SYNTHETIC_EPSILON_VAL_SIZE,
+            features=SYNTHETIC_EPSILON_FEATURES,
+            seed=SYNTHETIC_EPSILON_SEED,
+        ),
+        streaming=True,
+    ),
+    "breast-cancer": TabularDataset("v1", partial(build_breast_cancer, seed=BREAST_CANCER_SEED), streaming=False),
+}
+
+_TABULAR_DESCRIPTIONS: dict[str, dict[str, Any]] = {
+    "epsilon": {
+        "source": EPSILON_BASE_URL,
+        "train_size": EPSILON_TRAIN_ROWS,
+        "val_size": EPSILON_TEST_ROWS,  # the official test file
+        "num_features": EPSILON_FEATURES,
+    },
+    "synthetic-epsilon": {
+        "source": "synthetic epsilon-format LIBSVM files (tasks.data.epsilon.write_libsvm)",
+        "train_size": SYNTHETIC_EPSILON_TRAIN_SIZE,
+        "val_size": SYNTHETIC_EPSILON_VAL_SIZE,
+        "num_features": SYNTHETIC_EPSILON_FEATURES,
+    },
+    "breast-cancer": {
+        "source": "sklearn.datasets.load_breast_cancer",
+        "train_size": 455,  # the 80/20 stratified split of its 569 samples
+        "val_size": 114,
+        "num_features": 30,
+    },
+}
+
+# The one dataset of each kind that downloads, and so the only one a data.url / data.md5 override fits.
+_OVERRIDABLE = {"image": "cifar10", "tabular": "epsilon"}
+
+
+def _lookup(name: str) -> tuple[str, Callable[..., Any], bool]:
+    """(version, builder, streaming) of a named dataset."""
+    if name in DATASETS:
+        version, build = DATASETS[name]
+        return version, build, False
+    if name in TABULAR_DATASETS:
+        return TABULAR_DATASETS[name]
+    raise UserError(
+        f"unknown dataset '{name}'; valid names: {', '.join(sorted(DATASETS))} (image), "
+        f"{', '.join(sorted(TABULAR_DATASETS))} (tabular)"
+    )
+
+
+def _kind(name: str) -> str:
+    return "tabular" if name in TABULAR_DATASETS else "image"
 
 
 def prepare(
@@ -84,22 +167,37 @@ def prepare(
     """Prepare a named dataset under root (once, safely across processes) and return its folder.
 
     url/md5 override the CIFAR-10 mirror; a mirror without its own md5 must serve the official file.
+    For epsilon, url is a base URL (or folder) holding epsilon_normalized.bz2 and
+    epsilon_normalized.t.bz2, and md5 is "<train md5>,<test md5>"; without md5 the files must match
+    the pinned official sha256s.
     """
-    version, build = _lookup(name)
+    version, build, streaming = _lookup(name)
     if name == "cifar10":
         build = partial(build, url=url or CIFAR10_URL, md5=md5 or CIFAR10_MD5)
+    elif name == "epsilon":
+        build = partial(build, **epsilon_sources(url, md5))
     elif url is not None or md5 is not None:
-        raise UserError(f"data url/md5 overrides apply only to dataset 'cifar10', not '{name}'; remove them")
-    return prepare_dataset(Path(root), name, version, partial(build, log=log), log=log)
+        raise UserError(
+            f"data url/md5 overrides apply only to dataset '{_OVERRIDABLE[_kind(name)]}', not '{name}'; remove them"
+        )
+    return prepare_dataset(Path(root), name, version, partial(build, log=log), log=log, streaming=streaming)
 
 
 def load(name: str, root: Path) -> dict[str, np.ndarray]:
-    """The prepared arrays of a named dataset (memory-mapped): train/val images and labels."""
-    version, _ = _lookup(name)
+    """The prepared arrays of a named dataset (memory-mapped): train/val images or features, and labels."""
+    version, _, _ = _lookup(name)
     return load_dataset(Path(root), name, version)
 
 
 def describe(name: str) -> dict[str, Any]:
     """What a dataset is without preparing it: for listings, plans and result records."""
-    version, _ = _lookup(name)
+    version, _, _ = _lookup(name)
+    if _kind(name) == "tabular":
+        return {
+            "name": name,
+            "version": version,
+            "kind": "tabular",
+            "num_classes": TABULAR_NUM_CLASSES,
+            **_TABULAR_DESCRIPTIONS[name],
+        }
     return {"name": name, "version": version, "num_classes": NUM_CLASSES, **_DESCRIPTIONS[name]}

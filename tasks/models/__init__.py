@@ -6,7 +6,7 @@ from typing import Any
 
 from tasks.errors import UserError
 
-MODEL_NAMES = ("resnet20-cifar",)
+MODEL_NAMES = ("resnet20-cifar", "logistic-regression")
 
 
 def build_model(name: str, num_classes: int, options: dict[str, Any] | None = None):
@@ -15,6 +15,11 @@ def build_model(name: str, num_classes: int, options: dict[str, Any] | None = No
         from tasks.models.resnet_cifar import ResNetCIFAR
 
         return ResNetCIFAR(depth=options.get("depth", 20), num_classes=num_classes)
+    if name == "logistic-regression":
+        from torch import nn
+
+        # One logit per row; the sigmoid lives in the loss (BCE with logits) and the 0.5 threshold.
+        return nn.Linear(int(options["num_features"]), 1)
     raise UserError(f"unknown model '{name}'; valid models: {', '.join(MODEL_NAMES)}")
 
 

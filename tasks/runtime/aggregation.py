@@ -1,6 +1,8 @@
-"""How ranks combine their work each step: MLBench's flat all-reduce, or PyTorch DDP.
+"""How ranks combine their work each step: MLBench's flat all-reduce, PyTorch DDP, or model
+averaging.
 
-Both expose `after_backward()`, the communication phase the step timer charges separately.
+Each exposes `after_backward()` and `after_step()`: the communication before and after the
+optimizer step, which the step timer charges to the communication phase.
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ class FlatAllReduceGradients:
 
     def wrap(self) -> nn.Module:
         return self.model
+
+    def after_step(self) -> None:
+        pass
 
     def after_backward(self) -> None:
         if self.world_size == 1:
@@ -68,10 +73,44 @@ class DDPAggregation:
     def after_backward(self) -> None:
         pass
 
+    def after_step(self) -> None:
+        pass
+
+
+class ModelAveraging:
+    """MLBench's task-2a algorithm: each rank takes a local SGD step, then the weights (not the
+    gradients) are all-reduced and averaged. Weights are also averaged once at the start."""
+
+    def __init__(self, model: nn.Module, world_size: int) -> None:
+        self.model = model
+        self.world_size = world_size
+        self.params = [p for p in model.parameters()]
+        self.after_step()
+
+    def wrap(self) -> nn.Module:
+        return self.model
+
+    def after_backward(self) -> None:
+        pass
+
+    def after_step(self) -> None:
+        if self.world_size == 1:
+            return
+        with torch.no_grad():
+            flat = torch.cat([p.reshape(-1) for p in self.params])
+            dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+            flat.div_(self.world_size)
+            offset = 0
+            for p in self.params:
+                p.copy_(flat[offset : offset + p.numel()].view_as(p))
+                offset += p.numel()
+
 
 def build_aggregation(kind: str, model: nn.Module, world_size: int, device: torch.device):
     if kind == "flat-allreduce-gradients":
         return FlatAllReduceGradients(model, world_size)
     if kind == "ddp":
         return DDPAggregation(model, world_size, device)
+    if kind == "model-averaging":
+        return ModelAveraging(model, world_size)
     raise ValueError(f"unknown aggregation {kind!r}")

@@ -1,7 +1,8 @@
-"""Batches of images for one rank, augmented on the fly, deterministic per (seed, rank, epoch).
+"""Batches of one rank's shard, deterministic per (seed, rank, epoch): images augmented on the
+fly, tabular rows as they are.
 
-The whole shard lives in host memory (a memory-mapped uint8 array from the prepared store), so
-no worker processes are needed: augmentation is a few vectorized tensor ops per batch. Every
+The whole shard lives in host memory (a memory-mapped array from the prepared store), so no
+worker processes are needed: augmentation is a few vectorized tensor ops per batch. Every
 random choice is drawn from a generator seeded by (seed, rank, epoch), so a run resumed at
 epoch e sees exactly the batches an uninterrupted run would have seen.
 """
@@ -21,29 +22,18 @@ def epoch_generator(seed: int, rank: int, epoch: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state))
 
 
-class ImageBatches:
-    def __init__(
-        self,
-        images: np.ndarray,
-        labels: np.ndarray,
-        indices: np.ndarray,
-        batch_size: int,
-        augmentation: Augmentation,
-        *,
-        train: bool,
-        seed: int,
-        rank: int,
-    ) -> None:
-        self.images = images
+class ShardBatches:
+    """One rank's shard in batches: shuffled per epoch when training, in order otherwise."""
+
+    def __init__(self, inputs: np.ndarray, labels: np.ndarray, indices: np.ndarray, batch_size: int, *,
+                 train: bool, seed: int, rank: int) -> None:
+        self.inputs = inputs
         self.labels = labels
         self.indices = np.asarray(indices)
         self.batch_size = batch_size
-        self.augmentation = augmentation
         self.train = train
         self.seed = seed
         self.rank = rank
-        self.mean = torch.tensor(augmentation.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self.std = torch.tensor(augmentation.std, dtype=torch.float32).view(1, -1, 1, 1)
 
     def __len__(self) -> int:
         return -(-len(self.indices) // self.batch_size)  # last partial batch kept (drop_last=False)
@@ -59,11 +49,41 @@ class ImageBatches:
             order = order[torch.randperm(len(order), generator=generator).numpy()]
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
-            images = torch.from_numpy(np.ascontiguousarray(self.images[batch])).float().div_(255.0)
-            labels = torch.from_numpy(np.ascontiguousarray(self.labels[batch])).long()
-            if self.train:
-                images = self._augment(images, generator)
-            yield (images - self.mean) / self.std, labels
+            inputs = torch.from_numpy(np.ascontiguousarray(self.inputs[batch]))
+            labels = torch.from_numpy(np.ascontiguousarray(self.labels[batch]))
+            yield self.transform(inputs, generator), labels
+
+    def transform(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return inputs
+
+
+class TabularBatches(ShardBatches):
+    """Rows of float features (no augmentation); labels as floats for binary losses."""
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for inputs, labels in super().epoch(epoch):
+            yield inputs.float(), labels.float()
+
+
+class ImageBatches(ShardBatches):
+    """uint8 images scaled to [0, 1], augmented when training (crop, flip), then normalized."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, indices: np.ndarray, batch_size: int,
+                 augmentation: Augmentation, *, train: bool, seed: int, rank: int) -> None:
+        super().__init__(images, labels, indices, batch_size, train=train, seed=seed, rank=rank)
+        self.augmentation = augmentation
+        self.mean = torch.tensor(augmentation.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        self.std = torch.tensor(augmentation.std, dtype=torch.float32).view(1, -1, 1, 1)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        for images, labels in super().epoch(epoch):
+            yield images, labels.long()
+
+    def transform(self, inputs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        images = inputs.float().div_(255.0)
+        if self.train:
+            images = self._augment(images, generator)
+        return (images - self.mean) / self.std
 
     def _augment(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, _, height, width = images.shape

@@ -24,12 +24,12 @@ from tasks.models import build_model, parameter_count
 from tasks.runtime import checkpoint, provenance
 from tasks.runtime.aggregation import build_aggregation
 from tasks.runtime.distributed import RankEnv
-from tasks.runtime.loader import ImageBatches
 from tasks.runtime.mllog import RunLog, constants
 from tasks.runtime.results import base_result, utc_now, write_result
 from tasks.runtime.schedules import build_schedule
 from tasks.runtime.sharding import train_shards, validation_shards
 from tasks.runtime.timing import PHASES, StepTimer
+from tasks.runtime.workloads import build_workload, check_arrays
 from tasks.spec import RunConfig
 
 
@@ -86,6 +86,7 @@ class Trainer:
         self.timer = StepTimer(sync=torch.cuda.synchronize if self.device.type == "cuda" else None)
         self.provenance = provenance.collect(config.device, env.local_rank)
         self.parameters: int | None = None
+        self.workload = build_workload(config)
         self.mllog = RunLog(output / "mllog.log", enabled=self.is_chief)
 
     # ----------------------------------------------------------------------------- set-up
@@ -94,7 +95,10 @@ class Trainer:
         config = self.config
         self.mllog.start(constants.INIT_START)
         configure_determinism(config)
-        model = build_model(config.model.name, config.num_classes, config.model.options)
+        # Opening the memory-mapped arrays reads only their headers (shapes), not the data.
+        self.arrays = catalog.load(config.data.dataset, self.data_root)
+        check_arrays(self.workload, self.arrays, config.data.dataset, self.data_root)
+        model = build_model(config.model.name, config.num_classes, self.workload.model_options(self.arrays))
         self.parameters = parameter_count(model)
         model = model.to(self.device)
         if config.runtime.channels_last:
@@ -102,7 +106,6 @@ class Trainer:
         self.base_model = model
         self.aggregation = build_aggregation(config.aggregation, model, self.env.world_size, self.device)
         self.model = self.aggregation.wrap()
-        self.criterion = nn.CrossEntropyLoss()
         opt = config.optimizer
         self.optimizer = torch.optim.SGD(
             model.parameters(),
@@ -128,23 +131,16 @@ class Trainer:
         self.mllog.event("config_hash", c.config_hash())
 
     def _load_data(self) -> None:
-        config = self.config
-        arrays = catalog.load(config.data.dataset, self.data_root)
-        train_images, train_labels = arrays["train_images"], arrays["train_labels"]
-        val_images, val_labels = arrays["val_images"], arrays["val_labels"]
-        num_train = min(len(train_labels), config.data.max_train_samples or len(train_labels))
-        num_val = min(len(val_labels), config.data.max_val_samples or len(val_labels))
+        config, arrays = self.config, self.arrays
+        num_train = min(len(arrays["train_labels"]), config.data.max_train_samples or len(arrays["train_labels"]))
+        num_val = min(len(arrays["val_labels"]), config.data.max_val_samples or len(arrays["val_labels"]))
         if num_train < config.world_size:
             raise UserError(f"{num_train} training samples cannot be split across {config.world_size} ranks")
         rank, k = self.env.rank, config.world_size
-        self.train_batches = ImageBatches(
-            train_images, train_labels, train_shards(num_train, k, config.seed)[rank],
-            config.batch_size, config.data.augmentation, train=True, seed=config.seed, rank=rank,
-        )
-        self.val_batches = ImageBatches(
-            val_images, val_labels, validation_shards(num_val, k, config.seed)[rank],
-            config.batch_size, config.data.augmentation, train=False, seed=config.seed, rank=rank,
-        )
+        self.train_batches = self.workload.batches(arrays, "train", train_shards(num_train, k, config.seed)[rank],
+                                                   train=True, rank=rank)
+        self.val_batches = self.workload.batches(arrays, "val", validation_shards(num_val, k, config.seed)[rank],
+                                                 train=False, rank=rank)
         self.mllog.event(constants.TRAIN_SAMPLES, self.train_batches.num_samples * k)
         self.mllog.event(constants.EVAL_SAMPLES, num_val)
         self.schedule = build_schedule(config)
@@ -217,7 +213,7 @@ class Trainer:
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
             outputs = self.model(images)
             timer.mark("forward")
-            loss = self.criterion(outputs, labels)
+            loss = self.workload.loss(outputs, labels, self.base_model)
         timer.mark("loss")
         loss.backward()
         timer.mark("backward")
@@ -226,6 +222,8 @@ class Trainer:
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         timer.mark("optimizer")
+        self.aggregation.after_step()  # model averaging communicates after the local step
+        timer.mark("communication")
         timer.end_step()
         return loss.detach().float() * labels.numel()
 
@@ -251,25 +249,24 @@ class Trainer:
 
     @torch.no_grad()
     def _evaluate(self) -> dict[str, float]:
+        """Global validation metrics: every rank sums over its shard, the sums are all-reduced."""
         model = self.base_model
         model.eval()
         device = self.device
-        totals = torch.zeros(4, device=device)  # loss sum, top-1 correct, top-5 correct, count
-        for images, labels in self.val_batches.epoch(0):
-            images, labels = images.to(device), labels.to(device)
+        names = self.workload.metrics  # sums in this order, then the sample count
+        totals = torch.zeros(len(names) + 1, device=device)
+        for inputs, labels in self.val_batches.epoch(0):
+            inputs, labels = inputs.to(device), labels.to(device)
             if self.config.runtime.channels_last:
-                images = images.contiguous(memory_format=torch.channels_last)
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
-                outputs = model(images).float()
-            totals[0] += nn.functional.cross_entropy(outputs, labels, reduction="sum")
-            top5 = outputs.topk(min(5, outputs.shape[1]), dim=1).indices
-            totals[1] += (top5[:, 0] == labels).sum()
-            totals[2] += (top5 == labels[:, None]).any(dim=1).sum()
-            totals[3] += labels.numel()
+                outputs = model(inputs)
+            totals[:-1] += self.workload.evaluation_sums(outputs, labels)
+            totals[-1] += labels.numel()
         dist.all_reduce(totals)
         model.train()
-        loss, top1, top5, count = totals.tolist()
-        return {"loss": loss / count, "top1": top1 / count, "top5": top5 / count}
+        count = totals[-1].item()
+        return {name: value / count for name, value in zip(names, totals[:-1].tolist())}
 
     def run(self) -> dict[str, Any]:
         """Train until the goal or max epochs; returns the result (complete on rank 0)."""
@@ -324,7 +321,7 @@ class Trainer:
                         "train_loss": train_loss,
                         "validation_metric": metrics[config.target_metric] if metrics else None,
                         "validation_loss": metrics["loss"] if metrics else None,
-                        "validation_top5": metrics["top5"] if metrics else None,
+                        "validation_top5": metrics.get("top5") if metrics else None,
                         "epoch_time_s": time.perf_counter() - epoch_start,
                         "train_time_s": epoch_train_time,
                         "cumulative_train_time_s": self.timer.train_time,

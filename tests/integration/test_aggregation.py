@@ -44,3 +44,30 @@ def test_flat_allreduce_matches_ddp_and_is_identical_across_ranks(tmp_path):
     for flat, local0, local1 in zip(rank0["flat"], rank0["local"], rank1["local"]):
         assert torch.allclose(flat, (local0 + local1) / 2, rtol=1e-5, atol=1e-6)
     assert not all(torch.allclose(f, l) for f, l in zip(rank0["flat"], rank0["local"]))
+
+
+def _average(rank: int, world_size: int, port: int, out_dir: str) -> None:
+    from tasks.runtime.aggregation import ModelAveraging
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
+    torch.manual_seed(rank)  # different starting weights on purpose: averaged at construction
+    model = torch.nn.Linear(5, 1)
+    aggregation = ModelAveraging(model, world_size)
+    start = [p.detach().clone() for p in model.parameters()]
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(float(rank + 1))  # a "local step" that differs per rank
+    local = [p.detach().clone() for p in model.parameters()]
+    aggregation.after_step()
+    torch.save({"start": start, "local": local, "averaged": [p.detach().clone() for p in model.parameters()]},
+               f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_model_averaging_averages_weights_after_each_local_step(tmp_path):
+    mp.spawn(_average, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
+    rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
+    for s0, s1 in zip(rank0["start"], rank1["start"]):
+        assert torch.equal(s0, s1)  # weights averaged once at the start
+    for a0, a1, l0, l1 in zip(rank0["averaged"], rank1["averaged"], rank0["local"], rank1["local"]):
+        assert torch.equal(a0, a1) and torch.allclose(a0, (l0 + l1) / 2)

@@ -69,3 +69,20 @@ def test_ddp_variant_multistep_at_82_and_109():
     assert lr_at(schedule, 81) == pytest.approx(0.1)
     assert lr_at(schedule, 82) == pytest.approx(0.01)
     assert lr_at(schedule, 109) == pytest.approx(0.001)
+
+
+@pytest.mark.parametrize("world_size, lr", [(1, 4.0), (2, 8.0), (16, 64.0), (32, 64.0)])
+def test_epsilon_lr_is_4_times_min_16_k(world_size, lr):
+    schedule = build_schedule(resolve("epsilon-logreg", world_size=world_size))
+    assert lr_at(schedule, 0) == pytest.approx(lr)
+
+
+def test_epsilon_plateau_cuts_by_three_quarters_after_one_bad_epoch_never_below_4():
+    schedule = build_schedule(resolve("epsilon-logreg", world_size=2))
+    schedule.end_epoch(0, 0.50)  # best
+    assert lr_at(schedule, 1) == pytest.approx(8.0)
+    schedule.end_epoch(1, 0.495)  # improvement 0.005 < 0.01: one bad epoch > patience 0
+    assert lr_at(schedule, 2) == pytest.approx(6.0)
+    for epoch in range(2, 6):
+        schedule.end_epoch(epoch, 0.495)
+    assert lr_at(schedule, 6) == pytest.approx(4.0)

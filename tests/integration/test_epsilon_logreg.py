@@ -1,0 +1,50 @@
+"""Task 2a end to end: two gloo ranks, model averaging, tabular data, a valid results bundle."""
+
+import json
+
+import jsonschema
+import pytest
+
+from tasks.runtime.results import load_schema
+from tests.conftest import run_mlbench
+
+pytestmark = pytest.mark.integration
+
+
+def test_two_rank_demo_reaches_its_target_on_real_bundled_data(data_root, tmp_path):
+    done = run_mlbench("train", "--task", "epsilon-logreg", "--preset", "demo", "--world-size", "2",
+                       "--output", str(tmp_path / "run"), "--data-root", str(data_root))
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    jsonschema.validate(result, load_schema())
+    assert result["mlbench_id"] == "2a" and result["algorithm"] == "model-averaging"
+    assert result["goal_reached"] and result["final_validation_metric"] >= 0.95
+    assert result["config"]["scaled_lr"] == 8.0 and result["config"]["loss"]["l2"] == 2.5e-6
+    assert result["communication_s"] > 0 and result["model"]["parameters"] == 31  # 30 weights + bias
+    assert result["history"][0]["validation_top5"] is None
+
+
+def test_smoke_preset_parses_generated_libsvm_through_the_real_path(data_root, tmp_path):
+    done = run_mlbench("train", "--task", "epsilon-logreg", "--preset", "smoke", "--world-size", "2",
+                       "--output", str(tmp_path / "run"), "--data-root", str(data_root))
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["config"]["data"]["dataset"] == "synthetic-epsilon" and result["epochs_run"] == 3
+    assert all(0.0 <= row["validation_metric"] <= 1.0 for row in result["history"])
+
+
+def test_pipeline_steps_run_task_2a_with_its_gates(tmp_path, monkeypatch, data_root):
+    from operators import steps
+
+    monkeypatch.setenv("MLBENCH_HOME", str(tmp_path))
+    monkeypatch.setenv("MLBENCH_DATA_ROOT", str(data_root))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    run_id = "manual__epsilon"
+    request = steps.validate_request_step({"tasks": ["epsilon-logreg"], "preset": "demo", "world_sizes": [1, 2]},
+                                          run_id)
+    steps.prepare_data_step(request, run_id)
+    assert [v["success"] for v in steps.validate_data_step(request, run_id)] == [True]
+    for configuration in steps.plan_step(request, run_id):
+        assert steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)["goal_reached"]
+    assert all(v["success"] for v in steps.validate_results_step(run_id))
+    assert len(steps.track_step(run_id, dag_id="mlbench_benchmark")["child_runs"]) == 2
