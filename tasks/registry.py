@@ -352,6 +352,21 @@ def _check_choices(cfg: dict[str, Any]) -> None:
     for name, value, valid in choices:
         if value not in valid:
             raise UserError(f"bad value '{value}' for '{name}'; valid: {', '.join(valid)}")
+    from tasks.data import catalog
+    from tasks.spec import WORKLOAD_DATA_KIND, WORKLOAD_LOSS
+
+    workload = cfg["workload"]
+    if cfg["loss"]["name"] != WORKLOAD_LOSS[workload]:
+        raise UserError(f"bad value '{cfg['loss']['name']}' for 'loss.name'; valid for this task: {WORKLOAD_LOSS[workload]}")
+    if cfg["runtime"]["channels_last"] and workload != "image-classification":
+        raise UserError("runtime.channels_last applies to image tasks only")
+    dataset, needed = cfg["data"]["dataset"], WORKLOAD_DATA_KIND[workload]
+    if dataset not in catalog.names():
+        raise UserError(f"unknown dataset '{dataset}'; valid for this task: "
+                        f"{', '.join(n for n in catalog.names() if catalog.kind(n) == needed)}")
+    if catalog.kind(dataset) != needed:
+        raise UserError(f"dataset '{dataset}' is {catalog.kind(dataset)} data; this task needs {needed} data: "
+                        f"{', '.join(n for n in catalog.names() if catalog.kind(n) == needed)}")
     warmup = cfg["schedule"]["warmup_epochs"]
     if warmup != "log2-world-size":
         try:
@@ -380,6 +395,7 @@ def _check_ranges(config: RunConfig) -> None:
          "data.max_train_samples must be a whole number >= 1 (or none for the whole split)"),
         (data.max_val_samples is None or (isinstance(data.max_val_samples, int) and data.max_val_samples >= 1),
          "data.max_val_samples must be a whole number >= 1 (or none for the whole split)"),
+        (config.loss.l1 >= 0 and config.loss.l2 >= 0, "loss.l1 and loss.l2 must be >= 0"),
     ]
     for ok, message in checks:
         if not ok:

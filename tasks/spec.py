@@ -22,6 +22,9 @@ LrScaling = Literal["none", "linear", "sqrt", "linear-capped-16"]
 ScheduleKind = Literal["plateau-with-warmup", "multistep", "constant"]
 Aggregation = Literal["flat-allreduce-gradients", "ddp", "model-averaging"]
 Workload = Literal["image-classification", "binary-classification"]
+# What each workload trains on (tasks.data.catalog kinds) and with which loss.
+WORKLOAD_DATA_KIND = {"image-classification": "image", "binary-classification": "tabular"}
+WORKLOAD_LOSS = {"image-classification": "cross-entropy", "binary-classification": "binary-cross-entropy"}
 Precision = Literal["fp32", "bf16"]
 
 

@@ -161,6 +161,16 @@ def _kind(name: str) -> str:
     return "tabular" if name in TABULAR_DATASETS else "image"
 
 
+def names() -> list[str]:
+    return sorted(DATASETS) + sorted(TABULAR_DATASETS)
+
+
+def kind(name: str) -> str:
+    """'image' or 'tabular': what a task's workload must be able to train on."""
+    _lookup(name)
+    return _kind(name)
+
+
 def prepare(
     name: str, root: Path, *, url: str | None = None, md5: str | None = None, log: Log = log_to_stderr
 ) -> Path:

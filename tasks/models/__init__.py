@@ -18,8 +18,9 @@ def build_model(name: str, num_classes: int, options: dict[str, Any] | None = No
     if name == "logistic-regression":
         from torch import nn
 
-        # One logit per row; the sigmoid lives in the loss (BCE with logits) and the 0.5 threshold.
-        return nn.Linear(int(options["num_features"]), 1)
+        # One logit per row, no bias (MLBench's LogisticRegression); the sigmoid lives in the loss
+        # (BCE with logits) and in the 0.5 threshold.
+        return nn.Linear(int(options["num_features"]), 1, bias=False)
     raise UserError(f"unknown model '{name}'; valid models: {', '.join(MODEL_NAMES)}")
 
 

@@ -94,7 +94,7 @@ class PlateauWithWarmup(ConstantLR):
             return
         self.bad_epochs += 1
         if self.bad_epochs > self.patience:
-            self.lr = max(self.lr * self.factor, self.min_lr)
+            self.lr = min(self.lr, max(self.lr * self.factor, self.min_lr))  # a cut never raises the rate
             self.bad_epochs = 0
 
     def state_dict(self) -> dict[str, Any]:

@@ -261,7 +261,7 @@ class Trainer:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
                 outputs = model(inputs)
-            totals[:-1] += self.workload.evaluation_sums(outputs, labels)
+            totals[:-1] += self.workload.evaluation_sums(outputs, labels, model)
             totals[-1] += labels.numel()
         dist.all_reduce(totals)
         model.train()

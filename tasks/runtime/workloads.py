@@ -18,15 +18,15 @@ from tasks.spec import LossSpec, RunConfig
 
 
 def regularization(model: nn.Module, loss: LossSpec) -> torch.Tensor | float:
-    """l1 * sum|w| + l2 * sum w^2 over weight matrices (biases are not regularized)."""
+    """l1 * sum|p| + l2 / 2 * sum p^2 over all parameters (MLBench's regularized losses)."""
     if not loss.l1 and not loss.l2:
         return 0.0
-    weights = [p for name, p in model.named_parameters() if p.ndim > 1]
+    params = list(model.parameters())
     total = 0.0
     if loss.l1:
-        total = total + loss.l1 * sum(w.abs().sum() for w in weights)
+        total = total + loss.l1 * sum(p.abs().sum() for p in params)
     if loss.l2:
-        total = total + loss.l2 * sum(w.pow(2).sum() for w in weights)
+        total = total + loss.l2 / 2 * sum(p.pow(2).sum() for p in params)
     return total
 
 
@@ -49,12 +49,13 @@ class ImageClassification:
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor, model: nn.Module) -> torch.Tensor:
         return self.criterion(outputs, labels) + regularization(model, self.config.loss)
 
-    def evaluation_sums(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def evaluation_sums(self, outputs: torch.Tensor, labels: torch.Tensor, model: nn.Module) -> torch.Tensor:
         """[loss sum, top-1 correct, top-5 correct] for one validation batch."""
         outputs = outputs.float()
         top5 = outputs.topk(min(5, outputs.shape[1]), dim=1).indices
         return torch.stack([
-            nn.functional.cross_entropy(outputs, labels, reduction="sum"),
+            nn.functional.cross_entropy(outputs, labels, reduction="sum")
+            + regularization(model, self.config.loss) * labels.numel(),
             (top5[:, 0] == labels).sum().float(),
             (top5 == labels[:, None]).any(dim=1).sum().float(),
         ])
@@ -86,11 +87,13 @@ class BinaryClassification:
     def loss(self, outputs: torch.Tensor, labels: torch.Tensor, model: nn.Module) -> torch.Tensor:
         return self.criterion(outputs.squeeze(1), labels) + regularization(model, self.config.loss)
 
-    def evaluation_sums(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """[loss sum, correct] for one validation batch."""
+    def evaluation_sums(self, outputs: torch.Tensor, labels: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        """[loss sum, correct] for one validation batch; the loss includes the regularization term,
+        as the loss MLBench's plateau schedule watched."""
         logits = outputs.float().squeeze(1)
         return torch.stack([
-            nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="sum"),
+            nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="sum")
+            + regularization(model, self.config.loss) * labels.numel(),
             ((logits >= 0) == (labels >= 0.5)).sum().float(),
         ])
 
