@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from tasks.data import catalog
 from tasks.models import build_model
 from tasks.registry import resolve
 from tasks.runtime.distributed import RankEnv
@@ -79,8 +80,10 @@ def time_steps(step, batch, steps: int, device: torch.device) -> float:
 
 def main() -> None:
     args = parse_args()
+    # Batches are random tensors of CIFAR shape; the generated CIFAR-format dataset only tells the
+    # trainer what it builds (ResNet-20 for 10 classes), so no download is needed.
     overrides = {"batch_size": str(args.batch_size), "runtime.precision": args.precision,
-                 "runtime.channels_last": str(args.channels_last).lower()}
+                 "runtime.channels_last": str(args.channels_last).lower(), "data.dataset": "synthetic-cifar10"}
     backend = "nccl" if args.device == "cuda" else "gloo"
     config = resolve("cifar10-resnet20", "full", world_size=1, backend=backend, device=args.device,
                      overrides=overrides)
@@ -88,6 +91,7 @@ def main() -> None:
     device = torch.device("cuda:0" if args.device == "cuda" else "cpu")
     env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=0)
     with tempfile.TemporaryDirectory() as tmp:
+        catalog.prepare("synthetic-cifar10", Path(tmp), log=lambda _m: None)
         trainer = Trainer(config, env, Path(tmp), Path(tmp), log=lambda _m: None)
         trainer.build()
         loops = {"plain": plain_loop(config, device), "runtime": lambda x, y: trainer.train_step(x, y)}
