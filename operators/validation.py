@@ -19,7 +19,7 @@ import math
 import os
 import threading
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 # --- dataset gate -------------------------------------------------------------------------------------
 
@@ -448,34 +448,6 @@ def _layout_failure(suite: str, arrays: Any) -> ValidationReport:
     return ValidationReport(suite, False, [line], statistics, {"layout": {"keys": keys, "matched": matched}})
 
 
-def _image_parts(
-    arrays: dict[str, Any], num_classes: int, shard_plans: dict[int, dict[str, list[int]]]
-) -> list[tuple[str, Any, list[Any]]]:
-    import pandas as pd
-
-    split_sizes: dict[str, int] = {}
-    array_rows, sample_frames = [], []
-    train_hashes: dict[str, int] = {}
-    for split, prefix in SPLITS:
-        images, labels = arrays.get(f"{prefix}_images"), arrays.get(f"{prefix}_labels")
-        split_sizes[split] = _length(images)
-        for kind, array in (("images", images), ("labels", labels)):
-            array_rows.append(_array_row(f"{prefix}_{kind}", split, kind, array, split_sizes[split]))
-        frame = _sample_frame(split, images, labels)
-        _link_duplicates(split, frame, train_hashes)
-        sample_frames.append(frame)
-    array_frame = pd.DataFrame(array_rows, index=pd.Index([r["name"] for r in array_rows], dtype=object))
-    samples = pd.concat(sample_frames)
-    balance = _class_balance_frame(samples, num_classes)
-    shards = _shard_frame(shard_plans, split_sizes)
-    return [
-        ("arrays", array_frame, _array_expectations()),
-        ("samples", samples, _sample_expectations(num_classes)),
-        ("class_balance", balance, _balance_expectations(num_classes)),
-        ("shard_plans", shards, _shard_expectations()),
-    ]
-
-
 def _link_duplicates(split: str, frame: Any, train_hashes: dict[str, int]) -> None:
     """Train: remember each hash's first row. Validation: duplicate_of names the training twin, if any."""
     if split == "train":
@@ -489,33 +461,60 @@ def _link_duplicates(split: str, frame: Any, train_hashes: dict[str, int]) -> No
         ]
 
 
-def _tabular_parts(
-    arrays: dict[str, Any], num_classes: int, shard_plans: dict[int, dict[str, list[int]]]
+def _labelled_parts(
+    arrays: dict[str, Any],
+    shard_plans: dict[int, dict[str, list[int]]],
+    *,
+    inputs: str,
+    array_row: Callable[[str, str, str, Any, int], dict[str, Any]],
+    sample_frame: Callable[[str, Any, Any], Any],
+    balance_classes: int,
+    expectations: tuple[list[Any], list[Any], list[Any]],
 ) -> list[tuple[str, Any, list[Any]]]:
+    """The parts of a dataset of `<split>_<inputs>` plus `<split>_labels` (images or tabular rows)."""
     import pandas as pd
 
     split_sizes: dict[str, int] = {}
     array_rows, sample_frames = [], []
     train_hashes: dict[str, int] = {}
     for split, prefix in SPLITS:
-        features, labels = arrays.get(f"{prefix}_features"), arrays.get(f"{prefix}_labels")
-        split_sizes[split] = _length(features)
-        for kind, array in (("features", features), ("labels", labels)):
-            row = _tabular_array_row(f"{prefix}_{kind}", split, kind, array, split_sizes[split], num_classes)
-            array_rows.append(row)
-        frame = _row_frame(split, features, labels)
+        values, labels = arrays.get(f"{prefix}_{inputs}"), arrays.get(f"{prefix}_labels")
+        split_sizes[split] = _length(values)
+        for kind, array in ((inputs, values), ("labels", labels)):
+            array_rows.append(array_row(f"{prefix}_{kind}", split, kind, array, split_sizes[split]))
+        frame = sample_frame(split, values, labels)
         _link_duplicates(split, frame, train_hashes)
         sample_frames.append(frame)
     array_frame = pd.DataFrame(array_rows, index=pd.Index([r["name"] for r in array_rows], dtype=object))
     samples = pd.concat(sample_frames)
-    balance = _class_balance_frame(samples, 2)
-    shards = _shard_frame(shard_plans, split_sizes)
+    array_expectations, sample_expectations, balance_expectations = expectations
     return [
-        ("arrays", array_frame, _tabular_array_expectations()),
-        ("samples", samples, _row_expectations()),
-        ("class_balance", balance, _binary_balance_expectations()),
-        ("shard_plans", shards, _shard_expectations()),
+        ("arrays", array_frame, array_expectations),
+        ("samples", samples, sample_expectations),
+        ("class_balance", _class_balance_frame(samples, balance_classes), balance_expectations),
+        ("shard_plans", _shard_frame(shard_plans, split_sizes), _shard_expectations()),
     ]
+
+
+def _image_parts(
+    arrays: dict[str, Any], num_classes: int, shard_plans: dict[int, dict[str, list[int]]]
+) -> list[tuple[str, Any, list[Any]]]:
+    return _labelled_parts(
+        arrays, shard_plans, inputs="images", array_row=_array_row, sample_frame=_sample_frame,
+        balance_classes=num_classes,
+        expectations=(_array_expectations(), _sample_expectations(num_classes), _balance_expectations(num_classes)),
+    )
+
+
+def _tabular_parts(
+    arrays: dict[str, Any], num_classes: int, shard_plans: dict[int, dict[str, list[int]]]
+) -> list[tuple[str, Any, list[Any]]]:
+    return _labelled_parts(
+        arrays, shard_plans, inputs="features",
+        array_row=lambda name, split, kind, array, size: _tabular_array_row(name, split, kind, array, size, num_classes),
+        sample_frame=_row_frame, balance_classes=2,
+        expectations=(_tabular_array_expectations(), _row_expectations(), _binary_balance_expectations()),
+    )
 
 
 def _token_parts(
