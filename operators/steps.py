@@ -154,7 +154,7 @@ def validate_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, A
     from operators.validation import ValidationFailed, validate_dataset
     from tasks.data import catalog
     from tasks.errors import DataError
-    from tasks.runtime.sharding import shard_plan
+    from tasks.runtime.sharding import column_plan, shard_plan
 
     parsed = _request(request)
     data_root = default_roots()[0]
@@ -163,15 +163,23 @@ def validate_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, A
     summaries, failed = [], []
     for name, config in datasets_of(parsed).items():
         arrays = catalog.load(name, data_root)
-        num_train = min(len(arrays["train_labels"]), config.data.max_train_samples or len(arrays["train_labels"]))
-        num_val = min(len(arrays["val_labels"]), config.data.max_val_samples or len(arrays["val_labels"]))
+        vocabulary = None
         try:
-            plans = {k: shard_plan(num_train, num_val, k, config.seed) for k in parsed.world_sizes}
+            if catalog.kind(name) == "text":
+                vocabulary = catalog.vocabulary_size(name, data_root)
+                plans = {k: column_plan(len(arrays["train_tokens"]), len(arrays["val_tokens"]), k,
+                                        config.batch_size, config.eval_batch_size or config.batch_size)
+                         for k in parsed.world_sizes}
+            else:
+                num_train = min(len(arrays["train_labels"]), config.data.max_train_samples or len(arrays["train_labels"]))
+                num_val = min(len(arrays["val_labels"]), config.data.max_val_samples or len(arrays["val_labels"]))
+                plans = {k: shard_plan(num_train, num_val, k, config.seed) for k in parsed.world_sizes}
         except ValueError as exc:  # more ranks than samples: no configuration could train
-            message = f"dataset {name}: {exc}; lower the worker counts or raise data.max_train_samples"
+            message = f"dataset {name}: {exc}; lower the worker counts or the batch size, or use more data"
             _record_stop(run_id, message)
             raise DataError(message) from None
-        report = validate_dataset(name, arrays, num_classes=config.num_classes, shard_plans=plans)
+        report = validate_dataset(name, arrays, num_classes=config.num_classes or 0, shard_plans=plans,
+                                  vocabulary_size=vocabulary)
         (out_dir / f"{name}.json").write_text(json.dumps(report.to_dict(), indent=2, default=str))
         log(report.summary())
         summaries.append({"dataset": name, "success": report.success, "summary": report.summary()})

@@ -169,9 +169,10 @@ def validate_dataset(
     Tokens (train_tokens, val_tokens, optional test_tokens):
       arrays       one row per stream: integer dtype, 1-D, non-empty, smallest and largest token id in
                    [0, vocabulary_size), and validation/test not a copy of train (first TOKEN_HEAD tokens);
-      shard_plans  as for images, against the streams' lengths in tokens; the plans are whatever the
-                   caller passes (the language-model runtime shards by columns, whose counts are at most
-                   the token counts).
+      shard_plans  one row per (world size, split) of ``tasks.runtime.sharding.column_plan``, against the
+                   streams' lengths in tokens: one entry per rank; training blocks all one size >= 1 and
+                   together not above the stream; validation not sharded (every rank the same size, not
+                   above the stream and more than half of it).
     """
     layout = _layout(arrays)
     suite = f"dataset:{name}"
@@ -192,7 +193,8 @@ def validate_result(result: dict, *, expected_world_size: int, suite_name: str |
 
     A schema violation fails with "schema: ..." lines and skips the rest. Parts:
       history  one row per epoch: epochs exactly 1..epochs_run, losses not null (finite) and >= 0 (the
-               validation loss and metric on evaluated epochs), an accuracy target's metric in [0, 1],
+               validation loss and metric on evaluated epochs), an accuracy target's metric in [0, 1] and a
+               perplexity >= 1,
                cumulative train time non-decreasing;
       run      one row: goal_reached agrees with the history's best metric against the target (and with
                time_to_accuracy_s being set), compute_s + communication_s <= train_time_s (+1e-6),
@@ -534,7 +536,7 @@ def _token_parts(
     split_sizes = {split: _length(arrays.get(f"{prefix}_tokens")) for split, prefix in SPLITS}
     return [
         ("arrays", frame, _token_expectations(vocabulary_size)),
-        ("shard_plans", _shard_frame(shard_plans, split_sizes), _shard_expectations()),
+        ("shard_plans", _shard_frame(shard_plans, split_sizes), _token_shard_expectations()),
     ]
 
 
@@ -651,11 +653,13 @@ def _shard_frame(shard_plans: dict[int, dict[str, list[int]]], split_sizes: dict
                     "spread": max(sizes) - min(sizes) if sizes else None,
                     "total": sum(sizes),
                     "split_size": split_sizes[split],
+                    "min_share": min(sizes) / split_sizes[split] if sizes and split_sizes[split] else None,
                 }
             )
             index.append(f"w{world_size}/{split}")
     columns = [
         "world_size", "split", "ranks", "distinct_sizes", "min_size", "max_size", "spread", "total", "split_size",
+        "min_share",
     ]
     return pd.DataFrame(rows, columns=columns, index=pd.Index(index, dtype=object))
 
@@ -719,6 +723,25 @@ def _shard_expectations() -> list[Any]:
         gxe.ExpectColumnValuesToBeBetween(column="min_size", min_value=1, **train),
         gxe.ExpectColumnValuesToBeBetween(column="spread", min_value=0, max_value=1, **validation),
         gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="split_size", column_B="total", or_equal=True),
+    ]
+
+
+def _token_shard_expectations() -> list[Any]:
+    """A language model's plan: equal blocks of training columns; validation replicated, not sharded."""
+    import great_expectations.expectations as gxe
+
+    train, validation = _where("split", "train"), _where("split", "validation")
+    return [
+        gxe.ExpectTableRowCountToBeBetween(min_value=1),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="ranks", column_B="world_size"),
+        *(gxe.ExpectColumnValuesToBeInSet(column="distinct_sizes", value_set=[1], **split)
+          for split in (train, validation)),
+        gxe.ExpectColumnValuesToBeBetween(column="min_size", min_value=1, **train),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="split_size", column_B="total", or_equal=True, **train),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="split_size", column_B="max_size", or_equal=True,
+                                                    **validation),
+        # whole: all of the stream but the remainder of its last row of columns (far more than half of it)
+        gxe.ExpectColumnValuesToBeBetween(column="min_share", min_value=0.5, strict_min=True, **validation),
     ]
 
 
@@ -984,6 +1007,8 @@ def _history_part(result: dict) -> tuple[Any, list[Any]]:
     ]
     if result["target"]["metric"] in ACCURACY_METRICS:
         expectations.append(gxe.ExpectColumnValuesToBeBetween(column="validation_metric", min_value=0, max_value=1))
+    elif result["target"]["metric"] == "perplexity":  # exp of a cross-entropy, which is >= 0
+        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="validation_metric", min_value=1))
     expectations.append(gxe.ExpectColumnValuesToBeIncreasing(column="cumulative_train_time_s"))
     return frame, expectations
 

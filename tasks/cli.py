@@ -221,7 +221,8 @@ def summary_line(result: dict, output: Path) -> str:
                 f"(result: {output / 'result.json'})")
     metric = result["best_validation_metric"]
     best = f"{metric:.4f}" if metric is not None else "n/a"
-    return (f"[mlbench] target NOT reached: best {target['metric']} {best} < {target['value']} "
+    short_of = "<" if target.get("mode", "max") == "max" else ">"
+    return (f"[mlbench] target NOT reached: best {target['metric']} {best} {short_of} {target['value']} "
             f"after {result['epochs_run']} epochs (result: {output / 'result.json'})")
 
 

@@ -34,6 +34,9 @@ CIFAR10_STD = (0.2023, 0.1994, 0.2010)
 # Measured on the digits training split after scaling to [0, 1] (see tasks/data/digits.py).
 DIGITS_MEAN = (0.3051, 0.3051, 0.3051)
 DIGITS_STD = (0.3818, 0.3818, 0.3818)
+# Language-model demo on the Python language reference (measured: see docs/performance.md).
+DEMO_LM_EPOCHS = 40
+DEMO_LM_PERPLEXITY = 150.0
 
 CIFAR10_RESNET20 = TaskSpec(
     name="cifar10-resnet20",
@@ -116,7 +119,53 @@ EPSILON_LOGREG = TaskSpec(
     presets=("full", "light", "demo", "smoke"),
 )
 
-TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (CIFAR10_RESNET20, EPSILON_LOGREG)}
+# AWD-LSTM as MLBench task 3a configured it (tasks.models.awd_lstm holds the architecture's defaults).
+AWD_LSTM_OPTIONS = {
+    "vocab_size": 33_278,
+    "embedding_size": 400,
+    "hidden_size": 1150,
+    "num_layers": 3,
+    "dropout": 0.4,
+    "dropouth": 0.2,
+    "dropouti": 0.65,
+    "dropoute": 0.1,
+    "weight_drop": 0.5,
+    "tie_weights": True,
+}
+
+WIKITEXT2_LSTM = TaskSpec(
+    name="wikitext2-lstm",
+    version="1.0",
+    mlbench_id="3a",
+    description="Language modelling: AWD-LSTM on WikiText-2 (word level), synchronous SGD, then averaged SGD",
+    workload="language-model",
+    model=ModelSpec(name="awd-lstm", options=AWD_LSTM_OPTIONS),
+    data=DataSpec(dataset="wikitext2", sequence_length=70),
+    algorithms=(
+        AlgorithmSpec(
+            name="allreduce",
+            aggregation="flat-allreduce-gradients",
+            # lr 15·√k, each step's rate scaled by its sequence length / 70; gradient norm clipped to 0.25
+            # after the all-reduce; after the NT-ASGD switch the rate is the unscaled 15.
+            optimizer=OptimizerSpec(lr=15.0, lr_scaling="sqrt", momentum=0.0, weight_decay=1.2e-6,
+                                    grad_clip_norm=0.25),
+            schedule=ScheduleSpec(kind="nt-asgd", nonmonotone_interval=5),
+            reference=True,
+            description="MLBench reference: gradients all-reduced and averaged, clipped, SGD then averaged SGD",
+        ),
+    ),
+    loss=LossSpec(name="cross-entropy", activation_alpha=2.0, temporal_activation_beta=1.0),
+    batch_size=20,  # columns of the token stream per worker
+    eval_batch_size=10,
+    max_epochs=750,
+    eval_every_epochs=1,
+    target=TargetSpec(metric="perplexity", mode="min", full=70.0, light=90.0),
+    seed=43,
+    num_classes=None,  # the vocabulary, from the dataset
+    presets=("full", "light", "demo", "smoke"),
+)
+
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (CIFAR10_RESNET20, EPSILON_LOGREG, WIKITEXT2_LSTM)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,7 +185,22 @@ def _light(spec: TaskSpec, cfg: dict[str, Any]) -> None:
     cfg["target_value"] = spec.target.light
 
 
+# A small AWD-LSTM for the language-model demo and smoke presets: the same architecture and
+# regularisation, sized for a CPU and a vocabulary of a few hundred to a few thousand words.
+SMALL_AWD_LSTM = {
+    "embedding_size": 64, "hidden_size": 256, "num_layers": 2,
+    "dropout": 0.3, "dropouth": 0.2, "dropouti": 0.3, "dropoute": 0.05, "weight_drop": 0.3, "tie_weights": True,
+}  # fmt: skip
+
+
 def _demo(spec: TaskSpec, cfg: dict[str, Any]) -> None:
+    if spec.workload == "language-model":
+        # The Python language reference that ships with CPython: real English text, offline.
+        cfg["data"] = dataclasses.asdict(DataSpec(dataset="python-reference-text", sequence_length=35))
+        cfg["model"]["options"] = dict(SMALL_AWD_LSTM)  # the vocabulary comes from the data
+        cfg["max_epochs"] = DEMO_LM_EPOCHS
+        cfg["target_value"] = DEMO_LM_PERPLEXITY
+        return
     if spec.workload == "binary-classification":
         # Real tumour measurements that ship with scikit-learn (569 rows, 30 features).
         cfg["data"] = dataclasses.asdict(DataSpec(dataset="breast-cancer"))
@@ -159,6 +223,13 @@ def _demo(spec: TaskSpec, cfg: dict[str, Any]) -> None:
 
 
 def _smoke(spec: TaskSpec, cfg: dict[str, Any]) -> None:
+    if spec.workload == "language-model":
+        # A generated WikiText-2-format archive, through the same parser as the real one.
+        cfg["data"] = dataclasses.asdict(DataSpec(dataset="synthetic-wikitext2", sequence_length=20))
+        cfg["model"]["options"] = {**SMALL_AWD_LSTM, "embedding_size": 16, "hidden_size": 32}
+        cfg["max_epochs"] = 2
+        cfg["target_value"] = 1.5  # not reached in 2 epochs: the smoke run exercises every epoch
+        return
     if spec.workload == "binary-classification":
         # Generated rows in the real LIBSVM format, through the same parser as epsilon.
         cfg["data"] = dataclasses.asdict(DataSpec(dataset="synthetic-epsilon"))
@@ -207,6 +278,7 @@ DERIVED_FIELDS = {
 WORKLOAD_METRICS = {
     "image-classification": ("top1", "top5", "loss"),
     "binary-classification": ("accuracy", "loss"),
+    "language-model": ("perplexity", "loss"),
 }
 
 
@@ -271,6 +343,7 @@ def resolve(
         "target_value": spec.target.full,
         "seed": spec.seed,
         "num_classes": spec.num_classes,
+        "eval_batch_size": spec.eval_batch_size,
         "workload": spec.workload,
         "loss": dataclasses.asdict(spec.loss),
         "runtime": dataclasses.asdict(runtime or RuntimeOptions()),
@@ -390,7 +463,23 @@ def _check_ranges(config: RunConfig) -> None:
         (config.scaled_lr > 0, "optimizer.lr must be > 0"),
         (config.runtime.precision in ("fp32", "bf16"), "runtime.precision must be fp32 or bf16"),
         (config.runtime.checkpoint_every_epochs >= 1, "runtime.checkpoint_every_epochs must be >= 1"),
-        (config.num_classes >= 2, "num_classes must be >= 2"),
+        (config.num_classes is None if config.workload == "language-model"
+         else isinstance(config.num_classes, int) and config.num_classes >= 2,
+         "num_classes must be a whole number >= 2 (none for language models: their vocabulary comes from the data)"),
+        (config.eval_batch_size is None or (isinstance(config.eval_batch_size, int) and config.eval_batch_size >= 1),
+         "eval_batch_size must be a whole number >= 1 (or none for batch_size)"),
+        (config.optimizer.grad_clip_norm >= 0, "optimizer.grad_clip_norm must be >= 0 (0 = no clipping)"),
+        (config.schedule.nonmonotone_interval >= 0, "schedule.nonmonotone_interval must be >= 0"),
+        (config.loss.activation_alpha >= 0 and config.loss.temporal_activation_beta >= 0,
+         "loss.activation_alpha and loss.temporal_activation_beta must be >= 0"),
+        (config.workload != "language-model"
+         or (isinstance(data.sequence_length, int) and data.sequence_length >= 2),
+         "data.sequence_length must be a whole number >= 2 for a language model"),
+        (config.workload != "language-model" or (data.max_train_samples is None and data.max_val_samples is None),
+         "data.max_train_samples and data.max_val_samples apply to image and tabular tasks only"),
+        (config.workload == "language-model"
+         or (not config.loss.activation_alpha and not config.loss.temporal_activation_beta),
+         "loss.activation_alpha and loss.temporal_activation_beta apply to language models only"),
         (data.max_train_samples is None or (isinstance(data.max_train_samples, int) and data.max_train_samples >= 1),
          "data.max_train_samples must be a whole number >= 1 (or none for the whole split)"),
         (data.max_val_samples is None or (isinstance(data.max_val_samples, int) and data.max_val_samples >= 1),

@@ -19,12 +19,16 @@ from typing import Any, Literal
 from tasks.errors import UserError
 
 LrScaling = Literal["none", "linear", "sqrt", "linear-capped-16"]
-ScheduleKind = Literal["plateau-with-warmup", "multistep", "constant"]
+ScheduleKind = Literal["plateau-with-warmup", "multistep", "constant", "nt-asgd"]
 Aggregation = Literal["flat-allreduce-gradients", "ddp", "model-averaging"]
-Workload = Literal["image-classification", "binary-classification"]
+Workload = Literal["image-classification", "binary-classification", "language-model"]
 # What each workload trains on (tasks.data.catalog kinds) and with which loss.
-WORKLOAD_DATA_KIND = {"image-classification": "image", "binary-classification": "tabular"}
-WORKLOAD_LOSS = {"image-classification": "cross-entropy", "binary-classification": "binary-cross-entropy"}
+WORKLOAD_DATA_KIND = {"image-classification": "image", "binary-classification": "tabular", "language-model": "text"}
+WORKLOAD_LOSS = {
+    "image-classification": "cross-entropy",
+    "binary-classification": "binary-cross-entropy",
+    "language-model": "cross-entropy",
+}
 Precision = Literal["fp32", "bf16"]
 
 
@@ -46,6 +50,8 @@ class DataSpec:
     # Cap on samples per split, for smoke runs on real data; None = the whole split.
     max_train_samples: int | None = None
     max_val_samples: int | None = None
+    # Language models: the mean length of the sequences backpropagated through (MLBench's bptt).
+    sequence_length: int | None = None
 
 
 @dataclass(frozen=True)
@@ -56,6 +62,7 @@ class OptimizerSpec:
     momentum: float = 0.0
     weight_decay: float = 0.0
     nesterov: bool = False
+    grad_clip_norm: float = 0.0  # clip the aggregated gradient's global L2 norm to this; 0 = no clipping
 
 
 @dataclass(frozen=True)
@@ -70,6 +77,10 @@ class ScheduleSpec:
     # multistep:
     milestones: tuple[int, ...] = ()
     gamma: float = 0.1
+    # nt-asgd (Merity et al.'s non-monotonically triggered averaged SGD, as MLBench's task 3a ran it):
+    # switch to averaging once the validation loss is worse than the best of all epochs but the last
+    # `nonmonotone_interval`; after the switch the rate is the unscaled optimizer.lr.
+    nonmonotone_interval: int = 5
 
 
 @dataclass(frozen=True)
@@ -87,8 +98,12 @@ class AlgorithmSpec:
 @dataclass(frozen=True)
 class LossSpec:
     name: Literal["cross-entropy", "binary-cross-entropy"] = "cross-entropy"
-    l1: float = 0.0  # regularization added to the loss: l1 * sum|w| + l2 * sum w^2 (weights, not biases)
+    l1: float = 0.0  # regularization added to the loss: l1 * sum|p| + l2 / 2 * sum p^2 over all parameters
     l2: float = 0.0
+    # Language models (AWD-LSTM): activation regularization alpha * mean(h^2) on the last layer's dropped
+    # output (AR) and temporal activation regularization beta * mean((h_t+1 - h_t)^2) on its raw output (TAR).
+    activation_alpha: float = 0.0
+    temporal_activation_beta: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -119,10 +134,11 @@ class TaskSpec:
     eval_every_epochs: int
     target: TargetSpec
     seed: int
-    num_classes: int
+    num_classes: int | None  # None: from the dataset (a language model's vocabulary)
     presets: tuple[str, ...]
     workload: Workload = "image-classification"
     loss: LossSpec = LossSpec()
+    eval_batch_size: int | None = None  # per worker; None = batch_size
 
     @property
     def reference_algorithm(self) -> AlgorithmSpec:
@@ -174,9 +190,10 @@ class RunConfig:
     target_mode: Literal["max", "min"]
     target_value: float
     seed: int
-    num_classes: int
+    num_classes: int | None  # None: from the dataset (a language model's vocabulary)
     workload: Workload = "image-classification"
     loss: LossSpec = LossSpec()
+    eval_batch_size: int | None = None  # per worker; None = batch_size
     runtime: RuntimeOptions = RuntimeOptions()
 
     def to_dict(self) -> dict[str, Any]:

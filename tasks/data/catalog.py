@@ -3,11 +3,13 @@
 A dataset's version names exactly what its builder produces (source and parameters are pinned
 here), so a prepared copy under any data root can be reused safely by every later run.
 
-Two kinds: image datasets (DATASETS: train/val images N x 3 x H x W uint8, int64 labels, ten
-classes) and tabular ones (TABULAR_DATASETS: train/val features N x D float32, float32 0/1 labels,
-two classes, for MLBench task 2a). One dataset of each kind downloads and accepts a data.url /
-data.md5 override: cifar10 (the archive's URL and md5) and epsilon (a base URL holding both of its
-files, and "<train md5>,<test md5>"; see tasks.data.epsilon.epsilon_sources).
+Three kinds: image datasets (DATASETS: train/val images N x 3 x H x W uint8, int64 labels, ten
+classes), tabular ones (TABULAR_DATASETS: train/val features N x D float32, float32 0/1 labels,
+two classes, for MLBench task 2a) and text ones (TEXT_DATASETS: train/val/test int32 token
+streams and their vocabulary, for MLBench task 3a). One dataset of each kind downloads and accepts
+a data.url / data.md5 override: cifar10 (the archive's URL and md5), epsilon (a base URL holding
+both of its files, and "<train md5>,<test md5>"; see tasks.data.epsilon.epsilon_sources) and
+wikitext2 (the archive's URL and, optionally, md5; its published token counts are always checked).
 """
 
 from __future__ import annotations
@@ -39,7 +41,14 @@ from tasks.data.epsilon import (
     build_synthetic_epsilon,
     epsilon_sources,
 )
-from tasks.data.store import load_dataset, prepare_dataset
+from tasks.data.store import load_dataset, prepare_dataset, read_manifest
+from tasks.data.wikitext2 import (
+    WIKITEXT2_FIGURES,
+    WIKITEXT2_URL,
+    build_demo_text,
+    build_synthetic_wikitext2,
+    build_wikitext2,
+)
 from tasks.errors import UserError
 
 NUM_CLASSES = 10
@@ -54,6 +63,8 @@ SYNTHETIC_EPSILON_VAL_SIZE = 400
 SYNTHETIC_EPSILON_FEATURES = 200
 SYNTHETIC_EPSILON_SEED = 0
 BREAST_CANCER_SEED = 0
+SYNTHETIC_WIKITEXT2_SEED = 0
+DEMO_TEXT_SEED = 0
 
 DatasetBuilder = Callable[..., tuple[dict[str, np.ndarray], dict]]
 
@@ -140,8 +151,33 @@ _TABULAR_DESCRIPTIONS: dict[str, dict[str, Any]] = {
     },
 }
 
+# Token streams in memory (a few MB for WikiText-2): (version, builder).
+TEXT_DATASETS: dict[str, tuple[str, DatasetBuilder]] = {
+    "wikitext2": ("v1", build_wikitext2),
+    "synthetic-wikitext2": ("v1", partial(build_synthetic_wikitext2, seed=SYNTHETIC_WIKITEXT2_SEED)),
+    # Real English text that ships with every CPython: the language reference (pydoc_data.topics).
+    # Its exact contents follow the Python version, which the manifest records.
+    "python-reference-text": ("v1", partial(build_demo_text, seed=DEMO_TEXT_SEED)),
+}
+
+_TEXT_DESCRIPTIONS: dict[str, dict[str, Any]] = {
+    "wikitext2": {
+        "source": WIKITEXT2_URL,
+        "train_size": WIKITEXT2_FIGURES["train"],
+        "val_size": WIKITEXT2_FIGURES["valid"],
+        "test_size": WIKITEXT2_FIGURES["test"],
+        "vocab_size": WIKITEXT2_FIGURES["vocab"],
+    },
+    "synthetic-wikitext2": {
+        "source": "synthetic WikiText-2-format archive (tasks.data.wikitext2.write_wikitext_archive)",
+    },
+    "python-reference-text": {
+        "source": "pydoc_data.topics (the Python language reference bundled with CPython)",
+    },
+}
+
 # The one dataset of each kind that downloads, and so the only one a data.url / data.md5 override fits.
-_OVERRIDABLE = {"image": "cifar10", "tabular": "epsilon"}
+_OVERRIDABLE = {"image": "cifar10", "tabular": "epsilon", "text": "wikitext2"}
 
 
 def _lookup(name: str) -> tuple[str, Callable[..., Any], bool]:
@@ -151,22 +187,27 @@ def _lookup(name: str) -> tuple[str, Callable[..., Any], bool]:
         return version, build, False
     if name in TABULAR_DATASETS:
         return TABULAR_DATASETS[name]
+    if name in TEXT_DATASETS:
+        version, build = TEXT_DATASETS[name]
+        return version, build, False
     raise UserError(
         f"unknown dataset '{name}'; valid names: {', '.join(sorted(DATASETS))} (image), "
-        f"{', '.join(sorted(TABULAR_DATASETS))} (tabular)"
+        f"{', '.join(sorted(TABULAR_DATASETS))} (tabular), {', '.join(sorted(TEXT_DATASETS))} (text)"
     )
 
 
 def _kind(name: str) -> str:
-    return "tabular" if name in TABULAR_DATASETS else "image"
+    if name in TABULAR_DATASETS:
+        return "tabular"
+    return "text" if name in TEXT_DATASETS else "image"
 
 
 def names() -> list[str]:
-    return sorted(DATASETS) + sorted(TABULAR_DATASETS)
+    return sorted(DATASETS) + sorted(TABULAR_DATASETS) + sorted(TEXT_DATASETS)
 
 
 def kind(name: str) -> str:
-    """'image' or 'tabular': what a task's workload must be able to train on."""
+    """'image', 'tabular' or 'text': what a task's workload must be able to train on."""
     _lookup(name)
     return _kind(name)
 
@@ -186,6 +227,8 @@ def prepare(
         build = partial(build, url=url or CIFAR10_URL, md5=md5 or CIFAR10_MD5)
     elif name == "epsilon":
         build = partial(build, **epsilon_sources(url, md5))
+    elif name == "wikitext2":
+        build = partial(build, url=url or WIKITEXT2_URL, md5=md5)
     elif url is not None or md5 is not None:
         raise UserError(
             f"data url/md5 overrides apply only to dataset '{_OVERRIDABLE[_kind(name)]}', not '{name}'; remove them"
@@ -199,9 +242,24 @@ def load(name: str, root: Path) -> dict[str, np.ndarray]:
     return load_dataset(Path(root), name, version)
 
 
+def metadata(name: str, root: Path) -> dict[str, Any]:
+    """What the builder recorded about a prepared dataset (source, checksums, sizes; a text vocabulary)."""
+    version, _, _ = _lookup(name)
+    return dict(read_manifest(Path(root), name, version).get("metadata") or {})
+
+
+def vocabulary_size(name: str, root: Path) -> int:
+    """A prepared text dataset's vocabulary size (token ids are 0..size-1)."""
+    if kind(name) != "text":
+        raise UserError(f"dataset '{name}' is {_kind(name)} data; only text datasets have a vocabulary")
+    return int(metadata(name, root)["vocab_size"])
+
+
 def describe(name: str) -> dict[str, Any]:
     """What a dataset is without preparing it: for listings, plans and result records."""
     version, _, _ = _lookup(name)
+    if _kind(name) == "text":
+        return {"name": name, "version": version, "kind": "text", **_TEXT_DESCRIPTIONS[name]}
     if _kind(name) == "tabular":
         return {
             "name": name,

@@ -101,3 +101,47 @@ class ImageBatches(ShardBatches):
             flip = torch.rand(n, generator=generator) < 0.5
             images[flip] = images[flip].flip(-1)
         return images
+
+
+class TokenSequences:
+    """One rank's columns of a token stream, walked top to bottom in consecutive sequences.
+
+    The stream is cut into `columns_per_rank * world_size` contiguous columns and rank r keeps its
+    block of `columns_per_rank` (MLBench's partitioning; tasks.data.wikitext2). Each step's input is
+    rows [p, p + L) and its targets the same columns one token later. Training draws the lengths L
+    around `sequence_length` from (seed, epoch) alone, so every rank draws the same ones (MLBench
+    drew them on rank 0 and broadcast them); evaluation uses `sequence_length` throughout.
+    Every rank of an unsharded evaluation passes rank 0 of world size 1: the whole stream.
+    """
+
+    def __init__(self, tokens: np.ndarray, columns_per_rank: int, sequence_length: int, *, train: bool,
+                 seed: int, rank: int, world_size: int) -> None:
+        from tasks.data.wikitext2 import bptt_batches, worker_columns
+
+        matrix = bptt_batches(np.asarray(tokens), columns_per_rank * world_size)
+        self.columns = torch.from_numpy(worker_columns(matrix, rank, world_size).astype(np.int64))
+        self.sequence_length = sequence_length
+        self.train = train
+        self.seed = seed
+
+    @property
+    def num_samples(self) -> int:
+        """Tokens this rank predicts per epoch (every row but the first is a target)."""
+        return (self.columns.shape[0] - 1) * self.columns.shape[1]
+
+    def lengths(self, epoch: int) -> np.ndarray:
+        from tasks.data.wikitext2 import sequence_lengths
+
+        seed = None
+        if self.train:
+            seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1, dtype=np.uint64)[0])
+        return sequence_lengths(self.columns.shape[0], self.sequence_length, seed)
+
+    def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """(inputs [L, columns], targets [L * columns]) per step, in stream order."""
+        position = 0
+        for length in self.lengths(epoch).tolist():
+            inputs = self.columns[position : position + length]
+            targets = self.columns[position + 1 : position + 1 + length].reshape(-1)
+            position += length
+            yield inputs, targets

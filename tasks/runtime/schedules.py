@@ -1,7 +1,8 @@
 """Learning-rate schedules, driven by the training loop at step and epoch boundaries.
 
 All schedules share one small protocol so the loop does not care which one runs:
-`lr_for_step(epoch, step)` before every optimizer step, `end_epoch(val_loss)` after validation.
+`lr_for_step(epoch, step)` before every optimizer step, `end_epoch(val_loss)` after validation,
+and `averaging` (true once the run should average its weights: NT-ASGD).
 Their state is a plain dict so checkpoints can restore them exactly.
 """
 
@@ -14,6 +15,8 @@ from tasks.spec import RunConfig
 
 
 class ConstantLR:
+    averaging = False
+
     def __init__(self, lr: float) -> None:
         self.lr = lr
 
@@ -112,6 +115,40 @@ class PlateauWithWarmup(ConstantLR):
         self.warmup_done = state["warmup_done"]
 
 
+class NonMonotoneAveraging(ConstantLR):
+    """Merity et al.'s NT-ASGD trigger, as MLBench's task-3a code ran it.
+
+    SGD at `scaled_lr` until the end of an epoch whose validation loss is worse than the best of
+    all earlier epochs except the last `interval` ones; from then on `averaging` is true (the
+    trainer averages the weights after every step and evaluates the average) and the rate is
+    `averaged_lr`. The check precedes recording the epoch's loss, as in the reference.
+    """
+
+    def __init__(self, scaled_lr: float, averaged_lr: float, interval: int) -> None:
+        super().__init__(scaled_lr)
+        self.averaged_lr = averaged_lr
+        self.interval = interval
+        self.val_losses: list[float] = []
+        self.averaging = False
+
+    def end_epoch(self, epoch: int, val_loss: float | None) -> None:
+        if val_loss is None:
+            return
+        earlier = self.val_losses[: -self.interval] if self.interval else self.val_losses
+        if not self.averaging and len(self.val_losses) > self.interval and val_loss > min(earlier):
+            self.averaging = True
+            self.lr = self.averaged_lr
+        self.val_losses.append(val_loss)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"lr": self.lr, "val_losses": list(self.val_losses), "averaging": self.averaging}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lr = state["lr"]
+        self.val_losses = list(state["val_losses"])
+        self.averaging = state["averaging"]
+
+
 def build_schedule(config: RunConfig) -> ConstantLR:
     schedule = config.schedule
     if schedule.kind == "constant":
@@ -128,4 +165,6 @@ def build_schedule(config: RunConfig) -> ConstantLR:
             threshold=schedule.threshold,
             min_lr=schedule.min_lr,
         )
+    if schedule.kind == "nt-asgd":
+        return NonMonotoneAveraging(config.scaled_lr, config.optimizer.lr, schedule.nonmonotone_interval)
     raise ValueError(f"unknown schedule kind {schedule.kind!r}")

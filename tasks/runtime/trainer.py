@@ -1,5 +1,5 @@
-"""The training loop every image-classification task shares: timed steps, global metrics,
-goal checks, checkpoints and resume, the results bundle.
+"""The training loop every training task shares: timed steps, global metrics, goal checks,
+checkpoints and resume, the results bundle (what differs per kind of task: tasks.runtime.workloads).
 
 Every decision that ends the run (goal reached, divergence, last epoch) is taken from
 all-reduced values, so all ranks take it at the same epoch and stop together.
@@ -23,11 +23,11 @@ from tasks.errors import UserError
 from tasks.models import build_model, parameter_count
 from tasks.runtime import checkpoint, provenance
 from tasks.runtime.aggregation import build_aggregation
+from tasks.runtime.averaging import WeightAverage
 from tasks.runtime.distributed import RankEnv
 from tasks.runtime.mllog import RunLog, constants
 from tasks.runtime.results import base_result, utc_now, write_result
 from tasks.runtime.schedules import build_schedule
-from tasks.runtime.sharding import train_shards, validation_shards
 from tasks.runtime.timing import PHASES, StepTimer
 from tasks.runtime.workloads import build_workload, check_arrays
 from tasks.spec import RunConfig
@@ -87,6 +87,7 @@ class Trainer:
         self.provenance = provenance.collect(config.device, env.local_rank)
         self.parameters: int | None = None
         self.workload = build_workload(config)
+        self.weight_average: WeightAverage | None = None  # averaged SGD (NT-ASGD) once switched on
         self.mllog = RunLog(output / "mllog.log", enabled=self.is_chief)
 
     # ----------------------------------------------------------------------------- set-up
@@ -98,7 +99,8 @@ class Trainer:
         # Opening the memory-mapped arrays reads only their headers (shapes), not the data.
         self.arrays = catalog.load(config.data.dataset, self.data_root)
         check_arrays(self.workload, self.arrays, config.data.dataset, self.data_root)
-        model = build_model(config.model.name, config.num_classes, self.workload.model_options(self.arrays))
+        options = self.workload.model_options(self.arrays, catalog.metadata(config.data.dataset, self.data_root))
+        model = build_model(config.model.name, config.num_classes, options)
         self.parameters = parameter_count(model)
         model = model.to(self.device)
         if config.runtime.channels_last:
@@ -127,21 +129,16 @@ class Trainer:
         self.mllog.event(constants.OPT_WEIGHT_DECAY, c.optimizer.weight_decay)
         self.mllog.event(constants.OPT_LR_WARMUP_EPOCHS, c.warmup_epochs)
         self.mllog.event("opt_momentum", c.optimizer.momentum)
+        if c.optimizer.grad_clip_norm:
+            self.mllog.event("opt_gradient_clip_norm", c.optimizer.grad_clip_norm)
         self.mllog.event("world_size", c.world_size)
         self.mllog.event("config_hash", c.config_hash())
 
     def _load_data(self) -> None:
-        config, arrays = self.config, self.arrays
-        num_train = min(len(arrays["train_labels"]), config.data.max_train_samples or len(arrays["train_labels"]))
-        num_val = min(len(arrays["val_labels"]), config.data.max_val_samples or len(arrays["val_labels"]))
-        if num_train < config.world_size:
-            raise UserError(f"{num_train} training samples cannot be split across {config.world_size} ranks")
-        rank, k = self.env.rank, config.world_size
-        self.train_batches = self.workload.batches(arrays, "train", train_shards(num_train, k, config.seed)[rank],
-                                                   train=True, rank=rank)
-        self.val_batches = self.workload.batches(arrays, "val", validation_shards(num_val, k, config.seed)[rank],
-                                                 train=False, rank=rank)
-        self.mllog.event(constants.TRAIN_SAMPLES, self.train_batches.num_samples * k)
+        config = self.config
+        self.train_batches, self.val_batches, num_val = self.workload.data(self.arrays, self.env.rank,
+                                                                           config.world_size)
+        self.mllog.event(constants.TRAIN_SAMPLES, self.train_batches.num_samples * config.world_size)
         self.mllog.event(constants.EVAL_SAMPLES, num_val)
         self.schedule = build_schedule(config)
 
@@ -170,6 +167,9 @@ class Trainer:
         self.base_model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
         self.schedule.load_state_dict(payload["schedule"])
+        if payload.get("weight_average") is not None:
+            self.weight_average = WeightAverage(self.base_model)
+            self.weight_average.load_state_dict(payload["weight_average"])
         self.timer.load_state_dict(payload["timer"])
         self.state = RunState(**payload["state"])
         self.state.resumes += 1
@@ -188,6 +188,7 @@ class Trainer:
                     "model": self.base_model.state_dict(),
                     "optimizer": self.optimizer.state_dict(),
                     "schedule": self.schedule.state_dict(),
+                    "weight_average": self.weight_average.state_dict() if self.weight_average else None,
                     "timer": self.timer.state_dict(),
                     "state": self.state.__dict__.copy(),
                 },
@@ -201,17 +202,17 @@ class Trainer:
         checkpoint.prune(directory, epoch, self.env.rank)
 
     # ----------------------------------------------------------------------------- loop
-    def train_step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """One timed step on a batch the loader has handed over; returns the batch's summed loss."""
         timer, device = self.timer, self.device
         timer.start_step()
-        images = images.to(device, non_blocking=True)
+        inputs = inputs.to(device, non_blocking=True)
         labels = labels.to(device, non_blocking=True)
         if self.config.runtime.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
         timer.mark("data")
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
-            outputs = self.model(images)
+            outputs = self.workload.forward(self.model, inputs)
             timer.mark("forward")
             loss = self.workload.loss(outputs, labels, self.base_model)
         timer.mark("loss")
@@ -219,8 +220,12 @@ class Trainer:
         timer.mark("backward")
         self.aggregation.after_backward()
         timer.mark("communication")
+        if self.config.optimizer.grad_clip_norm:  # on the aggregated gradient, as MLBench's optimizer did
+            nn.utils.clip_grad_norm_(self.base_model.parameters(), self.config.optimizer.grad_clip_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.weight_average is not None:
+            self.weight_average.update()
         timer.mark("optimizer")
         self.aggregation.after_step()  # model averaging communicates after the local step
         timer.mark("communication")
@@ -235,38 +240,51 @@ class Trainer:
         samples = 0
         train_time_before = self.timer.train_time
         current_lr = None
-        for step, (images, labels) in enumerate(self.train_batches.epoch(epoch)):
-            lr = self.schedule.lr_for_step(epoch, step)
+        # Dropout draws from the global generator: seeding it per (seed, rank, epoch) makes a resumed
+        # run draw the masks an uninterrupted one would.
+        torch.manual_seed(int(np.random.SeedSequence([self.config.seed, self.env.rank, epoch])
+                              .generate_state(1, dtype=np.uint64)[0]))
+        self.workload.start_pass()
+        for step, (inputs, labels) in enumerate(self.train_batches.epoch(epoch)):
+            lr = self.schedule.lr_for_step(epoch, step) * self.workload.lr_factor(inputs)
             if lr != current_lr:
                 for group in self.optimizer.param_groups:
                     group["lr"] = lr
                 current_lr = lr
-            loss_sum += self.train_step(images, labels)
+            loss_sum += self.train_step(inputs, labels)
             samples += labels.numel()
         totals = torch.stack([loss_sum, torch.tensor(float(samples), device=device)])
         dist.all_reduce(totals)
         return (totals[0] / totals[1]).item(), self.timer.train_time - train_time_before
 
-    @torch.no_grad()
     def _evaluate(self) -> dict[str, float]:
-        """Global validation metrics: every rank sums over its shard, the sums are all-reduced."""
+        """Global validation metrics (of the averaged weights once averaging has begun)."""
+        if self.weight_average is None:
+            return self._evaluate_model()
+        with self.weight_average.swapped_in():
+            return self._evaluate_model()
+
+    @torch.no_grad()
+    def _evaluate_model(self) -> dict[str, float]:
+        """Every rank sums over its shard, the sums are all-reduced."""
         model = self.base_model
         model.eval()
         device = self.device
         names = self.workload.metrics  # sums in this order, then the sample count
         totals = torch.zeros(len(names) + 1, device=device)
+        self.workload.start_pass()
         for inputs, labels in self.val_batches.epoch(0):
             inputs, labels = inputs.to(device), labels.to(device)
             if self.config.runtime.channels_last:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
-                outputs = model(inputs)
+                outputs = self.workload.forward(model, inputs)
             totals[:-1] += self.workload.evaluation_sums(outputs, labels, model)
             totals[-1] += labels.numel()
         dist.all_reduce(totals)
         model.train()
         count = totals[-1].item()
-        return {name: value / count for name, value in zip(names, totals[:-1].tolist())}
+        return self.workload.derived_metrics({name: value / count for name, value in zip(names, totals[:-1].tolist())})
 
     def run(self) -> dict[str, Any]:
         """Train until the goal or max epochs; returns the result (complete on rank 0)."""
@@ -313,6 +331,10 @@ class Trainer:
                         state.wall_time_to_accuracy_s = wall_now()
                 lr = self.schedule.lr
                 self.schedule.end_epoch(epoch, metrics["loss"] if metrics else None)
+                if self.schedule.averaging and self.weight_average is None:
+                    self.weight_average = WeightAverage(self.base_model)
+                    self.log(f"[mlbench] validation loss stopped improving: averaged SGD from epoch {epoch + 2} "
+                             f"at lr {self.schedule.lr:.4g}")
                 state.epochs_done = epoch + 1
                 state.history.append(
                     {

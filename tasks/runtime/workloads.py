@@ -1,11 +1,19 @@
-"""What differs between kinds of benchmark tasks: their data batches, loss and evaluation.
+"""What differs between kinds of benchmark tasks: their data batches, forward pass, loss and evaluation.
 
 The trainer's loop (timed steps, global metrics, goal checks, checkpoints) is the same for all;
-a workload supplies the parts that depend on the kind of data and model.
+a workload supplies the parts that depend on the kind of data and model:
+
+  model_options(arrays, metadata)  the model's options, completed from the prepared dataset
+  data(arrays, rank, world_size)  -> (train batches, validation batches, validation size)
+  start_pass()                    before every training epoch and every evaluation
+  forward(model, inputs)          -> outputs the loss and evaluation sums take
+  lr_factor(inputs)               the step's learning-rate multiplier
+  loss(outputs, labels, model), evaluation_sums(outputs, labels, model), derived_metrics(metrics)
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +21,8 @@ import torch
 from torch import nn
 
 from tasks.errors import UserError
-from tasks.runtime.loader import ImageBatches, ShardBatches, TabularBatches
+from tasks.runtime.loader import ImageBatches, ShardBatches, TabularBatches, TokenSequences
+from tasks.runtime.sharding import train_shards, validation_shards
 from tasks.spec import LossSpec, RunConfig
 
 
@@ -30,15 +39,51 @@ def regularization(model: nn.Module, loss: LossSpec) -> torch.Tensor | float:
     return total
 
 
-class ImageClassification:
+class SampleClassification:
+    """Independent samples: shards of a seeded permutation, one forward per batch, no state between."""
+
+    inputs_key = ""  # "images" or "features"
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+
+    def data(self, arrays, rank: int, world_size: int) -> tuple[ShardBatches, ShardBatches, int]:
+        config = self.config
+        num_train = min(len(arrays["train_labels"]), config.data.max_train_samples or len(arrays["train_labels"]))
+        num_val = min(len(arrays["val_labels"]), config.data.max_val_samples or len(arrays["val_labels"]))
+        if num_train < world_size:
+            raise UserError(f"{num_train} training samples cannot be split across {world_size} ranks")
+        train = self.batches(arrays, "train", train_shards(num_train, world_size, config.seed)[rank],
+                             train=True, rank=rank)
+        val = self.batches(arrays, "val", validation_shards(num_val, world_size, config.seed)[rank],
+                           train=False, rank=rank)
+        return train, val, num_val
+
+    def batches(self, arrays, split: str, indices, *, train: bool, rank: int) -> ShardBatches:
+        raise NotImplementedError
+
+    def start_pass(self) -> None:
+        pass
+
+    def forward(self, model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+        return model(inputs)
+
+    def lr_factor(self, inputs: torch.Tensor) -> float:
+        return 1.0
+
+    def derived_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        return metrics
+
+
+class ImageClassification(SampleClassification):
     split_keys = ("train_images", "train_labels", "val_images", "val_labels")
     metrics = ("loss", "top1", "top5")
 
     def __init__(self, config: RunConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.criterion = nn.CrossEntropyLoss()
 
-    def model_options(self, arrays: dict[str, np.ndarray]) -> dict:
+    def model_options(self, arrays: dict[str, np.ndarray], metadata: dict) -> dict:
         return dict(self.config.model.options)
 
     def batches(self, arrays, split: str, indices, *, train: bool, rank: int) -> ShardBatches:
@@ -61,17 +106,17 @@ class ImageClassification:
         ])
 
 
-class BinaryClassification:
+class BinaryClassification(SampleClassification):
     """Tabular rows, one logit per row, binary cross-entropy; accuracy at threshold 0.5."""
 
     split_keys = ("train_features", "train_labels", "val_features", "val_labels")
     metrics = ("loss", "accuracy")
 
     def __init__(self, config: RunConfig) -> None:
-        self.config = config
+        super().__init__(config)
         self.criterion = nn.BCEWithLogitsLoss()
 
-    def model_options(self, arrays: dict[str, np.ndarray]) -> dict:
+    def model_options(self, arrays: dict[str, np.ndarray], metadata: dict) -> dict:
         features = arrays["train_features"].shape[1]
         expected = self.config.model.options.get("num_features")
         if expected is not None and expected != features:
@@ -98,7 +143,81 @@ class BinaryClassification:
         ])
 
 
-WORKLOADS = {"image-classification": ImageClassification, "binary-classification": BinaryClassification}
+class LanguageModel:
+    """Word-level language modelling on a token stream (MLBench task 3a, AWD-LSTM).
+
+    Training: each rank owns `batch_size` columns of the stream and walks them in consecutive
+    sequences of random length (TokenSequences); the hidden state carries from one sequence to the
+    next, cut from the graph in between (truncated backpropagation through time), and starts from
+    zeros every epoch. The rate of a step is scaled by its length / sequence_length, as the
+    reference did, so a short sequence takes a proportionally small step.
+    Evaluation: every rank evaluates the whole validation stream (not sharded, as MLBench), in
+    `eval_batch_size` columns of fixed-length sequences; perplexity = exp(mean cross-entropy).
+    """
+
+    split_keys = ("train_tokens", "val_tokens")
+    metrics = ("loss",)
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self.sequence_length = int(config.data.sequence_length or 0)
+        self.hidden = None
+
+    def model_options(self, arrays: dict[str, np.ndarray], metadata: dict) -> dict:
+        vocabulary_size = int(metadata["vocab_size"])
+        expected = self.config.model.options.get("vocab_size")
+        if expected is not None and expected != vocabulary_size:
+            raise UserError(f"dataset {self.config.data.dataset} has a vocabulary of {vocabulary_size} words but "
+                            f"the model expects {expected}; set model.options to match or use the task's dataset")
+        return {**self.config.model.options, "vocab_size": vocabulary_size}
+
+    def data(self, arrays, rank: int, world_size: int) -> tuple[TokenSequences, TokenSequences, int]:
+        c = self.config
+        eval_columns = c.eval_batch_size or c.batch_size
+        train = TokenSequences(arrays["train_tokens"], c.batch_size, self.sequence_length, train=True,
+                               seed=c.seed, rank=rank, world_size=world_size)
+        val = TokenSequences(arrays["val_tokens"], eval_columns, self.sequence_length, train=False,
+                             seed=c.seed, rank=0, world_size=1)
+        return train, val, val.num_samples
+
+    def start_pass(self) -> None:
+        self.hidden = None
+
+    def forward(self, model: nn.Module, inputs: torch.Tensor):
+        from tasks.models.awd_lstm import detach_hidden
+
+        if self.hidden is None:
+            self.hidden = model.init_hidden(inputs.size(1))
+        logits, hidden, raw, dropped = model(inputs, self.hidden)
+        self.hidden = detach_hidden(hidden)
+        return logits, raw, dropped
+
+    def lr_factor(self, inputs: torch.Tensor) -> float:
+        return inputs.size(0) / self.sequence_length
+
+    def loss(self, outputs, targets: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        from tasks.models.awd_lstm import activation_regularization
+
+        logits, raw, dropped = outputs
+        loss = self.config.loss
+        return (nn.functional.cross_entropy(logits, targets)
+                + activation_regularization(raw, dropped, loss.activation_alpha, loss.temporal_activation_beta)
+                + regularization(model, loss))
+
+    def evaluation_sums(self, outputs, targets: torch.Tensor, model: nn.Module) -> torch.Tensor:
+        """[cross-entropy sum] over the batch's tokens: the evaluated loss has no AR/TAR, as the reference."""
+        logits = outputs[0].float()
+        return nn.functional.cross_entropy(logits, targets, reduction="sum").reshape(1)
+
+    def derived_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        return {**metrics, "perplexity": math.exp(min(metrics["loss"], 700.0))}  # exp overflows past ~709
+
+
+WORKLOADS = {
+    "image-classification": ImageClassification,
+    "binary-classification": BinaryClassification,
+    "language-model": LanguageModel,
+}
 
 
 def build_workload(config: RunConfig):

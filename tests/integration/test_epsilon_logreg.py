@@ -6,7 +6,7 @@ import jsonschema
 import pytest
 
 from tasks.runtime.results import load_schema
-from tests.conftest import run_mlbench
+from tests.conftest import run_mlbench, run_pipeline_steps
 
 pytestmark = pytest.mark.integration
 
@@ -42,17 +42,6 @@ def test_smoke_preset_parses_generated_libsvm_through_the_real_path(data_root, t
 
 
 def test_pipeline_steps_run_task_2a_with_its_gates(tmp_path, monkeypatch, data_root):
-    from operators import steps
-
-    monkeypatch.setenv("MLBENCH_HOME", str(tmp_path))
-    monkeypatch.setenv("MLBENCH_DATA_ROOT", str(data_root))
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    run_id = "manual__epsilon"
-    request = steps.validate_request_step({"tasks": ["epsilon-logreg"], "preset": "demo", "world_sizes": [1, 2]},
-                                          run_id)
-    steps.prepare_data_step(request, run_id)
-    assert [v["success"] for v in steps.validate_data_step(request, run_id)] == [True]
-    for configuration in steps.plan_step(request, run_id):
-        assert steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)["goal_reached"]
-    assert all(v["success"] for v in steps.validate_results_step(run_id))
-    assert len(steps.track_step(run_id, dag_id="mlbench_benchmark")["child_runs"]) == 2
+    outcomes = run_pipeline_steps({"tasks": ["epsilon-logreg"], "preset": "demo", "world_sizes": [1, 2]},
+                                  "manual__epsilon", home=tmp_path, data_root=data_root, monkeypatch=monkeypatch)
+    assert [o["goal_reached"] for o in outcomes] == [True, True]

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tasks.data import catalog
@@ -87,3 +88,30 @@ def test_data_package_imports_stay_light() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env)
     assert result.stdout.strip() == "[]"
+
+
+def test_text_datasets_prepare_with_their_vocabulary(tmp_path: Path) -> None:
+    assert {name: catalog.kind(name) for name in catalog.TEXT_DATASETS} == {
+        "wikitext2": "text", "synthetic-wikitext2": "text", "python-reference-text": "text",
+    }
+    assert catalog.describe("wikitext2")["vocab_size"] == 33_278
+    for name in ("synthetic-wikitext2", "python-reference-text"):
+        catalog.prepare(name, tmp_path, log=_quiet)
+        arrays = catalog.load(name, tmp_path)
+        vocabulary = catalog.vocabulary_size(name, tmp_path)
+        assert len(catalog.metadata(name, tmp_path)["vocabulary"]) == vocabulary
+        assert arrays["train_tokens"].ndim == 1 and arrays["train_tokens"].dtype == np.int32
+        assert 0 <= arrays["train_tokens"].min() and arrays["train_tokens"].max() < vocabulary
+    with pytest.raises(UserError, match="only text datasets have a vocabulary"):
+        catalog.vocabulary_size("digits", tmp_path)
+
+
+def test_wikitext2_mirror_override_is_checked_against_the_published_figures(tmp_path: Path) -> None:
+    from tasks.data.wikitext2 import write_wikitext_archive
+
+    mirror = tmp_path / "mirror.zip"
+    write_wikitext_archive(mirror, train_lines=[" a b "], valid_lines=[" a "], test_lines=[" b "])
+    with pytest.raises(DataError, match="does not hold WikiText-2 v1"):
+        catalog.prepare("wikitext2", tmp_path / "data", url=str(mirror), log=_quiet)
+    with pytest.raises(UserError, match="apply only to dataset 'wikitext2', not 'python-reference-text'"):
+        catalog.prepare("python-reference-text", tmp_path, url="https://example.org/text.zip")

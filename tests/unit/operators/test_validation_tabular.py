@@ -10,7 +10,7 @@ import pytest
 
 from operators import validation
 from operators.validation import ValidationFailed, ValidationReport, check_dataset, validate_dataset
-from tasks.runtime.sharding import shard_plan
+from tasks.runtime.sharding import column_plan, shard_plan
 
 pytestmark = pytest.mark.unit
 
@@ -231,8 +231,8 @@ def tokens() -> dict[str, np.ndarray]:
 
 
 def _column_plans() -> dict[int, dict[str, list[int]]]:
-    """The language-model runtime's kind of plan: each rank gets batch_size columns of the batchified stream."""
-    return {w: {"train": [20] * w, "validation": [10] * w} for w in WORLD_SIZES}
+    """The language-model runtime's plan: 20 training columns per rank, validation whole on every rank."""
+    return {w: column_plan(60_000, 6_000, w, 20, 10) for w in WORLD_SIZES}
 
 
 def _check_tokens(arrays, **kwargs) -> ValidationReport:
@@ -251,6 +251,26 @@ def test_consistent_token_streams_pass(tokens):
     assert check_dataset(
         "wikitext2-like", tokens, num_classes=0, shard_plans=_column_plans(), vocabulary_size=VOCABULARY
     ).success
+
+
+def test_token_plans_must_give_equal_training_blocks_and_the_whole_validation_stream(tokens):
+    plans = _column_plans()
+    plans[2] = {"train": [29_980, 29_960], "validation": [3_000, 3_000]}  # uneven blocks, validation sharded
+    report = validate_dataset("wikitext2-like", tokens, num_classes=VOCABULARY, shard_plans=plans)
+    assert report.failures == [
+        "expect_column_values_to_be_in_set on shard_plans.distinct_sizes [split == 'train']: 1 of 3 unexpected, "
+        "e.g. w2/train=2 (expected set [1])",
+        "expect_column_values_to_be_between on shard_plans.min_share [split == 'validation']: 1 of 3 unexpected, "
+        "e.g. w2/validation=0.5 (expected 0.5..)",  # 0.5 itself fails: strictly more than half
+    ]
+    plans[2] = {"train": [40_000, 40_000], "validation": [7_000, 7_000]}  # more than the streams hold
+    failures = validate_dataset("wikitext2-like", tokens, num_classes=VOCABULARY, shard_plans=plans).failures
+    assert failures == [
+        "expect_column_pair_values_a_to_be_greater_than_b on shard_plans.split_size vs total [split == 'train']: "
+        "1 of 3 unexpected, e.g. w2/train=(60000, 80000)",
+        "expect_column_pair_values_a_to_be_greater_than_b on shard_plans.split_size vs max_size "
+        "[split == 'validation']: 1 of 3 unexpected, e.g. w2/validation=(6000, 7000)",
+    ]
 
 
 def test_a_token_id_at_the_vocabulary_size_fails(tokens):
@@ -287,9 +307,9 @@ def test_validation_copied_from_train_fails(tokens):
 
 def test_bad_token_shapes_fail(tokens):
     report = _check_tokens(_with(tokens, train_tokens=tokens["train_tokens"].reshape(600, 100)))
-    assert report.failures == [
+    assert report.failures[0] == (
         "expect_column_values_to_be_in_set on arrays.ndim: 1 of 3 unexpected, e.g. train_tokens=2 (expected set [1])"
-    ]
+    )  # and the plan, made for a 60,000-token stream, no longer fits its 600 rows
     empty = _check_tokens(_with(tokens, test_tokens=np.zeros(0, dtype=np.int32)))
     assert empty.failures == [
         "expect_column_values_to_be_between on arrays.count: 1 of 3 unexpected, e.g. test_tokens=0 (expected 1..)"
