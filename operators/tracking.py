@@ -260,6 +260,9 @@ def _child_tags(outcome: ConfigurationOutcome, *, dag_id: str, dag_run_id: str,
 def _child_metrics(result: dict | None) -> list[tuple[str, float, int, int]]:
     """(key, value, timestamp ms, step) of a result: per epoch (step = epoch), then summary (step 0).
 
+    The validation metric is logged twice per epoch: as `validation_metric` (whatever the task) and
+    under its own name (`validation_top1`, `validation_accuracy`, `validation_perplexity`).
+
     Timestamps come from the run's own clock (started_at + wall time of the epochs), so the same
     result always produces the same points.
     """
@@ -267,6 +270,7 @@ def _child_metrics(result: dict | None) -> list[tuple[str, float, int, int]]:
         return []
     start = _millis(result.get("started_at")) or _now()
     end = _millis(result.get("finished_at")) or start
+    metric_name = (result.get("target") or {}).get("metric")
     points: list[tuple[str, float, int, int]] = []
     elapsed = 0.0
     for entry in result.get("history") or []:
@@ -279,6 +283,9 @@ def _child_metrics(result: dict | None) -> list[tuple[str, float, int, int]]:
             value = _number(entry.get(field))
             if value is not None:
                 points.append((key, value, stamp, step))
+        metric = _number(entry.get("validation_metric"))
+        if metric is not None and metric_name:  # also by its own name, for charts across tasks
+            points.append((_key(f"validation_{metric_name}"), metric, stamp, step))
     for key in _SUMMARY_METRICS:
         value = _number(result.get(key))
         if value is not None:

@@ -146,7 +146,7 @@ WIKITEXT2_LSTM = TaskSpec(
             name="allreduce",
             aggregation="flat-allreduce-gradients",
             # lr 15·√k, each step's rate scaled by its sequence length / 70; gradient norm clipped to 0.25
-            # after the all-reduce; after the NT-ASGD switch the rate is the unscaled 15.
+            # after the all-reduce; the NT-ASGD switch keeps the rate.
             optimizer=OptimizerSpec(lr=15.0, lr_scaling="sqrt", momentum=0.0, weight_decay=1.2e-6,
                                     grad_clip_norm=0.25),
             schedule=ScheduleSpec(kind="nt-asgd", nonmonotone_interval=5),

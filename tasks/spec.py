@@ -79,7 +79,7 @@ class ScheduleSpec:
     gamma: float = 0.1
     # nt-asgd (Merity et al.'s non-monotonically triggered averaged SGD, as MLBench's task 3a ran it):
     # switch to averaging once the validation loss is worse than the best of all epochs but the last
-    # `nonmonotone_interval`; after the switch the rate is the unscaled optimizer.lr.
+    # `nonmonotone_interval`; the rate stays the one in use.
     nonmonotone_interval: int = 5
 
 

@@ -224,11 +224,12 @@ class Trainer:
             nn.utils.clip_grad_norm_(self.base_model.parameters(), self.config.optimizer.grad_clip_norm)
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
-        if self.weight_average is not None:
-            self.weight_average.update()
         timer.mark("optimizer")
         self.aggregation.after_step()  # model averaging communicates after the local step
         timer.mark("communication")
+        if self.weight_average is not None:  # the weights every rank holds after the step
+            self.weight_average.update()
+            timer.mark("optimizer")
         timer.end_step()
         return loss.detach().float() * labels.numel()
 
@@ -333,8 +334,7 @@ class Trainer:
                 self.schedule.end_epoch(epoch, metrics["loss"] if metrics else None)
                 if self.schedule.averaging and self.weight_average is None:
                     self.weight_average = WeightAverage(self.base_model)
-                    self.log(f"[mlbench] validation loss stopped improving: averaged SGD from epoch {epoch + 2} "
-                             f"at lr {self.schedule.lr:.4g}")
+                    self.log(f"[mlbench] validation loss stopped improving: averaged SGD from epoch {epoch + 2}")
                 state.epochs_done = epoch + 1
                 state.history.append(
                     {

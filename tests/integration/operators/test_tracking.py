@@ -187,6 +187,8 @@ def test_child_runs_hold_config_history_and_summary(logged):
     history = client.get_metric_history(child.info.run_id, "train_loss")
     assert sorted((m.step, m.value) for m in history) == [(e, pytest.approx(2.0 / e)) for e in range(1, EPOCHS + 1)]
     assert [m.step for m in client.get_metric_history(child.info.run_id, "validation_metric")] == [1, 2, 3]
+    by_name = client.get_metric_history(child.info.run_id, "validation_top1")  # the metric under its own name
+    assert sorted((m.step, m.value) for m in by_name) == [(e, pytest.approx(0.32 * e)) for e in range(1, EPOCHS + 1)]
     metrics = child.data.metrics
     assert metrics["time_to_accuracy_s"] == 6.0
     assert metrics["compute_s"] == pytest.approx(4.8)
