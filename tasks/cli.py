@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     prepare.add_argument("--task", required=True)
     prepare.add_argument("--preset", default="full")
     prepare.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT)
+    prepare.add_argument("--verify", action="store_true",
+                         help="re-hash every file of an already prepared copy (by default only files whose "
+                              "size or modification time changed are)")
 
     train = sub.add_parser("train", help="run a benchmark with N local ranks and wait for all")
     _add_run_arguments(train)
@@ -179,8 +182,11 @@ def prepare_data(config, data_root: Path) -> Path:
 def cmd_prepare(args: argparse.Namespace) -> int:
     from tasks.registry import resolve
 
+    from tasks.data import catalog
+
     config = resolve(args.task, args.preset)
-    path = prepare_data(config, args.data_root)
+    path = catalog.prepare(config.data.dataset, args.data_root, url=config.data.url, md5=config.data.md5,
+                           full_verify=args.verify)
     print(f"prepared {config.data.dataset} at {path}")
     return 0
 

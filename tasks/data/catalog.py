@@ -213,7 +213,13 @@ def kind(name: str) -> str:
 
 
 def prepare(
-    name: str, root: Path, *, url: str | None = None, md5: str | None = None, log: Log = log_to_stderr
+    name: str,
+    root: Path,
+    *,
+    url: str | None = None,
+    md5: str | None = None,
+    log: Log = log_to_stderr,
+    full_verify: bool = False,
 ) -> Path:
     """Prepare a named dataset under root (once, safely across processes) and return its folder.
 
@@ -233,7 +239,8 @@ def prepare(
         raise UserError(
             f"data url/md5 overrides apply only to dataset '{_OVERRIDABLE[_kind(name)]}', not '{name}'; remove them"
         )
-    return prepare_dataset(Path(root), name, version, partial(build, log=log), log=log, streaming=streaming)
+    return prepare_dataset(Path(root), name, version, partial(build, log=log), log=log, streaming=streaming,
+                           full_verify=full_verify)
 
 
 def load(name: str, root: Path) -> dict[str, np.ndarray]:

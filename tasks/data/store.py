@@ -75,12 +75,20 @@ def read_manifest(root: Path, name: str, version: str) -> dict[str, Any]:
     return manifest
 
 
-def verify_dataset(root: Path, name: str, version: str) -> None:
-    """Recompute every array file's sha256 against the manifest; DataError naming the first bad file."""
+def verify_dataset(root: Path, name: str, version: str, *, full: bool = True) -> None:
+    """Check every array file against the manifest; DataError naming the first bad file.
+
+    full: recompute every sha256. Otherwise a file whose size and modification time are still the
+    ones recorded at publication is trusted without reading it (re-hashing epsilon's 4 GB on every
+    run reads them all, from a network volume for every pod); any other file is re-hashed. Manifests from
+    before sizes and times were recorded are always re-hashed.
+    """
     directory = dataset_dir(root, name, version)
     for entry in read_manifest(root, name, version)["arrays"].values():
         path = directory / entry["file"]
         try:
+            if not full and _unchanged_since_publication(path, entry):
+                continue
             actual = file_digest(path, "sha256")
         except OSError as exc:
             raise DataError(
@@ -91,6 +99,19 @@ def verify_dataset(root: Path, name: str, version: str) -> None:
                 f"checksum mismatch for {path}: expected sha256 {entry['sha256']}, got {actual}; "
                 f"the prepared data is corrupt — delete {directory} and prepare again"
             )
+
+
+def _unchanged_since_publication(path: Path, entry: dict[str, Any]) -> bool:
+    """Size and mtime as recorded; a size that differs is a DataError (truncated or padded file)."""
+    if "bytes" not in entry or "mtime_ns" not in entry:
+        return False
+    stat = path.stat()
+    if stat.st_size != entry["bytes"]:
+        raise DataError(
+            f"{path} is {stat.st_size} bytes but was published with {entry['bytes']}; the prepared data is "
+            f"corrupt — delete {path.parent} and prepare again"
+        )
+    return stat.st_mtime_ns == entry["mtime_ns"]
 
 
 def load_dataset(root: Path, name: str, version: str, mmap: bool = True) -> dict[str, np.ndarray]:
@@ -112,12 +133,12 @@ def load_dataset(root: Path, name: str, version: str, mmap: bool = True) -> dict
     return arrays
 
 
-def _is_prepared(root: Path, name: str, version: str, log: Log) -> bool:
+def _is_prepared(root: Path, name: str, version: str, log: Log, full_verify: bool = False) -> bool:
     """True when a complete, checksum-clean copy exists; a corrupt one is logged and reported as absent."""
     if not (dataset_dir(root, name, version) / MANIFEST_NAME).exists():
         return False
     try:
-        verify_dataset(root, name, version)
+        verify_dataset(root, name, version, full=full_verify)
     except DataError as exc:
         log(f"[data] {name} at {dataset_dir(root, name, version)} failed verification ({exc}); rebuilding")
         return False
@@ -267,11 +288,14 @@ def _npy_entry(path: Path) -> dict[str, Any]:
                 "the dataset builder wrote an incomplete file"
             )
         os.fsync(f.fileno())
+        stat = os.fstat(f.fileno())
     return {
         "file": path.name,
         "shape": list(shape),
         "dtype": str(dtype),
         "sha256": file_digest(path, "sha256"),
+        "bytes": stat.st_size,
+        "mtime_ns": stat.st_mtime_ns,  # renaming and chmod keep it: see verify_dataset
     }
 
 
@@ -388,6 +412,7 @@ def prepare_dataset(
     log: Log = log_to_stderr,
     *,
     streaming: bool = False,
+    full_verify: bool = False,
 ) -> Path:
     """Make `<root>/<name>/<version>` exist and verify, building it at most once across processes.
 
@@ -399,10 +424,13 @@ def prepare_dataset(
     a small in-memory array the store writes). staging is the hidden folder that becomes the dataset
     by one rename; it is deleted if the builder fails. The manifest is computed from the files'
     headers and a chunked sha256, so no array is ever loaded whole.
+
+    An existing copy is checked against its manifest (verify_dataset; full_verify re-hashes every
+    file, otherwise only files whose size or modification time changed).
     """
     root = Path(root)
     final = dataset_dir(root, name, version)
-    if _is_prepared(root, name, version, log):
+    if _is_prepared(root, name, version, log, full_verify):
         log(f"[data] {name} already prepared at {final}")
         return final
     try:

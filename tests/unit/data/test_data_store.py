@@ -99,6 +99,41 @@ def test_corrupted_array_is_detected_and_rebuilt(tmp_path: Path) -> None:
     verify_dataset(tmp_path, NAME, VERSION)
 
 
+def test_reuse_skips_rehashing_files_whose_size_and_time_are_unchanged(tmp_path: Path, monkeypatch) -> None:
+    from tasks.data import store
+
+    counter = tmp_path / "calls"
+    directory = prepare_dataset(tmp_path, NAME, VERSION, partial(_counting_build, counter), log=_quiet)
+    hashed = []
+    real_digest = store.file_digest
+    monkeypatch.setattr(store, "file_digest", lambda path, *a: hashed.append(Path(path).name) or real_digest(path, *a))
+    prepare_dataset(tmp_path, NAME, VERSION, partial(_counting_build, counter), log=_quiet)
+    assert hashed == [] and _build_calls(counter) == 1  # reused without reading the arrays
+    prepare_dataset(tmp_path, NAME, VERSION, partial(_counting_build, counter), log=_quiet, full_verify=True)
+    assert sorted(hashed) == ["train_images.npy", "train_labels.npy"]
+
+    # a rewrite changes the modification time: that file alone is re-hashed, and its corruption found
+    images = directory / "train_images.npy"
+    data = bytearray(images.read_bytes())
+    data[-1] ^= 0xFF
+    hashed.clear()
+    images.write_bytes(bytes(data))
+    with pytest.raises(DataError, match=r"checksum mismatch for .*train_images\.npy"):
+        verify_dataset(tmp_path, NAME, VERSION, full=False)
+    assert hashed == ["train_images.npy"]
+    # a corruption that even kept the time is found only by a full verification (`mlbench prepare --verify`)
+    entry = read_manifest(tmp_path, NAME, VERSION)["arrays"]["train_images"]
+    os.utime(images, ns=(entry["mtime_ns"], entry["mtime_ns"]))
+    verify_dataset(tmp_path, NAME, VERSION, full=False)
+    with pytest.raises(DataError, match="checksum mismatch"):
+        verify_dataset(tmp_path, NAME, VERSION)
+    # and a truncated file is refused by its size alone
+    images.write_bytes(bytes(data[:-10]))
+    os.utime(images, ns=(entry["mtime_ns"], entry["mtime_ns"]))
+    with pytest.raises(DataError, match=r"train_images\.npy is \d+ bytes but was published with \d+"):
+        verify_dataset(tmp_path, NAME, VERSION, full=False)
+
+
 def test_load_rejects_array_that_disagrees_with_manifest(tmp_path: Path) -> None:
     directory = prepare_dataset(tmp_path, NAME, VERSION, partial(_counting_build, tmp_path / "calls"), log=_quiet)
     manifest_path = directory / "manifest.json"

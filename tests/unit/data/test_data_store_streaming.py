@@ -111,6 +111,8 @@ def test_streaming_prepare_writes_manifest_like_in_memory(tmp_path: Path) -> Non
             "shape": list(array.shape),
             "dtype": str(array.dtype),
             "sha256": hashlib.sha256(expected).hexdigest(),
+            "bytes": len(expected),
+            "mtime_ns": (directory / f"{key}.npy").stat().st_mtime_ns,
         }
     loaded = load_dataset(tmp_path, NAME, VERSION)
     assert isinstance(loaded["train_features"], np.memmap)
