@@ -79,4 +79,5 @@ def test_nightly_sweep_file_is_a_valid_request():
     from operators.steps import load_sweep
 
     request = validate_request(load_sweep(str(Path(REPO / "dags" / "sweeps" / "nightly.yaml"))))
-    assert request.tasks == ("cifar10-resnet20", "epsilon-logreg") and request.launcher == "local"
+    assert request.tasks == ("cifar10-resnet20", "epsilon-logreg", "allreduce") and request.launcher == "local"
+    assert request.preset == "demo"  # task 0's demo sweep keeps the nightly run short
