@@ -26,7 +26,8 @@ import torch.multiprocessing as mp
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from tasks.runtime.allreduce import bus_bandwidth, measure_size, tensor_sizes  # noqa: E402
+from tasks.communication import tensor_sizes  # noqa: E402
+from tasks.runtime.allreduce import bus_bandwidth, measure_size  # noqa: E402
 from tasks.runtime.launcher import free_port  # noqa: E402
 
 

@@ -50,7 +50,7 @@ def benchmark_params() -> dict[str, Param]:
         "pool": Param(None, type=["null", "string"], enum=[None, *load_pools()], title="Node pool",
                       description="kubernetes launcher only: a profile from operators/kubernetes/pools.yaml"),
         "target": Param(None, type=["null", "number"], title="Target override",
-                        description="replaces every task's quality target for this run"),
+                        description="replaces every training task's quality target for this run"),
         "overrides": Param({}, type="object", title="Config overrides",
                            description='extra config fields, e.g. {"max_epochs": "5"}'),
     }

@@ -35,7 +35,7 @@ def plan_configurations(
         for world_size in request.world_sizes:
             for repeat in range(request.repeats):
                 config_id = configuration_id(task, algorithm, world_size, repeat)
-                overrides = config_overrides(request)
+                overrides = config_overrides(request, task)
                 if repeat > 0:  # repeats differ by seed (MLPerf), otherwise they would be identical runs
                     overrides["seed"] = str(int(overrides.get("seed", get_task(task).seed)) + repeat)
                 plan.append(

@@ -13,6 +13,9 @@ Time to accuracy is aggregated the MLPerf way (`olympic_mean`), and speedups fol
 speedup(k) = time to accuracy with 1 worker / time to accuracy with k workers, efficiency(k) =
 speedup(k) / k; the compute-only variants use `compute_s` (forward + loss + backward + optimizer,
 communication excluded) instead of the time to accuracy.
+
+Task 0 (the all-reduce sweep) has no target: its rows (`communication_rows`) compare latency and
+bus bandwidth per world size and dtype instead, each size's figures an olympic mean over repeats.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
+from tasks.registry import is_communication_task
+
 __all__ = [
     "ConfigurationOutcome",
     "olympic_mean",
@@ -36,6 +41,12 @@ __all__ = [
     "plot_scaling",
     "plot_time_split",
     "plot_curves",
+    "sweep_summary",
+    "communication_rows",
+    "communication_curves",
+    "format_communication_table",
+    "format_tables",
+    "plot_communication",
 ]
 
 
@@ -230,7 +241,9 @@ def configuration_rows(outcomes: list[ConfigurationOutcome],
                        run_ids: dict[str, str] | None = None) -> list[dict]:
     """One row per configuration (no aggregation): what ran and how it ended.
 
-    `run_ids` (config_id -> tracking run id) adds a `run_id` column when given.
+    Training configurations show their time to accuracy and split; task 0's its small-message
+    latency and peak bus bandwidth per dtype. `run_ids` (config_id -> tracking run id) adds a
+    `run_id` column when given.
     """
     rows = []
     for o in sorted(outcomes, key=lambda o: (o.task, o.algorithm, o.world_size, o.repeat, o.config_id)):
@@ -244,17 +257,108 @@ def configuration_rows(outcomes: list[ConfigurationOutcome],
             "backend": o.backend,
             "launcher": o.launcher,
             "status": "succeeded" if o.succeeded else "failed",
-            "goal_reached": o.goal_reached,
-            "tta_s": _number(r.get("time_to_accuracy_s")),
-            "wall_tta_s": _number(r.get("wall_time_to_accuracy_s")),
-            "compute_s": _number(r.get("compute_s")),
-            "communication_s": _number(r.get("communication_s")),
-            "epochs_run": r.get("epochs_run"),
-            "failure_reason": o.failure_summary,
         }
+        if is_communication_task(o.task):
+            row.update(sweep_summary(r.get("measurements") or []))
+        else:
+            row.update({
+                "goal_reached": o.goal_reached,
+                "tta_s": _number(r.get("time_to_accuracy_s")),
+                "wall_tta_s": _number(r.get("wall_time_to_accuracy_s")),
+                "compute_s": _number(r.get("compute_s")),
+                "communication_s": _number(r.get("communication_s")),
+                "epochs_run": r.get("epochs_run"),
+            })
+        row["failure_reason"] = o.failure_summary
         if run_ids is not None:
             row["run_id"] = run_ids.get(o.config_id)
         rows.append(row)
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# Task 0: latency and bus bandwidth per world size
+# ---------------------------------------------------------------------------------------------
+
+_CURVE_FIELDS = ("latency_median_s", "latency_p10_s", "latency_p90_s", "algbw_gbps", "busbw_gbps")
+
+
+def _curves_by_dtype(measurements: list[dict]) -> dict[str, list[dict]]:
+    """dtype -> its measurement rows, ascending size, finite figures only."""
+    curves: dict[str, list[dict]] = {}
+    for row in measurements:
+        if all(_number(row.get(field)) is not None for field in _CURVE_FIELDS):
+            curves.setdefault(row["dtype"], []).append(row)
+    return {dtype: sorted(rows, key=lambda r: r["elements"]) for dtype, rows in curves.items()}
+
+
+def sweep_summary(measurements: list[dict]) -> dict[str, float]:
+    """One sweep's headline figures per dtype: `small_message_latency_ms_<dtype>` (median latency
+    at the smallest size) and `peak_busbw_gbps_<dtype>` (the highest bus bandwidth over sizes)."""
+    summary = {}
+    for dtype, curve in _curves_by_dtype(measurements).items():
+        summary[f"small_message_latency_ms_{dtype}"] = curve[0]["latency_median_s"] * 1e3
+        summary[f"peak_busbw_gbps_{dtype}"] = max(point["busbw_gbps"] for point in curve)
+    return summary
+
+
+def communication_curves(outcomes: list[ConfigurationOutcome]) -> dict[tuple[str, str, int, str], list[dict]]:
+    """(task, algorithm, world size, dtype) -> one curve over size: per size, every figure is the
+    olympic mean over the repeats that succeeded. Failed repeats are left out."""
+    samples: dict[tuple[str, str, int, str], dict[int, list[dict]]] = {}
+    for o in outcomes:
+        if not o.succeeded:
+            continue
+        for dtype, curve in _curves_by_dtype(o.result.get("measurements") or []).items():
+            per_size = samples.setdefault((o.task, o.algorithm, int(o.world_size), dtype), {})
+            for row in curve:
+                per_size.setdefault(row["elements"], []).append(row)
+    curves = {}
+    for key, per_size in sorted(samples.items()):
+        curves[key] = [
+            {"elements": elements, "dtype": key[3], "bytes": rows[0]["bytes"],
+             **{field: olympic_mean(row[field] for row in rows) for field in _CURVE_FIELDS}}
+            for elements, rows in sorted(per_size.items())
+        ]
+    return curves
+
+
+def communication_rows(outcomes: list[ConfigurationOutcome]) -> list[dict]:
+    """One row per (task, algorithm, world size, dtype) of task 0, from `communication_curves`.
+
+    - `runs`, `failed`: the repeats, and those that did not succeed;
+    - `small_message_latency_ms` at the smallest size (`small_message_elements`),
+      `large_message_latency_ms` at the largest (`large_message_elements`);
+    - `peak_busbw_gbps`: the highest bus bandwidth over sizes, at `peak_busbw_elements`.
+
+    A configuration whose every repeat failed still gets a row (dtype '-', figures None).
+    """
+    curves = communication_curves(outcomes)
+    groups: dict[tuple[str, str, int], list[ConfigurationOutcome]] = {}
+    for o in outcomes:
+        groups.setdefault((o.task, o.algorithm, int(o.world_size)), []).append(o)
+    rows = []
+    for (task, algorithm, world_size), group in sorted(groups.items()):
+        dtypes = [key[3] for key in curves if key[:3] == (task, algorithm, world_size)] or ["-"]
+        for dtype in dtypes:
+            curve = curves.get((task, algorithm, world_size, dtype), [])
+            peak = max(curve, key=lambda point: point["busbw_gbps"]) if curve else None
+            rows.append({
+                "task": task,
+                "algorithm": algorithm,
+                "world_size": world_size,
+                "backend": ",".join(sorted({o.backend for o in group})),
+                "dtype": dtype,
+                "configuration": f"{task} {algorithm} w{world_size}",
+                "runs": len(group),
+                "failed": sum(1 for o in group if not o.succeeded),
+                "small_message_elements": curve[0]["elements"] if curve else None,
+                "small_message_latency_ms": curve[0]["latency_median_s"] * 1e3 if curve else None,
+                "large_message_elements": curve[-1]["elements"] if curve else None,
+                "large_message_latency_ms": curve[-1]["latency_median_s"] * 1e3 if curve else None,
+                "peak_busbw_gbps": peak["busbw_gbps"] if peak else None,
+                "peak_busbw_elements": peak["elements"] if peak else None,
+            })
     return rows
 
 
@@ -293,18 +397,54 @@ def format_table(rows: list[dict]) -> str:
         _times(row["compute_speedup"]),
         _percent(row["comm_share"]),
     ] for row in rows]
+    return _render_table(header, body)
+
+
+def _render_table(header: list[str], body: list[list[str]], first_left: int = 1) -> str:
+    """Columns padded to their widest cell: the first `first_left` left-aligned, the rest right."""
     widths = [max(len(line[i]) for line in [header, *body]) for i in range(len(header))]
 
     def render(cells: list[str]) -> str:
-        first = cells[0].ljust(widths[0])
-        rest = [cell.rjust(width) for cell, width in zip(cells[1:], widths[1:])]
-        return "  ".join([first, *rest]).rstrip()
+        padded = [cell.ljust(width) if index < first_left else cell.rjust(width)
+                  for index, (cell, width) in enumerate(zip(cells, widths))]
+        return "  ".join(padded).rstrip()
 
     lines = [render(header), "  ".join("-" * w for w in widths)]
     lines += [render(cells) for cells in body]
-    if not rows:
+    if not body:
         lines.append("(no configurations)")
     return "\n".join(lines) + "\n"
+
+
+def _at(value: float | None, unit: str, elements: int | None) -> str:
+    return "-" if value is None else f"{value:.3f} {unit} @ {elements:,}"
+
+
+def format_communication_table(rows: list[dict]) -> str:
+    """Fixed-width text table of task 0's rows: per world size and dtype, the latency of the
+    smallest and the largest message and the peak bus bandwidth, each with its size in elements."""
+    header = ["configuration", "dtype", "runs", "small-message latency", "large-message latency", "peak busbw"]
+    body = [[
+        str(row["configuration"]),
+        str(row["dtype"]),
+        f"{row['runs'] - row['failed']}/{row['runs']} ok",
+        _at(row["small_message_latency_ms"], "ms", row["small_message_elements"]),
+        _at(row["large_message_latency_ms"], "ms", row["large_message_elements"]),
+        _at(row["peak_busbw_gbps"], "GB/s", row["peak_busbw_elements"]),
+    ] for row in rows]
+    return _render_table(header, body, first_left=2)
+
+
+def format_tables(outcomes: list[ConfigurationOutcome]) -> str:
+    """The report of a DAG run: the training comparison for training tasks, then task 0's."""
+    training = [o for o in outcomes if not is_communication_task(o.task)]
+    communication = [o for o in outcomes if is_communication_task(o.task)]
+    tables = []
+    if training or not communication:
+        tables.append(format_table(comparison_rows(training)))
+    if communication:
+        tables.append(format_communication_table(communication_rows(communication)))
+    return "\n".join(tables)
 
 
 def _columns(rows: list[dict]) -> list[str]:
@@ -529,3 +669,16 @@ def plot_curves(result: dict, path: Path) -> Path:
         ax_loss.text(0.5, 0.5, "no epoch completed", transform=ax_loss.transAxes,
                      ha="center", va="center", color="grey")
     return _save(fig, path)
+
+
+def plot_communication(outcomes: list[ConfigurationOutcome], path: Path) -> Path:
+    """Task 0 over world sizes: latency and bus bandwidth over tensor size, one line per world
+    size and dtype (each point an olympic mean over the repeats that succeeded)."""
+    from tasks.runtime.allreduce_results import plot_series
+
+    curves = communication_curves(outcomes)
+    several = len({key[:2] for key in curves}) > 1
+    series = {(f"{task} {algorithm} " if several else "") + f"w{world_size} {dtype}": curve
+              for (task, algorithm, world_size, dtype), curve in curves.items()}
+    backends = ",".join(sorted({o.backend for o in outcomes})) or "?"
+    return plot_series(series, Path(path), f"all-reduce by world size ({backends})")

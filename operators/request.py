@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.errors import UserError
-from tasks.registry import BACKENDS, TASKS, get_preset, get_task
+from tasks.registry import BACKENDS, TASKS, get_preset, get_task, is_communication_task
 
 LAUNCHERS = ("local", "kubernetes")
 ACCELERATORS = ("cpu", "gpu")
@@ -36,7 +36,7 @@ class BenchmarkRequest:
     repeats: int = 1
     launcher: str = "local"
     accelerator: str = "cpu"
-    target: float | None = None  # overrides every task's target for this request
+    target: float | None = None  # overrides every task's target for this request (task 0 has none)
     pool: str | None = None  # node-pool profile, for the kubernetes launcher
     overrides: dict[str, str] = field(default_factory=dict)  # extra config fields (e.g. max_epochs)
 
@@ -177,7 +177,7 @@ def _check_resolves(request: BenchmarkRequest) -> None:
             try:
                 resolve(name, request.preset, world_size=size, backend=request.backend,
                         device=device_for(request), algorithm=request.algorithm,
-                        overrides=config_overrides(request))
+                        overrides=config_overrides(request, name))
             except UserError as exc:
                 raise _fail("overrides" if request.overrides else "tasks", str(exc)) from None
 
@@ -186,9 +186,10 @@ def device_for(request: BenchmarkRequest) -> str:
     return "cuda" if request.accelerator == "gpu" else "cpu"
 
 
-def config_overrides(request: BenchmarkRequest) -> dict[str, str]:
+def config_overrides(request: BenchmarkRequest, task: str) -> dict[str, str]:
+    """The request's config fields for one task; the target override skips task 0, which has none."""
     overrides = dict(request.overrides)
-    if request.target is not None:
+    if request.target is not None and not is_communication_task(task):
         overrides["target_value"] = repr(request.target)
     return overrides
 

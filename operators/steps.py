@@ -122,10 +122,12 @@ def _check_local_capacity(request: BenchmarkRequest) -> None:
 # ---------------------------------------------------------------------------------- data
 def datasets_of(request: BenchmarkRequest) -> dict[str, Any]:
     """Dataset name -> resolved data spec, once per dataset however many tasks share it."""
-    from tasks.registry import resolve
+    from tasks.registry import is_communication_task, resolve
 
     datasets = {}
     for task in request.tasks:
+        if is_communication_task(task):  # task 0 all-reduces random tensors: no dataset
+            continue
         config = resolve(task, request.preset, world_size=1, backend=request.backend,
                          device="cuda" if request.accelerator == "gpu" else "cpu",
                          algorithm=request.algorithm, overrides=request.overrides)
@@ -247,14 +249,15 @@ def launch_configuration(
         "output": str(output),
         "status": result["status"],
         "reason": result["reason"],
-        "goal_reached": result["goal_reached"],
-        "time_to_accuracy_s": result["time_to_accuracy_s"],
+        "goal_reached": result.get("goal_reached"),  # None for task 0, which has no target
+        "time_to_accuracy_s": result.get("time_to_accuracy_s"),
         # Bad input or data (exit 2, 3) and divergence fail the same way again: no retry.
         # Crashes, timeouts and kills (preempted nodes) are retried and resume from the checkpoint.
         "retryable": returncode not in (0, 2, 3) and not str(result["reason"]).startswith("diverged"),
     }
-    log(f"{c['config_id']}: {result['status']}, goal reached: {result['goal_reached']}, "
-        f"time to accuracy: {result['time_to_accuracy_s']}")
+    detail = (f", goal reached: {result['goal_reached']}, time to accuracy: {result['time_to_accuracy_s']}"
+              if "goal_reached" in result else "")  # task 0 has no target
+    log(f"{c['config_id']}: {result['status']}{detail}")
     return summary
 
 
@@ -348,7 +351,8 @@ def _read_bundle(configuration: dict[str, Any]) -> dict[str, Any] | None:
 
 def validate_results_step(run_id: str) -> list[dict[str, Any]]:
     """Great Expectations gate on every bundle that exists; the verdict is stored beside it."""
-    from operators.validation import validate_result
+    from operators.validation import validate_communication_result, validate_result
+    from tasks.registry import is_communication_task
 
     verdicts = []
     for configuration in load_plan(run_id) or []:
@@ -357,8 +361,9 @@ def validate_results_step(run_id: str) -> list[dict[str, Any]]:
             verdicts.append({"config_id": configuration["config_id"], "success": False,
                              "summary": "no result.json: the configuration never produced a bundle"})
             continue
-        report = validate_result(result, expected_world_size=configuration["world_size"],
-                                 suite_name=f"result:{configuration['config_id']}")
+        validate = validate_communication_result if is_communication_task(configuration["task"]) else validate_result
+        report = validate(result, expected_world_size=configuration["world_size"],
+                          suite_name=f"result:{configuration['config_id']}")
         (Path(configuration["output"]) / RESULT_VALIDATION_FILE).write_text(
             json.dumps(report.to_dict(), indent=2, default=str))
         log(report.summary())
@@ -431,8 +436,7 @@ def report_step(run_id: str) -> str:
     plan = load_plan(run_id)
     table = ""
     if plan:
-        rows = report.comparison_rows(outcomes_of(plan))
-        table = report.format_table(rows)
+        table = report.format_tables(outcomes_of(plan))
         (run_dir(run_id) / "summary.txt").write_text(table + "\n")
         print(table, flush=True)
         print(f"MLFLOW_TRACKING_URI={tracking.tracking_uri()}", flush=True)

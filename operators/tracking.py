@@ -12,6 +12,14 @@ Layout in MLflow:
   epoch), summary metrics, provenance tags, the bundle files and a curve plot as artifacts;
   FAILED with tag `failure_reason` when it failed, was invalid, or left no result at all.
 
+Task 0 (`allreduce`, no target and no epochs) logs curves over tensor size instead: per dtype,
+`latency_median_ms_<dtype>`, `latency_p10_ms_<dtype>`, `latency_p90_ms_<dtype>`,
+`algbw_gbps_<dtype>` and `busbw_gbps_<dtype>` with step = tensor size in *elements* (the same
+steps for every dtype, so fp32 and fp16 share an x axis), plus `small_message_latency_ms_<dtype>`
+and `peak_busbw_gbps_<dtype>`; the plot `plots/allreduce.png` on each child, and on the parent a
+table per world size and dtype, `<metric>_<dtype>_w<k>` metrics (the curves with step = elements
+too) and `plots/allreduce.png` comparing the world sizes.
+
 The MLflow client is used explicitly (`MlflowClient(uri)`): no global tracking URI and no active
 run, since this runs inside Airflow workers. Logging is idempotent per DAG run: runs are found
 again by their tags (dag_id, dag_run_id, config_id) and updated, so an Airflow retry of the
@@ -36,15 +44,21 @@ from typing import Any, Iterable
 
 from operators.report import (
     ConfigurationOutcome,
+    communication_curves,
+    communication_rows,
     comparison_rows,
     configuration_rows,
+    format_communication_table,
     format_table,
+    plot_communication,
     plot_curves,
     plot_scaling,
     plot_time_split,
+    sweep_summary,
     to_csv,
     to_markdown,
 )
+from tasks.registry import is_communication_task
 
 __all__ = [
     "MLBENCH_HOME_ENV",
@@ -82,6 +96,14 @@ _EPOCH_METRICS = {
     "epoch_time_s": "epoch_time_s",
     "train_time_s": "epoch_train_time_s",
     "cumulative_train_time_s": "cumulative_train_time_s",
+}
+# Task 0: measurement field -> metric key prefix (step = tensor size in elements), with its unit.
+_SWEEP_METRICS = {
+    "latency_median_s": ("latency_median_ms", 1e3),
+    "latency_p10_s": ("latency_p10_ms", 1e3),
+    "latency_p90_s": ("latency_p90_ms", 1e3),
+    "algbw_gbps": ("algbw_gbps", 1.0),
+    "busbw_gbps": ("busbw_gbps", 1.0),
 }
 _SUMMARY_METRICS = (
     "time_to_accuracy_s", "wall_time_to_accuracy_s", "compute_s", "communication_s",
@@ -236,7 +258,8 @@ def _child_tags(outcome: ConfigurationOutcome, *, dag_id: str, dag_run_id: str,
         "output": outcome.output,
         "status": result.get("status") if outcome.result is not None else "missing",
         "outcome": "succeeded" if outcome.succeeded else "failed",
-        "goal_reached": "true" if outcome.goal_reached else "false",
+        # Task 0 has no target, so no goal to reach.
+        "goal_reached": None if is_communication_task(outcome.task) else "true" if outcome.goal_reached else "false",
         "config_hash": result.get("config_hash"),
         "mlbench_id": result.get("mlbench_id"),
         "preset": result.get("preset"),
@@ -297,6 +320,25 @@ def _child_metrics(result: dict | None) -> list[tuple[str, float, int, int]]:
     return points
 
 
+def _sweep_metrics(result: dict | None) -> list[tuple[str, float, int, int]]:
+    """Task 0's points: each measurement per dtype with step = its size in elements, then the
+    summary (step 0): small-message latency, peak bus bandwidth per dtype, and the wall time."""
+    if result is None:
+        return []
+    end = _millis(result.get("finished_at")) or _now()
+    points: list[tuple[str, float, int, int]] = []
+    for row in result.get("measurements") or []:
+        for field, (key, scale) in _SWEEP_METRICS.items():
+            value = _number(row.get(field))
+            if value is not None:
+                points.append((_key(f"{key}_{row['dtype']}"), value * scale, end, int(row["elements"])))
+    points += [(_key(key), value, end, 0) for key, value in sweep_summary(result.get("measurements") or []).items()]
+    wall = _number(result.get("wall_time_s"))
+    if wall is not None:
+        points.append(("wall_time_s", wall, end, 0))
+    return points
+
+
 # ---------------------------------------------------------------------------------------------
 # The comparison a parent run logs
 # ---------------------------------------------------------------------------------------------
@@ -328,10 +370,34 @@ def _parent_metrics(rows: list[dict], primary: str | None,
             metrics[_key(f"{field}_{row['algorithm']}_w{k}")] = value
             if row["algorithm"] == primary:
                 metrics[_key(f"{field}_w{k}")] = value
-    metrics["configurations"] = float(len(outcomes))
-    metrics["failed_configurations"] = float(sum(1 for o in outcomes if not o.succeeded))
+    metrics.update(_configuration_counts(outcomes))
     metrics["goal_reached_configurations"] = float(sum(1 for o in outcomes if o.goal_reached))
     return metrics
+
+
+def _configuration_counts(outcomes: list[ConfigurationOutcome]) -> dict[str, float]:
+    return {"configurations": float(len(outcomes)),
+            "failed_configurations": float(sum(1 for o in outcomes if not o.succeeded))}
+
+
+def _sweep_parent_metrics(rows: list[dict], outcomes: list[ConfigurationOutcome],
+                          now: int) -> list[tuple[str, float, int, int]]:
+    """Task 0's comparison: `<figure>_<dtype>_w<k>` per row (step 0), each world size's curves as
+    `latency_median_ms_<dtype>_w<k>` and `busbw_gbps_<dtype>_w<k>` (step = size in elements), and
+    the configuration counts."""
+    points = []
+    for row in rows:
+        for field in ("small_message_latency_ms", "large_message_latency_ms", "peak_busbw_gbps"):
+            value = _number(row.get(field))
+            if value is not None:
+                points.append((_key(f"{field}_{row['dtype']}_w{row['world_size']}"), value, now, 0))
+    for (_task, _algorithm, world_size, dtype), curve in communication_curves(outcomes).items():
+        for point in curve:
+            for field in ("latency_median_s", "busbw_gbps"):
+                key, scale = _SWEEP_METRICS[field]
+                points.append((_key(f"{key}_{dtype}_w{world_size}"), point[field] * scale, now,
+                               int(point["elements"])))
+    return points + [(key, value, now, 0) for key, value in _configuration_counts(outcomes).items()]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -465,6 +531,9 @@ def _failed_on_error(client, run_id: str):
 
 def _log_configuration(client, experiment_id: str, outcome: ConfigurationOutcome, found: list, *,
                        dag_id: str, dag_run_id: str, parent_id: str, request: dict) -> str:
+    from tasks.runtime.allreduce_results import plot_result
+
+    communication = is_communication_task(outcome.task)
     result = outcome.result
     tags = _child_tags(outcome, dag_id=dag_id, dag_run_id=dag_run_id, parent_id=parent_id)
     start = _millis((result or {}).get("started_at"))
@@ -473,7 +542,7 @@ def _log_configuration(client, experiment_id: str, outcome: ConfigurationOutcome
     run_id = run.info.run_id
     with _failed_on_error(client, run_id):
         _log(client, run, params=_child_params(outcome, request), tags=tags,
-             metrics=_child_metrics(result),
+             metrics=_sweep_metrics(result) if communication else _child_metrics(result),
              drop_tags=() if outcome.failure_summary else ("failure_reason",))
 
         output = Path(outcome.output) if outcome.output else None
@@ -497,6 +566,8 @@ def _log_configuration(client, experiment_id: str, outcome: ConfigurationOutcome
                 client.log_artifact(run_id, str(scratch / "validation.json"))
             if result is not None and result.get("history"):
                 client.log_artifact(run_id, str(plot_curves(result, scratch / "curves.png")), "plots")
+            if result is not None and communication:
+                client.log_artifact(run_id, str(plot_result(result, scratch / "allreduce.png")), "plots")
 
         end = _millis((result or {}).get("finished_at"))
         client.set_terminated(run_id, status="FINISHED" if outcome.succeeded else "FAILED",
@@ -552,10 +623,19 @@ def _log_task(client, task: str, outcomes: list[ConfigurationOutcome], *, dag_id
                 log.exception("could not log configuration %s", outcome.config_id)
                 errors.append(f"{outcome.config_id}: {type(error).__name__}: {error}")
 
-        rows = comparison_rows(outcomes)
-        table = to_markdown(rows)
         now = _now()
-        metrics = [(k, v, now, 0) for k, v in _parent_metrics(rows, primary, outcomes).items()]
+        if is_communication_task(task):
+            rows = communication_rows(outcomes)
+            text = format_communication_table(rows)
+            metrics = _sweep_parent_metrics(rows, outcomes, now)
+            plots = {"allreduce.png": lambda path: plot_communication(outcomes, path)}
+        else:
+            rows = comparison_rows(outcomes)
+            text = format_table(rows)
+            metrics = [(k, v, now, 0) for k, v in _parent_metrics(rows, primary, outcomes).items()]
+            plots = {"scaling.png": lambda path: plot_scaling(rows, path),
+                     "time_split.png": lambda path: plot_time_split(outcomes, path)}
+        table = to_markdown(rows)
         note = f"Benchmark `{task}`, DAG run `{dag_run_id}`\n\n{table}"
         _log(client, client.get_run(parent_id), params={},
              tags={"mlflow.note.content": _text(note, _MAX_TAG_VALUE)}, metrics=metrics)
@@ -565,17 +645,17 @@ def _log_task(client, task: str, outcomes: list[ConfigurationOutcome], *, dag_id
             comparison.mkdir()
             (comparison / "comparison.csv").write_text(to_csv(rows))
             (comparison / "comparison.md").write_text(table)
-            (comparison / "comparison.txt").write_text(format_table(rows))
+            (comparison / "comparison.txt").write_text(text)
             configurations = configuration_rows(outcomes, child_runs)
             (comparison / "configurations.csv").write_text(to_csv(configurations))
             (comparison / "configurations.md").write_text(to_markdown(configurations))
-            plots = scratch / "plots"
-            plot_scaling(rows, plots / "scaling.png")
-            plot_time_split(outcomes, plots / "time_split.png")
+            plot_dir = scratch / "plots"
+            for name, plot in plots.items():
+                plot(plot_dir / name)
             (scratch / "request.json").write_text(
                 json.dumps(request or {}, indent=2, sort_keys=True, default=str))
             client.log_artifacts(parent_id, str(comparison), "comparison")
-            client.log_artifacts(parent_id, str(plots), "plots")
+            client.log_artifacts(parent_id, str(plot_dir), "plots")
             client.log_artifact(parent_id, str(scratch / "request.json"))
         client.set_terminated(parent_id, status="FAILED" if failed or errors else "FINISHED")
     return experiment_id, parent_id, child_runs, errors

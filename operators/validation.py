@@ -2,8 +2,8 @@
 
 Both gates turn what they check into small pandas DataFrames (never raw pixels, feature matrices or
 token streams: one row per array, per sample, per class, per shard plan; one row per epoch, per run,
-per rank) and validate each frame against a GX 1.24 ``ExpectationSuite`` through an ephemeral data
-context's pandas data source. A gate's frames are its parts; the report gathers every part's
+per rank; for task 0's all-reduce sweep one row per measured size and dtype) and validate each frame
+against a GX 1.24 ``ExpectationSuite`` through an ephemeral data context's pandas data source. A gate's frames are its parts; the report gathers every part's
 expectations into one verdict with one short failure line per failed expectation. The dataset gate
 tells images, tabular features and token streams apart by the keys of the arrays it is given.
 
@@ -84,6 +84,8 @@ _TOKEN_CHUNK = 2**22  # tokens per chunk when taking a stream's min/max (16 MiB 
 
 # --- result gate --------------------------------------------------------------------------------------
 
+SWEEP_TOLERANCE = 1e-6  # relative: algbw and busbw are recomputed from the latency and must agree
+DTYPE_BYTES = {"fp32": 4, "fp16": 2}
 TIME_TOLERANCE_S = 1e-6  # compute_s + communication_s may exceed train_time_s by float rounding only
 ACCURACY_METRICS = frozenset({"top1", "top5", "accuracy"})  # target metrics that are fractions in [0, 1]
 MAX_SCHEMA_FAILURE_LINES = 5
@@ -203,26 +205,50 @@ def validate_result(result: dict, *, expected_world_size: int, suite_name: str |
                step count, each with compute + communication <= its train time.
     A failed (e.g. diverged) run is validated the same way: whatever is inconsistent is reported.
     """
+    parts = {"history": lambda r, _k: _history_part(r), "run": _run_part, "ranks": _ranks_part}
+    return _validate_bundle(result, expected_world_size, suite_name, "result.schema.json", parts)
+
+
+def validate_communication_result(
+    result: dict, *, expected_world_size: int, suite_name: str | None = None
+) -> ValidationReport:
+    """Validate task 0's result.json (an all-reduce sweep): its JSON schema
+    (tasks/runtime/allreduce_result.schema.json) first, then GX expectations on its contents.
+
+    A schema violation fails with "schema: ..." lines and skips the rest. Parts:
+      measurements  one row per (dtype, size): latencies not null (finite) and > 0, p10 <= median <= p90,
+                    bytes = elements x the dtype's size, algbw = bytes / median latency and busbw = algbw x
+                    2(n-1)/n (relative error <= SWEEP_TOLERANCE), sizes strictly increasing per dtype; when
+                    completed: exactly the configured sizes for each configured dtype;
+      run           one row: world_size as planned, and as configured;
+      ranks         one row per rank: exactly ranks 0..expected_world_size-1, once each, every rank measured
+                    as many (dtype, size) pairs as rank 0 reports, and no rank saw a wrong sum.
+    """
+    parts = {"measurements": lambda r, _k: _measurements_part(r), "run": _sweep_run_part, "ranks": _sweep_ranks_part}
+    return _validate_bundle(result, expected_world_size, suite_name, "allreduce_result.schema.json", parts)
+
+
+def _validate_bundle(result: dict, expected_world_size: int, suite_name: str | None, schema_file: str,
+                     parts: dict[str, Callable[[dict, int], tuple[Any, list[Any]]]]) -> ValidationReport:
+    """The JSON schema first (a violation skips the rest), then each part's frame and expectations."""
     suite = suite_name or _default_result_suite(result)
-    errors = _schema_errors(result)
+    errors = _schema_errors(result, schema_file)
     if errors:
-        lines = [f"schema: {e}" for e in errors[:MAX_SCHEMA_FAILURE_LINES]]
-        if len(errors) > MAX_SCHEMA_FAILURE_LINES:
-            lines.append(f"schema: ... ({len(errors) - MAX_SCHEMA_FAILURE_LINES} more violations)")
-        statistics = {
-            "evaluated_expectations": 1,
-            "successful_expectations": 0,
-            "unsuccessful_expectations": 1,
-            "success_percent": 0.0,
-        }
-        return ValidationReport(suite, False, lines, statistics, {"schema_errors": errors})
-    expected_world_size = int(expected_world_size)
-    parts = [
-        ("history", *_history_part(result)),
-        ("run", *_run_part(result, expected_world_size)),
-        ("ranks", *_ranks_part(result, expected_world_size)),
-    ]
-    return _run_gate(suite, parts)
+        return _schema_failure(suite, errors)
+    return _run_gate(suite, [(name, *build(result, int(expected_world_size))) for name, build in parts.items()])
+
+
+def _schema_failure(suite: str, errors: list[str]) -> ValidationReport:
+    lines = [f"schema: {e}" for e in errors[:MAX_SCHEMA_FAILURE_LINES]]
+    if len(errors) > MAX_SCHEMA_FAILURE_LINES:
+        lines.append(f"schema: ... ({len(errors) - MAX_SCHEMA_FAILURE_LINES} more violations)")
+    statistics = {
+        "evaluated_expectations": 1,
+        "successful_expectations": 0,
+        "unsuccessful_expectations": 1,
+        "success_percent": 0.0,
+    }
+    return ValidationReport(suite, False, lines, statistics, {"schema_errors": errors})
 
 
 def check_dataset(
@@ -949,12 +975,12 @@ def _default_result_suite(result: Any) -> str:
     return f"result:{result.get('task', '?')}__{result.get('algorithm', '?')}__w{result.get('world_size', '?')}"
 
 
-def _schema_errors(result: Any) -> list[str]:
+def _schema_errors(result: Any, schema_file: str) -> list[str]:
     import importlib.resources
 
     import jsonschema
 
-    schema = json.loads(importlib.resources.files("tasks.runtime").joinpath("result.schema.json").read_text())
+    schema = json.loads(importlib.resources.files("tasks.runtime").joinpath(schema_file).read_text())
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(result), key=lambda e: [str(p) for p in e.absolute_path])
     lines = []
@@ -1094,3 +1120,107 @@ def _ranks_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]
             column_A="train_time_s_with_tolerance", column_B="compute_plus_communication_s", or_equal=True
         ),
     ]
+
+
+# --- communication (task 0) result frames -------------------------------------------------------------
+
+
+def _relative_error(value: float | None, expected: float | None) -> float | None:
+    if value is None or expected is None or expected <= 0:
+        return None
+    return abs(value - expected) / expected
+
+
+def _measurements_part(result: dict) -> tuple[Any, list[Any]]:
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    world_size = int(result["world_size"])
+    busbw_factor = 2 * (world_size - 1) / world_size if world_size > 1 else 1.0
+    rows = []
+    for row in result["measurements"]:
+        median = _number(row["latency_median_s"])
+        algbw = _number(row["algbw_gbps"])
+        recomputed_algbw = row["bytes"] / median / 1e9 if median else None
+        rows.append({
+            "dtype": row["dtype"],
+            "elements": int(row["elements"]),
+            "bytes": int(row["bytes"]),
+            "expected_bytes": int(row["elements"]) * DTYPE_BYTES[row["dtype"]],
+            "latency_p10_s": _number(row["latency_p10_s"]),
+            "latency_median_s": median,
+            "latency_p90_s": _number(row["latency_p90_s"]),
+            "algbw_relative_error": _relative_error(algbw, recomputed_algbw),
+            "busbw_relative_error": _relative_error(_number(row["busbw_gbps"]),
+                                                    None if algbw is None else algbw * busbw_factor),
+        })
+    numbers = ("latency_p10_s", "latency_median_s", "latency_p90_s", "algbw_relative_error", "busbw_relative_error")
+    frame = pd.DataFrame(rows, columns=["dtype", "elements", "bytes", "expected_bytes", *numbers])
+    frame = frame.astype({"elements": "int64", "bytes": "int64", "expected_bytes": "int64",
+                          **{c: "float64" for c in numbers}})
+    frame.index = pd.Index([f"{r['dtype']} {r['elements']}" for r in rows], dtype=object)
+    config = result["config"]
+    expectations: list[Any] = []
+    for column in ("latency_p10_s", "latency_median_s", "latency_p90_s"):
+        expectations += [
+            gxe.ExpectColumnValuesToNotBeNull(column=column),
+            gxe.ExpectColumnValuesToBeBetween(column=column, min_value=0, strict_min=True),
+        ]
+    expectations += [
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="latency_median_s", column_B="latency_p10_s",
+                                                    or_equal=True),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="latency_p90_s", column_B="latency_median_s",
+                                                    or_equal=True),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="bytes", column_B="expected_bytes"),
+        gxe.ExpectColumnValuesToBeBetween(column="algbw_relative_error", min_value=0, max_value=SWEEP_TOLERANCE),
+        gxe.ExpectColumnValuesToBeBetween(column="busbw_relative_error", min_value=0, max_value=SWEEP_TOLERANCE),
+        gxe.ExpectColumnValuesToNotBeNull(column="busbw_relative_error"),
+        gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=list(config["dtypes"])),
+    ]
+    for dtype in config["dtypes"]:
+        expectations.append(gxe.ExpectColumnValuesToBeIncreasing(column="elements", strictly=True,
+                                                                 **_where("dtype", dtype)))
+    if result["status"] == "completed":  # a failed sweep reports what it measured, maybe nothing
+        expectations.append(gxe.ExpectTableRowCountToEqual(value=len(config["sizes"]) * len(config["dtypes"])))
+        for dtype in config["dtypes"]:
+            expectations.append(gxe.ExpectColumnDistinctValuesToEqualSet(
+                column="elements", value_set=list(config["sizes"]), **_where("dtype", dtype)))
+    return frame, expectations
+
+
+def _sweep_run_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        {"world_size": int(result["world_size"]), "expected_world_size": expected_world_size,
+         "config_world_size": int(result["config"]["world_size"])},
+        index=pd.Index(["run"], dtype=object),
+    )
+    return frame, [
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="world_size", column_B="expected_world_size"),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="world_size", column_B="config_world_size"),
+    ]
+
+
+def _sweep_ranks_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    rows = [{"rank": int(r["rank"]), "measurements": int(r["measurements"]), "wrong_elements": int(r["wrong_elements"])}
+            for r in result["ranks"]]
+    frame = pd.DataFrame(rows, columns=["rank", "measurements", "wrong_elements"])
+    frame.index = pd.Index([f"rank {r}" for r in frame["rank"]], dtype=object)
+    expectations = [
+        gxe.ExpectColumnValuesToBeInSet(column="wrong_elements", value_set=[0]),
+    ]
+    if result["status"] == "completed":  # ranks report only once everyone has measured
+        measured = len(result["measurements"])
+        expectations = [
+            gxe.ExpectTableRowCountToEqual(value=expected_world_size),
+            gxe.ExpectColumnValuesToBeUnique(column="rank"),
+            gxe.ExpectColumnDistinctValuesToEqualSet(column="rank", value_set=list(range(expected_world_size))),
+            gxe.ExpectColumnValuesToBeBetween(column="measurements", min_value=measured, max_value=measured),
+            *expectations,
+        ]
+    return frame, expectations

@@ -97,19 +97,21 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run one rank; rank and peers come from the environment")
     _add_run_arguments(worker)
 
-    allreduce = sub.add_parser("allreduce", help="MLBench task 0: all-reduce latency and bandwidth by tensor size")
+    allreduce = sub.add_parser("allreduce", help="MLBench task 0: all-reduce latency and bandwidth by tensor size "
+                                                  "(`train --task allreduce` with the sweep as options)")
+    allreduce.add_argument("--preset", default="full", help="full (MLBench's sweep), light, demo or smoke")
     allreduce.add_argument("--world-size", type=_world_size, default=2)
-    allreduce.add_argument("--backend", default="gloo", help="gloo, nccl or mpi (where this torch has it)")
-    allreduce.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    allreduce.add_argument("--dtypes", default="fp32,fp16", help="comma list of fp32, fp16")
-    allreduce.add_argument("--min-elements", type=int, default=1)
-    allreduce.add_argument("--max-elements", type=int, default=10**8)
-    allreduce.add_argument("--count", type=int, default=80, help="log-spaced sizes (default 80, as MLBench)")
-    allreduce.add_argument("--repeats", type=int, default=100)
-    allreduce.add_argument("--warmup", type=int, default=5)
+    allreduce.add_argument("--backend", default="gloo", help="gloo (CPU) or nccl (GPU); default gloo")
+    allreduce.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda for nccl, else cpu")
+    allreduce.add_argument("--dtypes", help="comma list of fp32, fp16 (default: the preset's)")
+    allreduce.add_argument("--min-elements", type=int)
+    allreduce.add_argument("--max-elements", type=int)
+    allreduce.add_argument("--count", type=int, help="log-spaced sizes (full preset: 80, as MLBench)")
+    allreduce.add_argument("--repeats", type=int, help="timed calls per size (full preset: 100)")
+    allreduce.add_argument("--warmup", type=int, help="untimed calls before them")
     allreduce.add_argument("--output", required=True, type=Path)
     allreduce.add_argument("--timeout", type=_positive_seconds, default=6 * 3600)
-    allreduce.add_argument("--rank-worker", action="store_true", help=argparse.SUPPRESS)
+    allreduce.add_argument("--rendezvous-timeout", type=_positive_seconds, default=300)
 
     sub.add_parser("pools", help="list the Kubernetes node-pool profiles, one per line, name first")
 
@@ -180,11 +182,13 @@ def prepare_data(config, data_root: Path) -> Path:
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from tasks.registry import resolve
-
     from tasks.data import catalog
+    from tasks.registry import is_communication_task, resolve
 
     config = resolve(args.task, args.preset)
+    if is_communication_task(config.task):
+        print(f"task {config.task} needs no dataset: it all-reduces random tensors")
+        return 0
     path = catalog.prepare(config.data.dataset, args.data_root, url=config.data.url, md5=config.data.md5,
                            full_verify=args.verify)
     print(f"prepared {config.data.dataset} at {path}")
@@ -192,27 +196,55 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    config = _resolve(args, args.world_size)
+    return _launch(config, args, _overrides(args), data_root=args.data_root)
+
+
+def _launch(config, args: argparse.Namespace, overrides: dict[str, str], *, data_root: Path) -> int:
+    """Start the configuration's ranks on this machine, wait for all, and print how it went."""
+    from tasks.registry import is_communication_task
     from tasks.runtime.checkpoint import check_resumable
     from tasks.runtime.distributed import check_backend
     from tasks.runtime.launcher import launch_local
     from tasks.runtime.worker import ensure_writable_dir
 
-    config = _resolve(args, args.world_size)
     output = ensure_writable_dir(args.output.resolve())
     check_resumable(output / "checkpoints", config.config_hash())
-    check_backend(config.backend, config.device, args.world_size)
-    prepare_data(config, args.data_root)
-    print(f"[mlbench] launching {args.world_size} local rank(s) of {config.task} ({config.preset}); "
+    check_backend(config.backend, config.device, config.world_size)
+    communication = is_communication_task(config.task)
+    if not communication:  # task 0 all-reduces random tensors
+        prepare_data(config, data_root)
+    print(f"[mlbench] launching {config.world_size} local rank(s) of {config.task} ({config.preset}); "
           f"logs in {output / 'logs'}", flush=True)
     outcome, result = launch_local(
-        config, output=output, data_root=args.data_root.resolve(), overrides=_overrides(args),
+        config, output=output, data_root=data_root.resolve(), overrides=overrides,
         timeout_s=args.timeout, rendezvous_timeout_s=args.rendezvous_timeout,
     )
-    print(summary_line(result, output))
+    if communication:
+        from tasks.runtime.allreduce_results import plot_result
+
+        plot_result(result, output / "allreduce.png")
+        print(sweep_summary_line(result, output))
+    else:
+        print(summary_line(result, output))
     if outcome.returncode != 0:
         print(f"error: run failed: {result.get('reason') or outcome.message}", file=sys.stderr)
         return outcome.returncode
     return 0
+
+
+def sweep_summary_line(result: dict, output: Path) -> str:
+    if result["status"] != "completed":
+        return f"[mlbench] FAILED: {result['reason']} (result: {output / 'result.json'})"
+    parts = []
+    for dtype in result["config"]["dtypes"]:
+        rows = [r for r in result["measurements"] if r["dtype"] == dtype]
+        peak = max(rows, key=lambda r: r["busbw_gbps"])
+        parts.append(f"{dtype}: {rows[0]['latency_median_s'] * 1e3:.3f} ms at {rows[0]['elements']:,} element(s), "
+                     f"peak busbw {peak['busbw_gbps']:.3f} GB/s at {peak['elements']:,}")
+    return (f"[mlbench] all-reduce sweep of {len(result['config']['sizes'])} sizes on {result['world_size']} "
+            f"rank(s), {result['backend']} on {result['device']}: {'; '.join(parts)} "
+            f"(result: {output / 'result.json'}, plot: {output / 'allreduce.png'})")
 
 
 def summary_line(result: dict, output: Path) -> str:
@@ -279,75 +311,24 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+ALLREDUCE_OPTIONS = {"dtypes": "dtypes", "min_elements": "min_elements", "max_elements": "max_elements",
+                     "count": "size_count", "repeats": "repeats", "warmup": "warmup"}
+
+
 def cmd_allreduce(args: argparse.Namespace) -> int:
-    """Launch N local ranks of this same command (with --rank-worker); rank 0 writes the bundle."""
-    from tasks.runtime.allreduce import DTYPES, backend_availability, tensor_sizes
-    from tasks.runtime.worker import ensure_writable_dir
+    """Task 0 with its sweep as options: the same local launch as `mlbench train --task allreduce`."""
+    from tasks.runtime.allreduce import backend_availability
 
-    dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
-    bad = [d for d in dtypes if d not in DTYPES]
-    if bad or not dtypes:
-        raise UserError(f"unknown dtype(s) {bad or dtypes}; valid: {', '.join(DTYPES)}")
-    try:
-        sizes = tensor_sizes(args.min_elements, args.max_elements, args.count)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    if args.repeats < 1 or args.warmup < 0:
-        raise UserError("--repeats must be >= 1 and --warmup >= 0")
-    reason = backend_availability().get(args.backend, f"unknown backend; valid: gloo, nccl, mpi")
-    if reason:
+    reason = backend_availability().get(args.backend)
+    if reason:  # e.g. mpi: say why this machine cannot, before the registry lists what it accepts
         raise UserError(f"backend '{args.backend}' is not available here: {reason}")
-    if args.rank_worker:
-        return _allreduce_rank(args, dtypes, sizes)
-    if "fp16" in dtypes and args.backend == "mpi":
-        raise UserError("MPI all-reduce has no fp16; use --dtypes fp32")
-    from tasks.runtime.launcher import build_local_job, free_port, run_local_job
+    overrides = {field: str(getattr(args, option)) for option, field in ALLREDUCE_OPTIONS.items()
+                 if getattr(args, option) is not None}
+    from tasks.registry import resolve
 
-    output = ensure_writable_dir(args.output.resolve())
-    argv = ["allreduce", "--rank-worker", "--world-size", str(args.world_size), "--backend", args.backend,
-            "--device", args.device, "--dtypes", ",".join(dtypes), "--min-elements", str(args.min_elements),
-            "--max-elements", str(args.max_elements), "--count", str(args.count), "--repeats", str(args.repeats),
-            "--warmup", str(args.warmup), "--output", str(output)]
-    print(f"[allreduce] {args.world_size} local rank(s), {args.backend} on {args.device}, {len(sizes)} sizes "
-          f"x {dtypes}, {args.repeats} timed calls each; logs in {output / 'logs'}", flush=True)
-    outcome = run_local_job(build_local_job(argv, args.world_size, output, master_port=free_port()),
-                            timeout_s=args.timeout)
-    if outcome.returncode != 0:
-        print(f"error: all-reduce benchmark failed: {outcome.message}", file=sys.stderr)
-        return outcome.returncode
-    print(f"[allreduce] results: {output / 'allreduce.json'}, plot: {output / 'allreduce.png'}")
-    return 0
-
-
-def _allreduce_rank(args: argparse.Namespace, dtypes: list[str], sizes: list[int]) -> int:
-    import dataclasses
-
-    import torch.distributed as dist
-
-    from tasks.runtime import provenance
-    from tasks.runtime.allreduce import plot_rows, run_benchmark
-    from tasks.runtime.distributed import RankEnv, init_process_group
-    from tasks.runtime.results import utc_now
-
-    env = RankEnv.from_environ()
-    started = utc_now()
-    init_process_group(env, args.backend)
-    try:
-        rows = run_benchmark(backend=args.backend, device=args.device, dtypes=dtypes, sizes=sizes,
-                             repeats=args.repeats, warmup=args.warmup,
-                             log=print if env.rank == 0 else (lambda _m: None))
-    finally:
-        dist.destroy_process_group()
-    if env.rank == 0:
-        table = [dataclasses.asdict(row) for row in rows]
-        bundle = {"task": "allreduce", "mlbench_id": "0", "backend": args.backend, "device": args.device,
-                  "world_size": env.world_size, "repeats": args.repeats, "warmup": args.warmup,
-                  "sizes": sizes, "dtypes": dtypes, "rows": table, "started_at": started,
-                  "finished_at": utc_now(), "provenance": provenance.collect(args.device, env.local_rank)}
-        (args.output / "allreduce.json").write_text(json.dumps(bundle, indent=2))
-        plot_rows(table, args.output / "allreduce.png",
-                  f"all-reduce (sum), {args.backend}, {env.world_size} ranks, {args.device}")
-    return 0
+    config = resolve("allreduce", args.preset, world_size=args.world_size, backend=args.backend,
+                     device=args.device, overrides=overrides)
+    return _launch(config, args, overrides, data_root=DEFAULT_DATA_ROOT)
 
 
 COMMANDS = {"tasks": cmd_tasks, "allreduce": cmd_allreduce, "prepare": cmd_prepare, "train": cmd_train, "worker": cmd_worker,

@@ -1,7 +1,8 @@
 """The benchmark-task registry: every task spec and its presets, in one place.
 
 Task hyperparameters follow MLBench's reference *code* (not its docs where the two differ); see
-the README's task table and ../shared/reference/mlbench.md §1.
+the README's task table and ../shared/reference/mlbench.md §1. Task 0 (`allreduce`) is a
+communication task, with no model or data: its spec and sweeps are in tasks/communication.py.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import dataclasses
 import json
 from typing import Any, Callable
 
+from tasks.communication import ALLREDUCE, CommunicationConfig, CommunicationTaskSpec, resolve_communication
 from tasks.errors import UserError
 from tasks.spec import (
     AlgorithmSpec,
@@ -165,7 +167,9 @@ WIKITEXT2_LSTM = TaskSpec(
     presets=("full", "light", "demo", "smoke"),
 )
 
-TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (CIFAR10_RESNET20, EPSILON_LOGREG, WIKITEXT2_LSTM)}
+TASKS: dict[str, TaskSpec | CommunicationTaskSpec] = {
+    spec.name: spec for spec in (CIFAR10_RESNET20, EPSILON_LOGREG, WIKITEXT2_LSTM, ALLREDUCE)
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -282,14 +286,19 @@ WORKLOAD_METRICS = {
 }
 
 
-def get_task(name: str) -> TaskSpec:
+def is_communication_task(name: str) -> bool:
+    """Task 0 and its kind: no dataset, no target, a sweep of sizes instead of epochs."""
+    return isinstance(TASKS.get(name), CommunicationTaskSpec)
+
+
+def get_task(name: str) -> TaskSpec | CommunicationTaskSpec:
     try:
         return TASKS[name]
     except KeyError:
         raise UserError(f"unknown task '{name}'; valid tasks: {', '.join(TASKS)}") from None
 
 
-def get_preset(spec: TaskSpec, name: str) -> Preset:
+def get_preset(spec: TaskSpec | CommunicationTaskSpec, name: str) -> Preset:
     if name not in spec.presets or name not in PRESETS:
         raise UserError(f"unknown preset '{name}' for task {spec.name}; valid presets: {', '.join(spec.presets)}")
     return PRESETS[name]
@@ -305,7 +314,7 @@ def resolve(
     algorithm: str | None = None,
     overrides: dict[str, str] | None = None,
     runtime: RuntimeOptions | None = None,
-) -> RunConfig:
+) -> RunConfig | CommunicationConfig:
     """Resolve a task + preset for one world size and backend into the config that will run."""
     spec = get_task(task)
     chosen_preset = get_preset(spec, preset)
@@ -318,6 +327,9 @@ def resolve(
         raise UserError(f"unknown device '{device}'; valid devices: cpu, cuda")
     if backend == "nccl" and device != "cuda":
         raise UserError("backend 'nccl' needs device 'cuda'; use backend 'gloo' for CPU training")
+    if isinstance(spec, CommunicationTaskSpec):
+        return resolve_communication(spec, preset, world_size=world_size, backend=backend, device=device,
+                                     algorithm=algorithm, overrides=overrides)
     algo = spec.algorithm(algorithm) if algorithm else spec.reference_algorithm
 
     cfg: dict[str, Any] = {
@@ -491,7 +503,9 @@ def _check_ranges(config: RunConfig) -> None:
             raise UserError(message)
 
 
-def task_summary(spec: TaskSpec) -> dict[str, Any]:
+def task_summary(spec: TaskSpec | CommunicationTaskSpec) -> dict[str, Any]:
+    if isinstance(spec, CommunicationTaskSpec):
+        return spec.summary()
     return {
         "name": spec.name,
         "mlbench_id": spec.mlbench_id,

@@ -63,3 +63,35 @@ def run_pipeline_steps(params: dict, run_id: str, *, home: Path, data_root: Path
     assert all(v["success"] for v in steps.validate_results_step(run_id))
     assert len(steps.track_step(run_id, dag_id="mlbench_benchmark")["child_runs"]) == len(outcomes)
     return outcomes
+
+
+def make_sweep_result(world_size: int = 2, *, preset: str = "smoke", status: str = "completed",
+                      bandwidth_gbps: float = 2.0) -> dict:
+    """A consistent task-0 result.json (latency = 50 us + bytes / bandwidth), as rank 0 writes it
+    and as the pipeline reads it back (JSON: lists, not tuples)."""
+    import json
+
+    from tasks.registry import resolve
+    from tasks.runtime.allreduce_results import base_result
+
+    config = resolve("allreduce", preset, world_size=world_size)
+    result = base_result(config)
+    factor = 2 * (world_size - 1) / world_size if world_size > 1 else 1.0
+    measurements = []
+    if status == "completed":
+        for dtype, item in (("fp32", 4), ("fp16", 2)):
+            for elements in config.sizes:
+                size = elements * item
+                median = 50e-6 + size / (bandwidth_gbps * 1e9)
+                algbw = size / median / 1e9
+                measurements.append({"elements": elements, "dtype": dtype, "bytes": size, "latency_median_s": median,
+                                     "latency_p10_s": median * 0.9, "latency_p90_s": median * 1.3,
+                                     "algbw_gbps": algbw, "busbw_gbps": algbw * factor})
+    result.update(
+        status=status, reason=None if status == "completed" else "rank 1 exited with code 1",
+        measurements=measurements, wall_time_s=0.5,
+        provenance={"hostname": "vm", "torch": "2.13.0+cpu", "device_name": "AMD EPYC", "git_sha": "8fc85e4"},
+        ranks=[{"rank": r, "hostname": "vm", "device_name": "AMD EPYC", "measurements": len(measurements),
+                "wrong_elements": 0} for r in range(world_size)] if status == "completed" else [],
+    )
+    return json.loads(json.dumps(result))

@@ -2,31 +2,27 @@
 
 Per size: a fresh random tensor, warm-up calls, then timed all-reduce (sum) calls with the device
 synchronized around each; reported as latency (median and spread), algorithm bandwidth and bus
-bandwidth with the nccl-tests formula (busbw = algbw x 2(n-1)/n). Runs inside an initialized
-process group; every rank measures, rank 0's figures are reported.
+bandwidth with the nccl-tests formula (busbw = algbw x 2(n-1)/n); then one untimed all-reduce
+of ones per size checks the sums. Runs inside an initialized process group (`mlbench worker
+--task allreduce`); every rank measures, rank 0's figures are reported.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
+from tasks.communication import CommunicationConfig
+from tasks.runtime.distributed import RankEnv
+
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
-
-
-def tensor_sizes(min_elements: int = 1, max_elements: int = 10**8, count: int = 80) -> list[int]:
-    """MLBench's sizes: `count` log-spaced element counts from min to max, duplicates removed."""
-    if not 1 <= min_elements <= max_elements or count < 1:
-        raise ValueError(f"need 1 <= min_elements <= max_elements and count >= 1, got {min_elements}, "
-                         f"{max_elements}, {count}")
-    sizes = np.logspace(np.log10(min_elements), np.log10(max_elements), count).astype(np.int64)
-    return sorted({int(s) for s in sizes})
 
 
 def backend_availability() -> dict[str, str | None]:
@@ -98,50 +94,68 @@ def measure_size(elements: int, dtype: str, device: torch.device, *, repeats: in
     )
 
 
-def run_benchmark(*, backend: str, device: str, dtypes: list[str], sizes: list[int], repeats: int, warmup: int,
-                  seed: int = 0, log: Callable[[str], None] = print) -> list[SizeMeasurement]:
-    """Every size and dtype on this rank (inside an initialized process group); rank 0 logs progress."""
-    if device == "cpu" and backend == "nccl":
-        raise ValueError("nccl all-reduces CUDA tensors only; use --device cuda")
+def count_wrong_sums(elements: int, dtype: str, device: torch.device, sync: Callable[[], None] | None) -> int:
+    """Elements of an all-reduce of ones that do not equal the world size (exact in fp16 up to 2048
+    ranks): a backend that is fast but wrong must not pass."""
+    ones = torch.ones(elements, dtype=DTYPES[dtype], device=device)
+    dist.all_reduce(ones, op=dist.ReduceOp.SUM)
+    if sync:
+        sync()
+    return int((ones != dist.get_world_size()).sum().item())
+
+
+def run_benchmark(*, device: str, dtypes: list[str], sizes: list[int], repeats: int, warmup: int,
+                  seed: int = 0, log: Callable[[str], None] = print) -> tuple[list[SizeMeasurement], int]:
+    """Every size and dtype on this rank (inside an initialized process group); rank 0 logs progress.
+
+    Returns the measurements and how many elements of the checking all-reduces were wrong.
+    """
     torch_device = torch.device(f"cuda:{torch.cuda.current_device()}" if device == "cuda" else "cpu")
+    sync = torch.cuda.synchronize if torch_device.type == "cuda" else None
     generator = torch.Generator().manual_seed(seed)
-    rows = []
+    rows, wrong = [], 0
     for dtype in dtypes:
         for index, elements in enumerate(sizes):
             rows.append(measure_size(elements, dtype, torch_device, repeats=repeats, warmup=warmup,
                                      generator=generator))
+            wrong += count_wrong_sums(elements, dtype, torch_device, sync)
             if index % 10 == 0 or index == len(sizes) - 1:
                 row = rows[-1]
                 log(f"[allreduce] {dtype} {elements:>11,} elements: median {row.latency_median_s * 1e3:9.3f} ms, "
                     f"busbw {row.busbw_gbps:8.3f} GB/s ({index + 1}/{len(sizes)})")
-    return rows
+    return rows, wrong
 
 
-def plot_rows(rows: list[dict], path, title: str):
-    """Latency and bus bandwidth over tensor size, one line per dtype."""
-    import matplotlib
+def run_sweep(config: CommunicationConfig, env: RankEnv, output: Path) -> int:
+    """Task 0 as one rank of an initialized process group; returns the exit code.
 
-    matplotlib.use("Agg")
-    from matplotlib.figure import Figure
+    Every rank measures and checks its sums; rank 0 gathers every rank's summary and writes
+    result.json with its own figures (MLBench reported rank 0's too).
+    """
+    from tasks.runtime import provenance
+    from tasks.runtime.allreduce_results import base_result
+    from tasks.runtime.results import utc_now, write_result
+    from tasks.runtime.worker import EXIT_RUN_FAILED
 
-    figure = Figure(figsize=(11, 4.2))
-    latency_axis, bandwidth_axis = figure.subplots(1, 2)
-    for dtype in sorted({r["dtype"] for r in rows}):
-        mine = [r for r in rows if r["dtype"] == dtype]
-        sizes = [r["bytes"] for r in mine]
-        latency_axis.plot(sizes, [r["latency_median_s"] * 1e3 for r in mine], marker=".", label=dtype)
-        latency_axis.fill_between(sizes, [r["latency_p10_s"] * 1e3 for r in mine],
-                                  [r["latency_p90_s"] * 1e3 for r in mine], alpha=0.2)
-        bandwidth_axis.plot(sizes, [r["busbw_gbps"] for r in mine], marker=".", label=dtype)
-    for axis, label in ((latency_axis, "latency, ms (median, p10-p90)"), (bandwidth_axis, "bus bandwidth, GB/s")):
-        axis.set_xscale("log")
-        axis.set_xlabel("tensor size, bytes")
-        axis.set_ylabel(label)
-        axis.grid(alpha=0.3)
-        axis.legend()
-    latency_axis.set_yscale("log")
-    bandwidth_axis.set_yscale("log")
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    return path
+    started_at, start = utc_now(), time.perf_counter()
+    if config.device == "cuda":
+        torch.cuda.set_device(env.local_rank)
+    host = provenance.collect(config.device, env.local_rank)
+    rows, wrong = run_benchmark(device=config.device, dtypes=list(config.dtypes), sizes=list(config.sizes),
+                                repeats=config.repeats, warmup=config.warmup, seed=config.seed,
+                                log=print if env.rank == 0 else (lambda _message: None))
+    mine = {"rank": env.rank, "hostname": host["hostname"], "device_name": host["device_name"],
+            "measurements": len(rows), "wrong_elements": wrong}
+    ranks: list[dict | None] = [None] * env.world_size
+    dist.all_gather_object(ranks, mine)
+    wrong_ranks = [f"rank {r['rank']}: {r['wrong_elements']} elements" for r in ranks if r["wrong_elements"]]
+    if env.rank == 0:
+        result = base_result(config)
+        result.update(
+            status="failed" if wrong_ranks else "completed",
+            reason=f"all-reduce returned wrong sums ({'; '.join(wrong_ranks)})" if wrong_ranks else None,
+            provenance=host, measurements=[dataclasses.asdict(row) for row in rows], ranks=ranks,
+            wall_time_s=time.perf_counter() - start, started_at=started_at, finished_at=utc_now(),
+        )
+        write_result(output, result)
+    return EXIT_RUN_FAILED if wrong_ranks else 0

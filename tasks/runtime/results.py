@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from tasks.communication import CommunicationConfig
 from tasks.spec import RunConfig
 
 SCHEMA_VERSION = "1.0"
@@ -21,12 +22,9 @@ def utc_now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
-def base_result(config: RunConfig) -> dict[str, Any]:
-    """The fields known before training starts; a run that fails early still records these."""
+def run_identity(config: RunConfig | CommunicationConfig) -> dict[str, Any]:
+    """What ran and how: the fields every results bundle (training or task 0) opens with."""
     return {
-        "schema_version": SCHEMA_VERSION,
-        "status": "failed",
-        "reason": None,
         "task": config.task,
         "task_version": config.task_version,
         "mlbench_id": config.mlbench_id,
@@ -37,6 +35,16 @@ def base_result(config: RunConfig) -> dict[str, Any]:
         "backend": config.backend,
         "device": config.device,
         "seed": config.seed,
+    }
+
+
+def base_result(config: RunConfig) -> dict[str, Any]:
+    """The fields known before training starts; a run that fails early still records these."""
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "status": "failed",
+        "reason": None,
+        **run_identity(config),
         "target": {"metric": config.target_metric, "mode": config.target_mode, "value": config.target_value},
         "goal_reached": False,
         "time_to_accuracy_s": None,
@@ -63,7 +71,11 @@ def base_result(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def failed_result(config: RunConfig, reason: str, provenance: dict | None = None) -> dict[str, Any]:
+def failed_result(config: RunConfig | CommunicationConfig, reason: str, provenance: dict | None = None) -> dict[str, Any]:
+    if isinstance(config, CommunicationConfig):  # task 0's bundle has its own layout
+        from tasks.runtime import allreduce_results
+
+        return allreduce_results.failed_result(config, reason, provenance)
     result = base_result(config)
     result["reason"] = reason
     result["provenance"] = provenance or {}

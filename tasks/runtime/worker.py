@@ -8,6 +8,7 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from tasks.communication import CommunicationConfig
 from tasks.errors import UserError
 from tasks.runtime.distributed import RankEnv, check_backend, init_process_group
 from tasks.runtime.results import failed_result, write_result
@@ -27,8 +28,8 @@ def ensure_writable_dir(path: Path, what: str = "output directory") -> Path:
     return path
 
 
-def run_rank(config: RunConfig, env: RankEnv, data_root: Path, output: Path) -> int:
-    """Train as one rank; returns the process exit code. Rank 0 always leaves a result.json."""
+def run_rank(config: RunConfig | CommunicationConfig, env: RankEnv, data_root: Path, output: Path) -> int:
+    """Run one rank of the benchmark; returns the process exit code. Rank 0 always leaves a result.json."""
     import torch
     import torch.distributed as dist
 
@@ -41,6 +42,10 @@ def run_rank(config: RunConfig, env: RankEnv, data_root: Path, output: Path) -> 
     try:
         check_backend(config.backend, config.device, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         init_process_group(env, config.backend)
+        if isinstance(config, CommunicationConfig):  # task 0: a sweep of all-reduce calls, nothing to train
+            from tasks.runtime.allreduce import run_sweep
+
+            return run_sweep(config, env, output)
         trainer = Trainer(config, env, data_root, output)
         result = trainer.run()
         return 0 if result["status"] == "completed" else EXIT_RUN_FAILED
@@ -57,7 +62,7 @@ def run_rank(config: RunConfig, env: RankEnv, data_root: Path, output: Path) -> 
             dist.destroy_process_group()
 
 
-def _record_failure(config: RunConfig, env: RankEnv, output: Path, trainer, reason: str) -> None:
+def _record_failure(config: RunConfig | CommunicationConfig, env: RankEnv, output: Path, trainer, reason: str) -> None:
     if env.rank != 0:
         return
     try:

@@ -79,4 +79,6 @@ def test_nightly_sweep_file_is_a_valid_request():
     from operators.steps import load_sweep
 
     request = validate_request(load_sweep(str(Path(REPO / "dags" / "sweeps" / "nightly.yaml"))))
-    assert request.tasks == ("cifar10-resnet20", "epsilon-logreg", "wikitext2-lstm") and request.launcher == "local"
+    assert request.tasks == ("cifar10-resnet20", "epsilon-logreg", "wikitext2-lstm", "allreduce")
+    assert request.launcher == "local"
+    assert request.preset == "demo"  # task 0's demo sweep keeps the nightly run short

@@ -27,12 +27,12 @@ def client_for(home):
     return MlflowClient(f"sqlite:///{home}/mlflow.db")
 
 
-def runs_of(home, run_dir):
+def runs_of(home, run_dir, task="cifar10-resnet20"):
     """(client, parent runs, child runs by config id) of the DAG run whose directory is `run_dir`."""
     from operators.planning import safe_name
 
     client = client_for(home)
-    experiment = client.get_experiment_by_name("mlbench/cifar10-resnet20")
+    experiment = client.get_experiment_by_name(f"mlbench/{task}")
     mine = [r for r in client.search_runs([experiment.experiment_id], max_results=200)
             if safe_name(r.data.tags.get("dag_run_id", "")) == run_dir.name]
     parents = [r for r in mine if "mlflow.parentRunId" not in r.data.tags]
@@ -63,6 +63,33 @@ def test_smoke_run_lands_in_mlflow_as_parent_and_children(home):
         names = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"result.json", "mllog.log", "validation.json"} <= names
         assert child.data.tags["goal_reached"] == "false" and child.data.tags["status"] == "completed"
+
+
+def test_task_0_smoke_sweep_lands_in_mlflow_with_its_curves(home):
+    home, env = home
+    conf = {"tasks": ["allreduce"], "preset": "smoke", "world_sizes": [1, 2]}
+    outcome = run_dag("mlbench_benchmark", conf, env, log_path=home / "logs" / "allreduce.log")
+    assert outcome.returncode == 0, outcome.log_path.read_text()[-3000:]
+    assert not (outcome.run_dir / "data_validation" / "synthetic-cifar10.json").exists()
+    client, parents, children = runs_of(home, outcome.run_dir, task="allreduce")
+    assert len(parents) == 1 and set(children) == {"allreduce__allreduce__w1__r0", "allreduce__allreduce__w2__r0"}
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.tags["mlbench_id"] == "0a"
+    assert {"plots/allreduce.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    for world_size in (1, 2):
+        assert parent.data.metrics[f"peak_busbw_gbps_fp32_w{world_size}"] > 0
+    sizes = [1, 10, 100, 1000]
+    for config_id, child in children.items():
+        assert child.info.status == "FINISHED" and child.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert child.data.tags["validation_success"] == "true" and child.data.params["sizes"] == str(sizes)
+        for dtype in ("fp32", "fp16"):
+            curve = client.get_metric_history(child.info.run_id, f"busbw_gbps_{dtype}")
+            assert sorted(p.step for p in curve) == sizes and all(p.value > 0 for p in curve)
+            assert len(client.get_metric_history(child.info.run_id, f"latency_median_ms_{dtype}")) == len(sizes)
+        names = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"result.json", "config.json", "validation.json"} <= names
+    summary = (outcome.run_dir / "summary.txt").read_text()
+    assert "allreduce allreduce w2  fp32" in summary and "peak busbw" in summary
 
 
 def test_failed_configuration_is_recorded_failed_while_the_other_completes(home):

@@ -23,3 +23,12 @@ def test_bf16_channels_last_smoke_run(data_root, tmp_path):
                        "--precision", "bf16", "--channels-last", "--output", str(tmp_path / "run"),
                        "--data-root", str(data_root))
     assert done.returncode == 0, done.stderr
+
+
+def test_task_0_sweep_on_nccl(tmp_path):
+    done = run_mlbench("allreduce", "--preset", "smoke", "--world-size", "1", "--backend", "nccl",
+                       "--output", str(tmp_path / "sweep"))
+    assert done.returncode == 0, done.stderr
+    result = json.loads((tmp_path / "sweep" / "result.json").read_text())
+    assert result["status"] == "completed" and result["device"] == "cuda" and result["provenance"]["nccl"]
+    assert all(row["latency_median_s"] > 0 for row in result["measurements"])

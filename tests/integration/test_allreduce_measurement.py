@@ -46,17 +46,22 @@ def test_allreduce_command_writes_a_bundle_and_a_plot(tmp_path):
     done = run_mlbench("allreduce", "--world-size", "2", "--max-elements", "10000", "--count", "4", "--repeats", "3",
                        "--output", str(tmp_path / "ar"))
     assert done.returncode == 0, done.stderr
-    bundle = json.loads((tmp_path / "ar" / "allreduce.json").read_text())
-    assert bundle["world_size"] == 2 and bundle["sizes"] == [1, 21, 464, 10000]
-    assert len(bundle["rows"]) == 8 and {r["dtype"] for r in bundle["rows"]} == {"fp32", "fp16"}
-    assert bundle["provenance"]["torch"] == torch.__version__
+    result = json.loads((tmp_path / "ar" / "result.json").read_text())
+    assert result["status"] == "completed" and result["world_size"] == 2 and result["preset"] == "full"
+    assert result["config"]["sizes"] == [1, 21, 464, 10000] and result["config"]["repeats"] == 3
+    assert len(result["measurements"]) == 8 and {r["dtype"] for r in result["measurements"]} == {"fp32", "fp16"}
+    assert [r["rank"] for r in result["ranks"]] == [0, 1] and all(r["wrong_elements"] == 0 for r in result["ranks"])
+    assert result["provenance"]["torch"] == torch.__version__
     assert (tmp_path / "ar" / "allreduce.png").read_bytes()[:4] == b"\x89PNG"
+    assert "all-reduce sweep of 4 sizes on 2 rank(s), gloo on cpu" in done.stdout
 
 
 @pytest.mark.parametrize("args, message", [
     (["--backend", "mpi"], "backend 'mpi' is not available here: this torch build was not compiled with MPI"),
-    (["--dtypes", "fp64"], "unknown dtype(s) ['fp64']; valid: fp32, fp16"),
-    (["--min-elements", "10", "--max-elements", "1"], "need 1 <= min_elements <= max_elements"),
+    (["--dtypes", "fp64"], "bad value 'fp64' for 'dtypes'; valid: one or more of fp32, fp16"),
+    (["--min-elements", "10", "--max-elements", "1"], "need 1 <= min_elements <= max_elements, got 10 and 1"),
+    (["--repeats", "0"], "bad value 0 for 'repeats'; valid: a whole number >= 1"),
+    (["--preset", "huge"], "unknown preset 'huge' for task allreduce; valid presets: full, light, demo, smoke"),
 ])
 def test_allreduce_bad_input_is_one_line(tmp_path, args, message):
     from tests.conftest import run_mlbench
@@ -65,3 +70,4 @@ def test_allreduce_bad_input_is_one_line(tmp_path, args, message):
         pytest.skip("this torch has MPI")
     done = run_mlbench("allreduce", *args, "--output", str(tmp_path / "ar"))
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1

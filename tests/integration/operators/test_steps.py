@@ -85,3 +85,43 @@ def test_a_run_cleared_and_run_again_does_not_read_the_previous_attempt(home):
 def test_check_fails_the_run_when_nothing_was_planned(home):
     with pytest.raises(RuntimeError, match="stopped before any configuration was planned"):
         steps.check_step("manual__never-planned")
+
+
+def test_task_0_runs_through_every_step_with_local_ranks(home):
+    run_id = "manual__allreduce"
+    request = steps.validate_request_step({"tasks": ["allreduce"], "preset": "smoke", "world_sizes": [2]}, run_id)
+    assert steps.prepare_data_step(request, run_id) == [] and steps.validate_data_step(request, run_id) == []
+    (configuration,) = steps.plan_step(request, run_id)
+    summary = steps.launch_configuration(configuration, run_timeout_s=120, rendezvous_timeout_s=60)
+    assert summary["status"] == "completed" and summary["goal_reached"] is None
+    output = Path(configuration["output"])
+    config = json.loads((output / "config.json").read_text())
+    result = json.loads((output / "result.json").read_text())
+    assert result["config"] == config and result["kind"] == "communication"
+    assert sorted(p.name for p in (output / "logs").iterdir()) == ["rank0.log", "rank1.log"]
+    (verdict,) = steps.validate_results_step(run_id)
+    assert verdict["success"], verdict["summary"]
+    steps.track_step(run_id, dag_id="mlbench_benchmark")
+    table = steps.report_step(run_id)
+    assert "allreduce allreduce w2  fp32" in table and "time to accuracy" not in table
+    steps.cleanup_step(run_id, dag_id="mlbench_benchmark")
+    steps.check_step(run_id)
+
+
+def test_task_0_failure_is_recorded_as_a_failed_bundle(home):
+    """A sweep stopped by the run timeout before any rank wrote a result still leaves task 0's own
+    failed record, which the later steps validate, track and report; `check` then fails the run."""
+    run_id = "manual__allreduce-fails"
+    request = steps.validate_request_step({"tasks": ["allreduce"], "preset": "smoke", "world_sizes": [2]}, run_id)
+    (configuration,) = steps.plan_step(request, run_id)
+    summary = steps.launch_configuration(configuration, run_timeout_s=0.5, rendezvous_timeout_s=60)
+    assert summary["status"] == "failed" and "timed out" in summary["reason"] and summary["retryable"]
+    result = json.loads((Path(configuration["output"]) / "result.json").read_text())
+    assert result["kind"] == "communication" and result["measurements"] == []
+    (verdict,) = steps.validate_results_step(run_id)
+    assert verdict["success"]  # a failed record is consistent; the failure itself is the status
+    steps.track_step(run_id, dag_id="mlbench_benchmark")
+    assert "0/1 ok" in steps.report_step(run_id)
+    steps.cleanup_step(run_id, dag_id="mlbench_benchmark")
+    with pytest.raises(RuntimeError, match="1 of 1 configuration"):
+        steps.check_step(run_id)

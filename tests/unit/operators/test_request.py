@@ -92,3 +92,39 @@ def test_repeat_seeds_start_from_a_seed_override(tmp_path):
 
 def test_safe_name():
     assert safe_name("scheduled__2026-11-28T02:00:00+00:00") == "scheduled__2026-11-28T02_00_00_00_00"
+
+
+def test_task_0_is_requested_and_planned_like_a_training_task(tmp_path):
+    request = validate_request({"tasks": ["cifar10-resnet20", "allreduce"], "world_sizes": [1, 2], "repeats": 2,
+                                "target": 0.5, "algorithm": "allreduce"})
+    plan = plan_configurations(request, run_id="r", runs_root=tmp_path, data_root=tmp_path / "data")
+    sweeps = [c for c in plan if c["task"] == "allreduce"]
+    assert [c["config_id"] for c in sweeps] == [
+        "allreduce__allreduce__w1__r0", "allreduce__allreduce__w1__r1",
+        "allreduce__allreduce__w2__r0", "allreduce__allreduce__w2__r1",
+    ]
+    # the target is a training task's; repeats of a sweep differ by seed, as training repeats do
+    assert "target_value" not in sweeps[0]["overrides"] and sweeps[1]["overrides"] == {"seed": "1"}
+    assert all(c["overrides"]["target_value"] == "0.5" for c in plan if c["task"] == "cifar10-resnet20")
+
+
+@pytest.mark.parametrize("params, field, hint", [
+    ({"tasks": ["allreduce"], "algorithm": "ddp"}, "algorithm", "unknown algorithm 'ddp' for task allreduce"),
+    ({"tasks": ["allreduce"], "overrides": {"max_epochs": "1"}}, "overrides",
+     "unknown config field 'max_epochs' for task allreduce; valid: dtypes"),
+    ({"tasks": ["allreduce"], "overrides": {"repeats": "0"}}, "overrides", "bad value 0 for 'repeats'"),
+])
+def test_invalid_task_0_requests_name_the_field(params, field, hint):
+    with pytest.raises(InvalidRequest) as info:
+        validate_request(params)
+    assert str(info.value).startswith(f"invalid request field '{field}'") and hint in str(info.value)
+
+
+def test_task_0_needs_no_dataset(tmp_path, monkeypatch):
+    from operators.steps import datasets_of, prepare_data_step, validate_data_step
+
+    monkeypatch.setenv("MLBENCH_HOME", str(tmp_path))
+    assert datasets_of(validate_request({"tasks": ["allreduce"]})) == {}
+    request = validate_request_step({"tasks": ["allreduce"], "preset": "smoke"}, "run")
+    assert prepare_data_step(request, "run") == [] and validate_data_step(request, "run") == []
+    assert not (tmp_path / "data").exists()

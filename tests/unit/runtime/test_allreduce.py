@@ -1,6 +1,7 @@
 import pytest
 
-from tasks.runtime.allreduce import backend_availability, bus_bandwidth, tensor_sizes
+from tasks.communication import tensor_sizes
+from tasks.runtime.allreduce import backend_availability, bus_bandwidth
 
 pytestmark = pytest.mark.unit
 

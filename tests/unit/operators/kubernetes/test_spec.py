@@ -138,3 +138,14 @@ def test_unknown_pool_is_one_clear_error():
 
     with pytest.raises(UserError, match="unknown pool 'tpu'; valid pools: cpu, gke-t4"):
         get_pool("tpu")
+
+
+@pytest.mark.parametrize("pool_name", ["cpu", "gke-h100"])
+def test_task_0_pods_run_the_worker_sweep_on_their_pools_backend(pool_name):
+    configuration, pool, (_, job) = manifests_for("allreduce", 4, pool_name)
+    assert ("allreduce", 4) in {(task, size) for task, _, size, _ in MATRIX}  # and the schema check covers it
+    args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[:3] == ["worker", "--task", "allreduce"] and args[args.index("--preset") + 1] == "full"
+    assert args[args.index("--backend") + 1] == pool.backend
+    assert args[args.index("--device") + 1] == ("cuda" if pool.gpus_per_pod else "cpu")
+    assert job["spec"]["completions"] == 4 and configuration["config_id"] == "allreduce__allreduce__w4__r0"

@@ -1,0 +1,54 @@
+"""Task 0's results bundle: its own JSON schema, records for failures, and its plot."""
+
+import json
+
+import jsonschema
+import pytest
+
+from tasks.registry import resolve
+from tasks.runtime.allreduce_results import SCHEMA_PATH, failed_result, plot_result
+from tasks.runtime.results import failed_result as any_failed_result
+from tasks.runtime.results import load_schema
+from tests.conftest import make_sweep_result
+
+pytestmark = pytest.mark.unit
+SCHEMA = json.loads(SCHEMA_PATH.read_text())
+
+
+def test_a_completed_sweep_is_schema_valid_and_not_a_training_result():
+    result = make_sweep_result(2)
+    jsonschema.validate(result, SCHEMA)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(result, load_schema())  # the training schema needs epochs and a target
+    assert result["kind"] == "communication" and result["config_hash"] == result["config_hash"].lower()
+    assert result["config"]["world_size"] == 2 and result["config"]["repeats"] >= 1
+
+
+def test_a_failure_is_recorded_with_provenance_of_the_config():
+    config = resolve("allreduce", "smoke", world_size=2)
+    result = any_failed_result(config, "rank 1 exited with code 1: boom")  # dispatches on the config's kind
+    assert result == {**failed_result(config, "rank 1 exited with code 1: boom"),
+                      "started_at": result["started_at"], "finished_at": result["finished_at"]}
+    result = json.loads(json.dumps(result))  # as the pipeline reads it back
+    jsonschema.validate(result, SCHEMA)
+    assert result["status"] == "failed" and result["measurements"] == [] and result["config_hash"] == config.config_hash()
+
+
+@pytest.mark.parametrize("corrupt, where", [
+    (lambda r: r["measurements"][0].update(dtype="fp64"), "dtype"),
+    (lambda r: r["measurements"][0].pop("busbw_gbps"), "busbw_gbps"),
+    (lambda r: r["measurements"][0].update(extra=1), "extra"),
+    (lambda r: r.update(kind="training"), "kind"),
+    (lambda r: r["ranks"][0].pop("wrong_elements"), "wrong_elements"),
+    (lambda r: r["config"].pop("sizes"), "sizes"),
+])
+def test_the_schema_rejects_malformed_bundles(corrupt, where):
+    result = make_sweep_result(2)
+    corrupt(result)
+    with pytest.raises(jsonschema.ValidationError, match=where):
+        jsonschema.validate(result, SCHEMA)
+
+
+def test_plot_of_a_sweep_and_of_a_failed_one(tmp_path):
+    assert plot_result(make_sweep_result(2), tmp_path / "ok.png").read_bytes()[:4] == b"\x89PNG"
+    assert plot_result(make_sweep_result(2, status="failed"), tmp_path / "failed.png").read_bytes()[:4] == b"\x89PNG"
