@@ -107,6 +107,12 @@ def test_real_builder_checks_published_figures_and_records_checksums(
     assert metadata["md5_pinned"] and not metadata["synthetic"] and metadata["vocabulary"][0] == EOS
     sizes = [metadata[key] for key in ("train_size", "val_size", "test_size", "vocab_size")]
     assert sizes == [19, 6, 8, 11]
+    assert metadata["identical_to_original_archive"] is False  # not the S3 archive's bytes, and said so
+    monkeypatch.setattr(wikitext2, "WIKITEXT2_ORIGINAL_MD5", file_digest(archive))
+    lines: list[str] = []
+    _, metadata = build_wikitext2(tmp_path / "d", url=str(archive), log=lines.append)
+    assert metadata["identical_to_original_archive"] is True and not metadata["md5_pinned"]
+    assert "byte-identical to the original S3 archive" in lines[-1]
 
 
 def test_generated_corpus_is_deterministic_and_closed_under_train_vocabulary() -> None:
