@@ -69,10 +69,11 @@ def build_pipeline(request_from: str) -> None:
 
     @task(retries=0)
     def validate_request() -> dict[str, Any]:
-        from operators.steps import load_sweep, validate_request_step
+        from operators.steps import validate_request_step
 
-        raw = dict(get_current_context()["params"]) if request_from == "params" else load_sweep(request_from)
-        return validate_request_step(raw, _run_id())
+        if request_from == "params":
+            return validate_request_step(dict(get_current_context()["params"]), _run_id())
+        return validate_request_step(None, _run_id(), sweep_file=request_from)
 
     @task
     def prepare_data(request: dict[str, Any]) -> list[dict[str, str]]:

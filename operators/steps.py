@@ -41,6 +41,8 @@ DEFAULT_RUN_TIMEOUT_S = 6 * 3600
 DEFAULT_RENDEZVOUS_S = 600
 STEP_MARKERS = "steps"
 STOPPED_FILE = "stopped.txt"
+INVALID_REQUEST_FILE = "invalid_request.json"
+INVALID_REQUESTS_EXPERIMENT = "invalid-requests"  # MLflow experiment mlbench/invalid-requests
 # Steps that run after the launch whatever happened; `check` requires each to have finished.
 RECORDING_STEPS = ("validate_results", "track", "report", "cleanup")
 
@@ -50,7 +52,7 @@ def _reset_run_dir(run_id: str) -> None:
     import shutil
 
     directory = run_dir(run_id)
-    for name in ("request.json", "plan.json", STOPPED_FILE):
+    for name in ("request.json", "plan.json", STOPPED_FILE, INVALID_REQUEST_FILE):
         (directory / name).unlink(missing_ok=True)
     shutil.rmtree(directory / STEP_MARKERS, ignore_errors=True)
     shutil.rmtree(directory / DATA_VALIDATION_DIR, ignore_errors=True)
@@ -69,10 +71,29 @@ def _record_stop(run_id: str, message: str) -> None:
     (directory / STOPPED_FILE).write_text(message)
 
 
-def validate_request_step(params: dict[str, Any], run_id: str) -> dict[str, Any]:
+def validate_request_step(params: dict[str, Any] | None, run_id: str, *, sweep_file: str | None = None
+                          ) -> dict[str, Any]:
+    """The validated request (from the trigger's params, or from sweep_file when given).
+
+    An invalid one is written to the run directory with its reason before the error propagates, so
+    the track step records it in MLflow (experiment mlbench/invalid-requests): nothing a user ran
+    goes unrecorded.
+    """
+    from operators.request import InvalidRequest
+
     _reset_run_dir(run_id)
-    request = validate_request(dict(params))
-    _check_local_capacity(request)
+    try:
+        if sweep_file is not None:
+            params = load_sweep(sweep_file)
+        request = validate_request(dict(params or {}))
+        _check_local_capacity(request)
+    except InvalidRequest as exc:
+        directory = run_dir(run_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        record = {"params": params if sweep_file is None else {"sweep_file": sweep_file}, "reason": str(exc)}
+        (directory / INVALID_REQUEST_FILE).write_text(json.dumps(record, indent=2, default=str))
+        log(f"run directory: {directory}")
+        raise
     log(f"request valid: tasks={list(request.tasks)} preset={request.preset} "
         f"world_sizes={list(request.world_sizes)} repeats={request.repeats} launcher={request.launcher}")
     directory = run_dir(run_id)
@@ -402,8 +423,17 @@ def track_step(run_id: str, *, dag_id: str) -> dict[str, Any]:
     from operators import tracking
 
     request, plan = load_request(run_id), load_plan(run_id)
+    invalid = run_dir(run_id) / INVALID_REQUEST_FILE
+    if request is None and invalid.exists():
+        record = json.loads(invalid.read_text())
+        ids = tracking.log_stopped_run(record["params"], dag_id=dag_id, dag_run_id=run_id, reason=record["reason"],
+                                       experiments=[INVALID_REQUESTS_EXPERIMENT], stopped="invalid request")
+        log(f"request was invalid, nothing ran; recorded in MLflow at {tracking.tracking_uri()} "
+            f"(experiment mlbench/{INVALID_REQUESTS_EXPERIMENT})")
+        mark_done(run_id, "track")
+        return ids
     if request is None:
-        log("request was invalid: nothing ran, nothing to track")
+        log("no request was recorded (validate_request did not run): nothing to track")
         mark_done(run_id, "track")
         return {}
     if not plan:

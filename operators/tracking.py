@@ -716,24 +716,27 @@ def log_benchmark(outcomes: list[ConfigurationOutcome], *, dag_id: str, dag_run_
 
 def log_stopped_run(request: dict, *, dag_id: str, dag_run_id: str, reason: str,
                     artifacts: Iterable[str | os.PathLike] = (), tracking_uri: str | None = None,
-                    artifact_root: str | None = None) -> dict:
-    """Record a DAG run that stopped before any configuration was planned (a failed data gate).
+                    artifact_root: str | None = None, experiments: list[str] | None = None,
+                    stopped: str = "before planning") -> dict:
+    """Record a DAG run that stopped before any configuration was planned (a failed data gate, an
+    invalid request).
 
-    For each task of the request: the parent run of (DAG run, task), as `log_benchmark` would make
+    For each task of the request (or each name of `experiments`: an invalid request's task names
+    may not be tasks): the parent run of (DAG run, task), as `log_benchmark` would make
     it (and found again the same way, so a later `log_benchmark` for the same DAG run updates it),
     with the request as params, status FAILED, tag `failure_reason`, and `artifacts` (the data
     validation reports) under `validation/`. Returns the same shape as `log_benchmark`, with no
     child runs.
     """
     client, root = _client(tracking_uri, artifact_root)
-    tasks = [str(t) for t in (request or {}).get("tasks") or []] or ["unknown"]
+    tasks = experiments or [str(t) for t in (request or {}).get("tasks") or []] or ["unknown"]
     files = [Path(a) for a in artifacts]
     answer: dict[str, dict[str, str]] = {"experiments": {}, "parent_runs": {}, "child_runs": {}}
     for task in dict.fromkeys(tasks):
         experiment_id = _experiment(client, task, root)
         identity = {ROLE_TAG: PARENT_ROLE, "dag_id": dag_id, "dag_run_id": dag_run_id}
         tags = {**identity, "mlflow.runName": dag_run_id, "task": task, "status": "failed",
-                "failure_reason": reason, "stopped": "before planning"}
+                "failure_reason": reason, "stopped": stopped}
         tags = {_key(k): _text(v, _MAX_TAG_VALUE) for k, v in tags.items() if v is not None}
         parent, _ = _open_run(client, experiment_id, _find_runs(client, experiment_id, identity),
                               tags=tags, name=dag_run_id, start_time=None)

@@ -170,4 +170,11 @@ def test_invalid_request_fails_at_validation(home):
     assert outcome.returncode != 0
     log = outcome.log_path.read_text()
     assert "invalid request field 'world_sizes': duplicate worker counts in [1, 1]" in log
-    assert "[pipeline] launching" not in log and outcome.run_dir is None
+    assert "[pipeline] launching" not in log and not (outcome.run_dir / "request.json").exists()
+    # nothing ran, and still the attempt and its reason are in MLflow
+    client, parents, children = runs_of(home, outcome.run_dir, task="invalid-requests")
+    assert not children and len(parents) == 1
+    run = parents[0]
+    assert run.info.status == "FAILED" and run.data.tags["stopped"] == "invalid request"
+    assert "invalid request field 'world_sizes'" in run.data.tags["failure_reason"]
+    assert run.data.params["world_sizes"] == "[1, 1]"

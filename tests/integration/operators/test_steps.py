@@ -125,3 +125,25 @@ def test_task_0_failure_is_recorded_as_a_failed_bundle(home):
     steps.cleanup_step(run_id, dag_id="mlbench_benchmark")
     with pytest.raises(RuntimeError, match="1 of 1 configuration"):
         steps.check_step(run_id)
+
+
+def test_a_broken_sweep_file_is_recorded_in_mlflow_with_its_reason(home):
+    import mlflow
+
+    from operators.request import InvalidRequest
+
+    sweep = home / "nightly.yaml"
+    sweep.write_text("version: 2\nrequest: {}\n")
+    run_id = "scheduled__2026-11-29T02:00:00+00:00"
+    with pytest.raises(InvalidRequest, match="must hold `version: 1`"):
+        steps.validate_request_step(None, run_id, sweep_file=str(sweep))
+    record = json.loads((steps.run_dir(run_id) / steps.INVALID_REQUEST_FILE).read_text())
+    assert record["params"] == {"sweep_file": str(sweep)}
+    ids = steps.track_step(run_id, dag_id="mlbench_nightly")
+    client = mlflow.MlflowClient(f"sqlite:///{home}/mlflow.db")
+    run = client.get_run(ids["parent_runs"]["invalid-requests"])
+    assert run.info.status == "FAILED" and "must hold `version: 1`" in run.data.tags["failure_reason"]
+    assert run.data.tags["dag_id"] == "mlbench_nightly" and run.data.params["sweep_file"] == str(sweep)
+    # a valid request on the same run id (the DAG run cleared and fixed) forgets the invalid one
+    steps.validate_request_step({"preset": "smoke", "world_sizes": [1]}, run_id)
+    assert not (steps.run_dir(run_id) / steps.INVALID_REQUEST_FILE).exists()
