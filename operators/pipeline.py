@@ -52,7 +52,8 @@ def benchmark_params() -> dict[str, Param]:
         "target": Param(None, type=["null", "number"], title="Target override",
                         description="replaces every training task's quality target for this run"),
         "overrides": Param({}, type="object", title="Config overrides",
-                           description='extra config fields, e.g. {"max_epochs": "5"}'),
+                           description='extra config fields for every task, e.g. {"max_epochs": "5"}, '
+                                       'or for one task: {"wikitext2-lstm": {"max_epochs": "5"}}'),
     }
 
 

@@ -38,7 +38,7 @@ class BenchmarkRequest:
     accelerator: str = "cpu"
     target: float | None = None  # overrides every task's target for this request (task 0 has none)
     pool: str | None = None  # node-pool profile, for the kubernetes launcher
-    overrides: dict[str, str] = field(default_factory=dict)  # extra config fields (e.g. max_epochs)
+    overrides: dict[str, Any] = field(default_factory=dict)  # field -> value for every task; task -> {field: value}
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -131,10 +131,7 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
         if not math.isfinite(target):
             raise _fail("target", f"must be a finite number, got {target!r}")
 
-    overrides = params.get("overrides") or {}
-    if not isinstance(overrides, dict):
-        raise _fail("overrides", f"must be a mapping of config field to value, got {overrides!r}")
-    overrides = {str(k): str(v) for k, v in overrides.items()}
+    overrides = _check_overrides(params.get("overrides") or {}, tasks)
 
     pool = params.get("pool") or None
     if pool is not None and not isinstance(pool, str):
@@ -151,6 +148,24 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
     )
     _check_resolves(request)
     return request
+
+
+def _check_overrides(overrides: Any, tasks: list[str]) -> dict[str, Any]:
+    """{field: value} for every task of the request, and {task: {field: value}} for one task only
+    (tasks of different kinds have different fields: task 0 has no max_epochs)."""
+    if not isinstance(overrides, dict):
+        raise _fail("overrides", f"must be a mapping of config field to value, got {overrides!r}")
+    checked: dict[str, Any] = {}
+    for key, value in overrides.items():
+        key = str(key)
+        if isinstance(value, dict):
+            if key not in tasks:
+                raise _fail("overrides", f"'{key}' holds per-task fields but is not a task of this request; "
+                                         f"valid: {', '.join(tasks)}")
+            checked[key] = {str(k): str(v) for k, v in value.items()}
+        else:
+            checked[key] = str(value)
+    return checked
 
 
 def _check_pool(pool: str | None, backend: str, accelerator: str) -> str:
@@ -179,7 +194,10 @@ def _check_resolves(request: BenchmarkRequest) -> None:
                         device=device_for(request), algorithm=request.algorithm,
                         overrides=config_overrides(request, name))
             except UserError as exc:
-                raise _fail("overrides" if request.overrides else "tasks", str(exc)) from None
+                hint = ""
+                if len(request.tasks) > 1 and request.overrides:
+                    hint = '; to set a field for one task only, nest it under that task: {"TASK": {"FIELD": "VALUE"}}'
+                raise _fail("overrides" if request.overrides else "tasks", f"{exc}{hint}") from None
 
 
 def device_for(request: BenchmarkRequest) -> str:
@@ -187,8 +205,10 @@ def device_for(request: BenchmarkRequest) -> str:
 
 
 def config_overrides(request: BenchmarkRequest, task: str) -> dict[str, str]:
-    """The request's config fields for one task; the target override skips task 0, which has none."""
-    overrides = dict(request.overrides)
+    """The request's config fields for one task: the shared ones, then the task's own; the target
+    override skips task 0, which has none."""
+    overrides = {k: v for k, v in request.overrides.items() if not isinstance(v, dict)}
+    overrides.update(request.overrides.get(task) or {})
     if request.target is not None and not is_communication_task(task):
         overrides["target_value"] = repr(request.target)
     return overrides

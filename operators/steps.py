@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from operators.planning import plan_configurations, safe_name
-from operators.request import BenchmarkRequest, default_roots, validate_request
+from operators.request import BenchmarkRequest, config_overrides, default_roots, validate_request
 
 DATA_VALIDATION_DIR = "data_validation"
 RESULT_VALIDATION_FILE = "validation.json"
@@ -151,7 +151,7 @@ def datasets_of(request: BenchmarkRequest) -> dict[str, Any]:
             continue
         config = resolve(task, request.preset, world_size=1, backend=request.backend,
                          device="cuda" if request.accelerator == "gpu" else "cpu",
-                         algorithm=request.algorithm, overrides=request.overrides)
+                         algorithm=request.algorithm, overrides=config_overrides(request, task))
         datasets.setdefault(config.data.dataset, config)
     return datasets
 

@@ -274,6 +274,8 @@ def _child_tags(outcome: ConfigurationOutcome, *, dag_id: str, dag_run_id: str,
         "nccl": provenance.get("nccl"),
         "failure_reason": outcome.failure_summary,
     }
+    for backend, why in (provenance.get("backends_unavailable") or {}).items():  # task 0: what it could not measure
+        tags[f"backend_unavailable.{backend}"] = why
     if outcome.validation is not None:
         tags["validation_suite"] = outcome.validation.get("suite")
         tags["validation_success"] = "true" if outcome.validation.get("success") is True else "false"

@@ -85,7 +85,6 @@ _TOKEN_CHUNK = 2**22  # tokens per chunk when taking a stream's min/max (16 MiB 
 # --- result gate --------------------------------------------------------------------------------------
 
 SWEEP_TOLERANCE = 1e-6  # relative: algbw and busbw are recomputed from the latency and must agree
-DTYPE_BYTES = {"fp32": 4, "fp16": 2}
 TIME_TOLERANCE_S = 1e-6  # compute_s + communication_s may exceed train_time_s by float rounding only
 ACCURACY_METRICS = frozenset({"top1", "top5", "accuracy"})  # target metrics that are fractions in [0, 1]
 MAX_SCHEMA_FAILURE_LINES = 5
@@ -1135,8 +1134,9 @@ def _measurements_part(result: dict) -> tuple[Any, list[Any]]:
     import great_expectations.expectations as gxe
     import pandas as pd
 
-    world_size = int(result["world_size"])
-    busbw_factor = 2 * (world_size - 1) / world_size if world_size > 1 else 1.0
+    from tasks.communication import DTYPE_BYTES, bus_factor
+
+    busbw_factor = bus_factor(int(result["world_size"]))
     rows = []
     for row in result["measurements"]:
         median = _number(row["latency_median_s"])
@@ -1146,13 +1146,14 @@ def _measurements_part(result: dict) -> tuple[Any, list[Any]]:
             "dtype": row["dtype"],
             "elements": int(row["elements"]),
             "bytes": int(row["bytes"]),
-            "expected_bytes": int(row["elements"]) * DTYPE_BYTES[row["dtype"]],
+            "expected_bytes": int(row["elements"]) * DTYPE_BYTES[row["dtype"]],  # tasks.communication
             "latency_p10_s": _number(row["latency_p10_s"]),
             "latency_median_s": median,
             "latency_p90_s": _number(row["latency_p90_s"]),
             "algbw_relative_error": _relative_error(algbw, recomputed_algbw),
-            "busbw_relative_error": _relative_error(_number(row["busbw_gbps"]),
-                                                    None if algbw is None else algbw * busbw_factor),
+            # relative to algbw, not to busbw itself: one rank's busbw is 0
+            "busbw_relative_error": None if algbw is None or _number(row["busbw_gbps"]) is None or algbw <= 0
+            else abs(row["busbw_gbps"] - algbw * busbw_factor) / algbw,
         })
     numbers = ("latency_p10_s", "latency_median_s", "latency_p90_s", "algbw_relative_error", "busbw_relative_error")
     frame = pd.DataFrame(rows, columns=["dtype", "elements", "bytes", "expected_bytes", *numbers])

@@ -19,18 +19,28 @@ from tasks.errors import UserError
 from tasks.spec import TaskSpec
 
 KIND = "communication"
-DTYPES = ("fp32", "fp16")  # what all-reduce sums; fp16 on CPU only with gloo (MLBench's finding)
+# What all-reduce sums, and bytes per element; fp16 on CPU only with gloo (MLBench's finding).
+DTYPE_BYTES = {"fp32": 4, "fp16": 2}
+DTYPES = tuple(DTYPE_BYTES)
 
 
 def tensor_sizes(min_elements: int = 1, max_elements: int = 10**8, count: int = 80) -> list[int]:
-    """MLBench's sizes: `count` log-spaced element counts from min to max, duplicates removed."""
+    """MLBench's sizes: `count` log-spaced element counts from min to max, rounded to whole elements,
+    duplicates removed (so fewer than `count` when the small ones collide: 77 of MLBench's 80).
+    Both ends are exact."""
     import numpy as np
 
     if not 1 <= min_elements <= max_elements or count < 1:
         raise ValueError(f"need 1 <= min_elements <= max_elements and count >= 1, got {min_elements}, "
                          f"{max_elements}, {count}")
-    sizes = np.logspace(np.log10(min_elements), np.log10(max_elements), count).astype(np.int64)
-    return sorted({int(s) for s in sizes})
+    sizes = np.rint(np.logspace(np.log10(min_elements), np.log10(max_elements), count)).astype(np.int64)
+    return sorted({min_elements, max_elements if count > 1 else min_elements, *(int(s) for s in sizes[1:-1])})
+
+
+def bus_factor(world_size: int) -> float:
+    """nccl-tests' all-reduce bus factor 2(n-1)/n: busbw = algbw x factor, what each link carries.
+    0 for one rank: a one-rank all-reduce moves no data, whatever its algorithm bandwidth."""
+    return 2 * (world_size - 1) / world_size
 
 
 @dataclass(frozen=True)

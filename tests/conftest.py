@@ -76,7 +76,9 @@ def make_sweep_result(world_size: int = 2, *, preset: str = "smoke", status: str
 
     config = resolve("allreduce", preset, world_size=world_size)
     result = base_result(config)
-    factor = 2 * (world_size - 1) / world_size if world_size > 1 else 1.0
+    from tasks.communication import bus_factor
+
+    factor = bus_factor(world_size)
     measurements = []
     if status == "completed":
         for dtype, item in (("fp32", 4), ("fp16", 2)):

@@ -19,7 +19,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
-from tasks.communication import CommunicationConfig
+from tasks.communication import CommunicationConfig, bus_factor
 from tasks.runtime.distributed import RankEnv
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
@@ -40,8 +40,8 @@ def backend_availability() -> dict[str, str | None]:
 
 
 def bus_bandwidth(algorithm_bandwidth: float, world_size: int) -> float:
-    """nccl-tests' bus bandwidth for all-reduce: what each link carries, comparable across sizes of n."""
-    return algorithm_bandwidth * 2 * (world_size - 1) / world_size if world_size > 1 else algorithm_bandwidth
+    """nccl-tests' bus bandwidth for all-reduce: comparable across world sizes; 0 for one rank."""
+    return algorithm_bandwidth * bus_factor(world_size)
 
 
 @dataclass(frozen=True)
@@ -83,13 +83,16 @@ def measure_size(elements: int, dtype: str, device: torch.device, *, repeats: in
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     tensor = torch.rand(elements, generator=generator, dtype=torch.float32).to(device=device, dtype=DTYPES[dtype])
     time_allreduce(tensor, warmup, sync)
-    timings = sorted(time_allreduce(tensor, repeats, sync))
+    timings = time_allreduce(tensor, repeats, sync)
     median = statistics.median(timings)
+    # p10 and p90 interpolated like the median, so p10 <= median <= p90 holds for any count
+    p10, p90 = (statistics.quantiles(timings, n=10, method="inclusive")[i] for i in (0, 8)) \
+        if len(timings) > 1 else (median, median)
     size_bytes = elements * tensor.element_size()
     algbw = size_bytes / median / 1e9
     return SizeMeasurement(
         elements=elements, dtype=dtype, bytes=size_bytes, latency_median_s=median,
-        latency_p10_s=timings[int(0.1 * (len(timings) - 1))], latency_p90_s=timings[int(0.9 * (len(timings) - 1))],
+        latency_p10_s=p10, latency_p90_s=p90,
         algbw_gbps=algbw, busbw_gbps=bus_bandwidth(algbw, dist.get_world_size()),
     )
 
@@ -105,15 +108,18 @@ def count_wrong_sums(elements: int, dtype: str, device: torch.device, sync: Call
 
 
 def run_benchmark(*, device: str, dtypes: list[str], sizes: list[int], repeats: int, warmup: int,
-                  seed: int = 0, log: Callable[[str], None] = print) -> tuple[list[SizeMeasurement], int]:
+                  seed: int = 0, log: Callable[[str], None] = print,
+                  rows: list[SizeMeasurement] | None = None) -> tuple[list[SizeMeasurement], int]:
     """Every size and dtype on this rank (inside an initialized process group); rank 0 logs progress.
 
-    Returns the measurements and how many elements of the checking all-reduces were wrong.
+    Returns the measurements and how many elements of the checking all-reduces were wrong. Rows are
+    appended to `rows` when given, so a caller keeps what was measured before a failure.
     """
     torch_device = torch.device(f"cuda:{torch.cuda.current_device()}" if device == "cuda" else "cpu")
     sync = torch.cuda.synchronize if torch_device.type == "cuda" else None
     generator = torch.Generator().manual_seed(seed)
-    rows, wrong = [], 0
+    rows = [] if rows is None else rows
+    wrong = 0
     for dtype in dtypes:
         for index, elements in enumerate(sizes):
             rows.append(measure_size(elements, dtype, torch_device, repeats=repeats, warmup=warmup,
@@ -130,32 +136,48 @@ def run_sweep(config: CommunicationConfig, env: RankEnv, output: Path) -> int:
     """Task 0 as one rank of an initialized process group; returns the exit code.
 
     Every rank measures and checks its sums; rank 0 gathers every rank's summary and writes
-    result.json with its own figures (MLBench reported rank 0's too).
+    result.json with its own figures (MLBench reported rank 0's too). A sweep that breaks part-way
+    (a peer lost, out of device memory at the largest sizes) is recorded as failed with the sizes
+    rank 0 had measured by then.
     """
+    import traceback
+
     from tasks.runtime import provenance
     from tasks.runtime.allreduce_results import base_result
     from tasks.runtime.results import utc_now, write_result
     from tasks.runtime.worker import EXIT_RUN_FAILED
 
     started_at, start = utc_now(), time.perf_counter()
-    if config.device == "cuda":
-        torch.cuda.set_device(env.local_rank)
     host = provenance.collect(config.device, env.local_rank)
-    rows, wrong = run_benchmark(device=config.device, dtypes=list(config.dtypes), sizes=list(config.sizes),
-                                repeats=config.repeats, warmup=config.warmup, seed=config.seed,
-                                log=print if env.rank == 0 else (lambda _message: None))
+    # which backends this machine could have measured, and why not: recorded with every sweep
+    host["backends_unavailable"] = {name: why for name, why in backend_availability().items() if why}
+    rows: list[SizeMeasurement] = []
+
+    def record(status: str, reason: str | None, ranks: list) -> None:
+        result = base_result(config)
+        result.update(
+            status=status, reason=reason, provenance=host, measurements=[dataclasses.asdict(row) for row in rows],
+            ranks=ranks, wall_time_s=time.perf_counter() - start, started_at=started_at, finished_at=utc_now(),
+        )
+        write_result(output, result)
+
+    try:
+        _, wrong = run_benchmark(device=config.device, dtypes=list(config.dtypes), sizes=list(config.sizes),
+                                 repeats=config.repeats, warmup=config.warmup, seed=config.seed,
+                                 log=print if env.rank == 0 else (lambda _message: None), rows=rows)
+    except Exception as exc:  # no collective is safe any more: each rank reports alone
+        traceback.print_exc()
+        if env.rank == 0:
+            total = len(config.sizes) * len(config.dtypes)
+            record("failed", f"rank 0 stopped after {len(rows)} of {total} measurements: "
+                             f"{type(exc).__name__}: {exc}", [])
+        return EXIT_RUN_FAILED
     mine = {"rank": env.rank, "hostname": host["hostname"], "device_name": host["device_name"],
             "measurements": len(rows), "wrong_elements": wrong}
     ranks: list[dict | None] = [None] * env.world_size
     dist.all_gather_object(ranks, mine)
     wrong_ranks = [f"rank {r['rank']}: {r['wrong_elements']} elements" for r in ranks if r["wrong_elements"]]
     if env.rank == 0:
-        result = base_result(config)
-        result.update(
-            status="failed" if wrong_ranks else "completed",
-            reason=f"all-reduce returned wrong sums ({'; '.join(wrong_ranks)})" if wrong_ranks else None,
-            provenance=host, measurements=[dataclasses.asdict(row) for row in rows], ranks=ranks,
-            wall_time_s=time.perf_counter() - start, started_at=started_at, finished_at=utc_now(),
-        )
-        write_result(output, result)
+        record("failed" if wrong_ranks else "completed",
+               f"all-reduce returned wrong sums ({'; '.join(wrong_ranks)})" if wrong_ranks else None, ranks)
     return EXIT_RUN_FAILED if wrong_ranks else 0

@@ -54,23 +54,32 @@ def plot_series(series: dict[str, list[dict]], path, title: str):
 
     figure = Figure(figsize=(11, 4.2))
     latency_axis, bandwidth_axis = figure.subplots(1, 2)
+    any_traffic = False
     for label, rows in series.items():
         rows = sorted(rows, key=lambda r: r["bytes"])
         sizes = [r["bytes"] for r in rows]
         line, = latency_axis.plot(sizes, [r["latency_median_s"] * 1e3 for r in rows], marker=".", label=label)
         latency_axis.fill_between(sizes, [r["latency_p10_s"] * 1e3 for r in rows],
                                   [r["latency_p90_s"] * 1e3 for r in rows], alpha=0.2, color=line.get_color())
-        bandwidth_axis.plot(sizes, [r["busbw_gbps"] for r in rows], marker=".", label=label)
-    for axis, label in ((latency_axis, "latency, ms (median, p10-p90)"), (bandwidth_axis, "bus bandwidth, GB/s")):
+        moving = [r for r in rows if r["busbw_gbps"] > 0]  # one rank moves no data: no bus bandwidth
+        if moving:
+            any_traffic = True
+            bandwidth_axis.plot([r["bytes"] for r in moving], [r["busbw_gbps"] for r in moving], marker=".",
+                                label=label)
+    for axis, label, drawn, empty in (
+        (latency_axis, "latency, ms (median, p10-p90)", bool(series), "nothing measured"),
+        (bandwidth_axis, "bus bandwidth, GB/s", any_traffic,
+         "one rank: no bus traffic" if series else "nothing measured"),
+    ):
         axis.set_xscale("log")
         axis.set_xlabel("tensor size, bytes")
         axis.set_ylabel(label)
         axis.grid(alpha=0.3)
-        if series:
+        if drawn:
             axis.set_yscale("log")
             axis.legend(fontsize="small")
         else:
-            axis.text(0.5, 0.5, "nothing measured", transform=axis.transAxes, ha="center", va="center", color="grey")
+            axis.text(0.5, 0.5, empty, transform=axis.transAxes, ha="center", va="center", color="grey")
     figure.suptitle(title)
     figure.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,8 @@ def run_rank(config: RunConfig | CommunicationConfig, env: RankEnv, data_root: P
     trainer = None
     try:
         check_backend(config.backend, config.device, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
+        if config.device == "cuda":  # before the process group, so NCCL binds this rank's GPU
+            torch.cuda.set_device(env.local_rank)
         init_process_group(env, config.backend)
         if isinstance(config, CommunicationConfig):  # task 0: a sweep of all-reduce calls, nothing to train
             from tasks.runtime.allreduce import run_sweep

@@ -48,7 +48,7 @@ def test_allreduce_command_writes_a_bundle_and_a_plot(tmp_path):
     assert done.returncode == 0, done.stderr
     result = json.loads((tmp_path / "ar" / "result.json").read_text())
     assert result["status"] == "completed" and result["world_size"] == 2 and result["preset"] == "full"
-    assert result["config"]["sizes"] == [1, 21, 464, 10000] and result["config"]["repeats"] == 3
+    assert result["config"]["sizes"] == [1, 22, 464, 10000] and result["config"]["repeats"] == 3
     assert len(result["measurements"]) == 8 and {r["dtype"] for r in result["measurements"]} == {"fp32", "fp16"}
     assert [r["rank"] for r in result["ranks"]] == [0, 1] and all(r["wrong_elements"] == 0 for r in result["ranks"])
     assert result["provenance"]["torch"] == torch.__version__
@@ -71,3 +71,59 @@ def test_allreduce_bad_input_is_one_line(tmp_path, args, message):
     done = run_mlbench("allreduce", *args, "--output", str(tmp_path / "ar"))
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("repeats", [1, 2, 3, 10])
+def test_one_rank_figures_pass_the_results_gate_for_any_number_of_calls(repeats):
+    """p10/p90 interpolate like the median: p10 <= median <= p90 however few the calls; one rank has busbw 0."""
+    from operators.validation import validate_communication_result
+    from tests.conftest import make_sweep_result
+
+    result = make_sweep_result(world_size=1)  # the smoke sweep's config, its figures replaced by real ones
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        result["measurements"] = [
+            measure_size(n, dtype, torch.device("cpu"), repeats=repeats, warmup=1,
+                         generator=torch.Generator().manual_seed(0)).__dict__
+            for dtype in result["config"]["dtypes"] for n in result["config"]["sizes"]]
+    finally:
+        dist.destroy_process_group()
+    for row in result["measurements"]:
+        assert row["latency_p10_s"] <= row["latency_median_s"] <= row["latency_p90_s"]
+        assert row["busbw_gbps"] == 0.0 and row["algbw_gbps"] > 0
+    for rank in result["ranks"]:
+        rank["measurements"] = len(result["measurements"])
+    report = validate_communication_result(result, expected_world_size=1)
+    assert report.success, report.failures
+
+
+def test_a_sweep_broken_part_way_keeps_what_it_measured(tmp_path, monkeypatch):
+    from operators.validation import validate_communication_result
+    from tasks.registry import resolve
+    from tasks.runtime import allreduce
+    from tasks.runtime.distributed import RankEnv
+    from tasks.runtime.worker import EXIT_RUN_FAILED
+
+    config = resolve("allreduce", "smoke", world_size=1)
+    real, calls = allreduce.measure_size, []
+
+    def out_of_memory_at_the_third_size(*args, **kwargs):
+        calls.append(args[0])
+        if len(calls) == 3:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(allreduce, "measure_size", out_of_memory_at_the_third_size)
+    port = free_port()
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
+    try:
+        env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=port)
+        assert allreduce.run_sweep(config, env, tmp_path) == EXIT_RUN_FAILED
+    finally:
+        dist.destroy_process_group()
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["status"] == "failed" and len(result["measurements"]) == 2
+    assert result["reason"] == ("rank 0 stopped after 2 of 8 measurements: "
+                                "RuntimeError: CUDA out of memory (simulated)")
+    report = validate_communication_result(result, expected_world_size=1)
+    assert report.success, report.failures  # a failed sweep may hold fewer sizes, each still consistent

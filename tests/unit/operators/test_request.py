@@ -108,6 +108,19 @@ def test_task_0_is_requested_and_planned_like_a_training_task(tmp_path):
     assert all(c["overrides"]["target_value"] == "0.5" for c in plan if c["task"] == "cifar10-resnet20")
 
 
+def test_overrides_can_be_given_per_task_in_a_mixed_request(tmp_path):
+    request = validate_request({"tasks": ["cifar10-resnet20", "allreduce", "wikitext2-lstm"], "world_sizes": [1],
+                                "overrides": {"seed": "7", "cifar10-resnet20": {"max_epochs": 2},
+                                              "wikitext2-lstm": {"max_epochs": "3", "seed": "9"}}})
+    plan = {c["task"]: c["overrides"] for c in
+            plan_configurations(request, run_id="r", runs_root=tmp_path, data_root=tmp_path / "data")}
+    assert plan == {"cifar10-resnet20": {"seed": "7", "max_epochs": "2"}, "allreduce": {"seed": "7"},
+                    "wikitext2-lstm": {"seed": "9", "max_epochs": "3"}}  # a task's own value wins
+    with pytest.raises(InvalidRequest, match="'epsilon-logreg' holds per-task fields but is not a task of this "
+                                             "request; valid: cifar10-resnet20"):
+        validate_request({"overrides": {"epsilon-logreg": {"max_epochs": "2"}}})
+
+
 @pytest.mark.parametrize("params, field, hint", [
     ({"tasks": ["allreduce"], "algorithm": "ddp"}, "algorithm", "unknown algorithm 'ddp' for task allreduce"),
     ({"tasks": ["allreduce"], "overrides": {"max_epochs": "1"}}, "overrides",
