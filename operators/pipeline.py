@@ -40,7 +40,9 @@ def benchmark_params() -> dict[str, Param]:
                         description="full / light: MLBench's targets; demo: bundled data; smoke: tests"),
         "world_sizes": Param([1, 2], type="array", items={"type": "integer", "minimum": 1}, minItems=1,
                              title="Worker counts", description="one configuration per worker count"),
-        "backend": Param("gloo", type="string", enum=list(BACKENDS), title="Communication backend"),
+        "backend": Param("gloo", type=["string", "array"], title="Communication backend(s)",
+                         description=f"one of {', '.join(BACKENDS)}, or a list to run every configuration on "
+                                     "each and compare them (nccl needs accelerator gpu)"),
         "algorithm": Param("", type="string", enum=["", "allreduce", "ddp"], title="Algorithm",
                            description="empty: each task's reference algorithm"),
         "repeats": Param(1, type="integer", minimum=1, maximum=100, title="Repeats",

@@ -71,6 +71,13 @@ class ConfigurationOutcome:
     result: dict | None = None
     validation: dict | None = None
     failure_reason: str | None = None
+    compares_backends: bool = False  # the DAG run ran each configuration on several backends
+
+    @property
+    def series(self) -> str:
+        """What comparisons group by besides task and world size: the algorithm, qualified by the
+        backend when the run compares several (`allreduce-gloo`, `allreduce-nccl`)."""
+        return f"{self.algorithm}-{self.backend}" if self.compares_backends else self.algorithm
 
     @property
     def succeeded(self) -> bool:
@@ -115,7 +122,7 @@ class ConfigurationOutcome:
     @property
     def label(self) -> str:
         """Short name of the configuration for plots: algorithm, world size, repeat."""
-        return f"{self.algorithm} w{self.world_size} r{self.repeat}"
+        return f"{self.series} w{self.world_size} r{self.repeat}"
 
 
 def _validation_summary(validation: dict) -> str:
@@ -185,7 +192,7 @@ def comparison_rows(outcomes: list[ConfigurationOutcome]) -> list[dict]:
     """
     groups: dict[tuple[str, str, int], list[ConfigurationOutcome]] = {}
     for outcome in outcomes:
-        groups.setdefault((outcome.task, outcome.algorithm, int(outcome.world_size)), []).append(outcome)
+        groups.setdefault((outcome.task, outcome.series, int(outcome.world_size)), []).append(outcome)
 
     rows: list[dict] = []
     for (task, algorithm, world_size), group in sorted(groups.items()):
@@ -246,7 +253,7 @@ def configuration_rows(outcomes: list[ConfigurationOutcome],
     `run_id` column when given.
     """
     rows = []
-    for o in sorted(outcomes, key=lambda o: (o.task, o.algorithm, o.world_size, o.repeat, o.config_id)):
+    for o in sorted(outcomes, key=lambda o: (o.task, o.series, o.world_size, o.repeat, o.config_id)):
         r = o.result or {}
         row = {
             "config_id": o.config_id,
@@ -310,7 +317,7 @@ def communication_curves(outcomes: list[ConfigurationOutcome]) -> dict[tuple[str
         if not o.succeeded:
             continue
         for dtype, curve in _curves_by_dtype(o.result.get("measurements") or []).items():
-            per_size = samples.setdefault((o.task, o.algorithm, int(o.world_size), dtype), {})
+            per_size = samples.setdefault((o.task, o.series, int(o.world_size), dtype), {})
             for row in curve:
                 per_size.setdefault(row["elements"], []).append(row)
     curves = {}
@@ -336,7 +343,7 @@ def communication_rows(outcomes: list[ConfigurationOutcome]) -> list[dict]:
     curves = communication_curves(outcomes)
     groups: dict[tuple[str, str, int], list[ConfigurationOutcome]] = {}
     for o in outcomes:
-        groups.setdefault((o.task, o.algorithm, int(o.world_size)), []).append(o)
+        groups.setdefault((o.task, o.series, int(o.world_size)), []).append(o)
     rows = []
     for (task, algorithm, world_size), group in sorted(groups.items()):
         dtypes = [key[3] for key in curves if key[:3] == (task, algorithm, world_size)] or ["-"]
@@ -574,7 +581,7 @@ def plot_time_split(outcomes: list[ConfigurationOutcome], path: Path) -> Path:
     configurations are hatched and marked, and one without a result shows an empty slot labelled
     'no result', so every configuration that ran appears.
     """
-    ordered = sorted(outcomes, key=lambda o: (o.task, o.algorithm, o.world_size, o.repeat, o.config_id))
+    ordered = sorted(outcomes, key=lambda o: (o.task, o.series, o.world_size, o.repeat, o.config_id))
     several_tasks = len({o.task for o in ordered}) > 1
     fig = _figure(max(6.0, 0.65 * len(ordered) + 2.5), 4.5)
     ax = fig.subplots()
@@ -672,13 +679,15 @@ def plot_curves(result: dict, path: Path) -> Path:
 
 
 def plot_communication(outcomes: list[ConfigurationOutcome], path: Path) -> Path:
-    """Task 0 over world sizes: latency and bus bandwidth over tensor size, one line per world
-    size and dtype (each point an olympic mean over the repeats that succeeded)."""
+    """Task 0 over world sizes (and backends, when the run compares several): latency and bus
+    bandwidth over tensor size, one line per backend, world size and dtype (each point an olympic
+    mean over the repeats that succeeded)."""
     from tasks.runtime.allreduce_results import plot_series
 
     curves = communication_curves(outcomes)
-    several = len({key[:2] for key in curves}) > 1
-    series = {(f"{task} {algorithm} " if several else "") + f"w{world_size} {dtype}": curve
-              for (task, algorithm, world_size, dtype), curve in curves.items()}
-    backends = ",".join(sorted({o.backend for o in outcomes})) or "?"
-    return plot_series(series, Path(path), f"all-reduce by world size ({backends})")
+    several = len({key[1] for key in curves}) > 1  # algorithms, or algorithm-backend pairs
+    series = {(f"{variant} " if several else "") + f"w{world_size} {dtype}": curve
+              for (_task, variant, world_size, dtype), curve in curves.items()}
+    backends = sorted({o.backend for o in outcomes})
+    title = ("all-reduce by backend and world size" if len(backends) > 1 else "all-reduce by world size")
+    return plot_series(series, Path(path), f"{title} ({', '.join(backends) or '?'})")

@@ -7,6 +7,7 @@ first step instead of deep inside training.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import os
 from dataclasses import dataclass, field
@@ -31,7 +32,7 @@ class BenchmarkRequest:
     tasks: tuple[str, ...]
     preset: str = "demo"
     world_sizes: tuple[int, ...] = (1, 2)
-    backend: str = "gloo"
+    backend: tuple[str, ...] = ("gloo",)  # several: every configuration runs on each (task 0 compares them)
     algorithm: str | None = None  # None: each task's reference algorithm
     repeats: int = 1
     launcher: str = "local"
@@ -44,6 +45,7 @@ class BenchmarkRequest:
         data = dataclasses.asdict(self)
         data["tasks"] = list(self.tasks)
         data["world_sizes"] = list(self.world_sizes)
+        data["backend"] = list(self.backend)
         return data
 
 
@@ -91,13 +93,16 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
     if len(set(world_sizes)) != len(world_sizes):
         raise _fail("world_sizes", f"duplicate worker counts in {world_sizes}")
 
-    backend = params.get("backend", defaults.backend)
-    if backend not in BACKENDS:
-        raise _fail("backend", f"'{backend}' is not a backend; valid: {', '.join(BACKENDS)}")
+    backends = _as_list("backend", params.get("backend", list(defaults.backend)))
+    for backend in backends:
+        if backend not in BACKENDS:
+            raise _fail("backend", f"'{backend}' is not a backend; valid: {', '.join(BACKENDS)}")
+    if len(set(backends)) != len(backends):
+        raise _fail("backend", f"duplicate backends in {backends}")
     accelerator = params.get("accelerator", defaults.accelerator)
     if accelerator not in ACCELERATORS:
         raise _fail("accelerator", f"'{accelerator}' is not valid; valid: {', '.join(ACCELERATORS)}")
-    if backend == "nccl" and accelerator != "gpu":
+    if "nccl" in backends and accelerator != "gpu":
         raise _fail("backend", "nccl needs accelerator 'gpu'; use gloo for CPU runs")
 
     algorithm = params.get("algorithm") or None
@@ -137,12 +142,13 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
     if pool is not None and not isinstance(pool, str):
         raise _fail("pool", f"must be the name of one pool profile, got {pool!r}")
     if launcher == "kubernetes":
-        pool = _check_pool(pool, backend, accelerator)
+        for backend in backends:
+            pool = _check_pool(pool, backend, accelerator)
     elif pool is not None:
         raise _fail("pool", "a node pool only applies to launcher 'kubernetes'")
 
     request = BenchmarkRequest(
-        tasks=tuple(tasks), preset=preset, world_sizes=tuple(world_sizes), backend=backend,
+        tasks=tuple(tasks), preset=preset, world_sizes=tuple(world_sizes), backend=tuple(backends),
         algorithm=algorithm, repeats=repeats, launcher=launcher, accelerator=accelerator,
         target=target, overrides=overrides, pool=pool,
     )
@@ -187,17 +193,16 @@ def _check_resolves(request: BenchmarkRequest) -> None:
     """Every configuration must resolve (overrides typed right, ranges valid) before anything runs."""
     from tasks.registry import resolve
 
-    for name in request.tasks:
-        for size in request.world_sizes:
-            try:
-                resolve(name, request.preset, world_size=size, backend=request.backend,
-                        device=device_for(request), algorithm=request.algorithm,
-                        overrides=config_overrides(request, name))
-            except UserError as exc:
-                hint = ""
-                if len(request.tasks) > 1 and request.overrides:
-                    hint = '; to set a field for one task only, nest it under that task: {"TASK": {"FIELD": "VALUE"}}'
-                raise _fail("overrides" if request.overrides else "tasks", f"{exc}{hint}") from None
+    for name, size, backend in itertools.product(request.tasks, request.world_sizes, request.backend):
+        try:
+            resolve(name, request.preset, world_size=size, backend=backend,
+                    device=device_for(request), algorithm=request.algorithm,
+                    overrides=config_overrides(request, name))
+        except UserError as exc:
+            hint = ""
+            if len(request.tasks) > 1 and request.overrides:
+                hint = '; to set a field for one task only, nest it under that task: {"TASK": {"FIELD": "VALUE"}}'
+            raise _fail("overrides" if request.overrides else "tasks", f"{exc}{hint}") from None
 
 
 def device_for(request: BenchmarkRequest) -> str:

@@ -149,7 +149,7 @@ def datasets_of(request: BenchmarkRequest) -> dict[str, Any]:
     for task in request.tasks:
         if is_communication_task(task):  # task 0 all-reduces random tensors: no dataset
             continue
-        config = resolve(task, request.preset, world_size=1, backend=request.backend,
+        config = resolve(task, request.preset, world_size=1, backend=request.backend[0],
                          device="cuda" if request.accelerator == "gpu" else "cpu",
                          algorithm=request.algorithm, overrides=config_overrides(request, task))
         datasets.setdefault(config.data.dataset, config)
@@ -399,6 +399,7 @@ def outcomes_of(plan: list[dict[str, Any]]) -> list:
     from operators.report import ConfigurationOutcome
 
     outcomes = []
+    compares_backends = len({c["backend"] for c in plan or []}) > 1
     for c in plan or []:
         result = _read_bundle(c)
         validation_path = Path(c["output"]) / RESULT_VALIDATION_FILE
@@ -413,7 +414,7 @@ def outcomes_of(plan: list[dict[str, Any]]) -> list:
         outcomes.append(ConfigurationOutcome(
             config_id=c["config_id"], task=c["task"], world_size=c["world_size"], repeat=c["repeat"],
             algorithm=c["algorithm"], backend=c["backend"], launcher=c["launcher"], output=c["output"],
-            result=result, validation=validation, failure_reason=reason,
+            result=result, validation=validation, failure_reason=reason, compares_backends=compares_backends,
         ))
     return outcomes
 

@@ -348,11 +348,11 @@ def _sweep_metrics(result: dict | None) -> list[tuple[str, float, int, int]]:
 def _primary_algorithm(outcomes: list[ConfigurationOutcome]) -> str | None:
     """The algorithm whose metrics also get the unprefixed names (`speedup_w2`): the task's
     reference implementation if it ran, else the only algorithm that ran, else none."""
-    references = {o.algorithm for o in outcomes
+    references = {o.series for o in outcomes
                   if o.result is not None and o.result.get("reference_implementation") is True}
     if len(references) == 1:
         return references.pop()
-    algorithms = {o.algorithm for o in outcomes}
+    algorithms = {o.series for o in outcomes}
     return algorithms.pop() if len(algorithms) == 1 else None
 
 
@@ -386,18 +386,24 @@ def _sweep_parent_metrics(rows: list[dict], outcomes: list[ConfigurationOutcome]
                           now: int) -> list[tuple[str, float, int, int]]:
     """Task 0's comparison: `<figure>_<dtype>_w<k>` per row (step 0), each world size's curves as
     `latency_median_ms_<dtype>_w<k>` and `busbw_gbps_<dtype>_w<k>` (step = size in elements), and
-    the configuration counts."""
+    the configuration counts. A run comparing backends names them: `busbw_gbps_<dtype>_<backend>_w<k>`."""
+    backend_of = {o.series: o.backend for o in outcomes if o.compares_backends}
+
+    def name(figure: str, dtype: str, series: str, world_size: int) -> str:
+        backend = f"_{backend_of[series]}" if series in backend_of else ""
+        return _key(f"{figure}_{dtype}{backend}_w{world_size}")
+
     points = []
     for row in rows:
         for field in ("small_message_latency_ms", "large_message_latency_ms", "peak_busbw_gbps"):
             value = _number(row.get(field))
             if value is not None:
-                points.append((_key(f"{field}_{row['dtype']}_w{row['world_size']}"), value, now, 0))
-    for (_task, _algorithm, world_size, dtype), curve in communication_curves(outcomes).items():
+                points.append((name(field, row["dtype"], row["algorithm"], row["world_size"]), value, now, 0))
+    for (_task, series, world_size, dtype), curve in communication_curves(outcomes).items():
         for point in curve:
             for field in ("latency_median_s", "busbw_gbps"):
                 key, scale = _SWEEP_METRICS[field]
-                points.append((_key(f"{key}_{dtype}_w{world_size}"), point[field] * scale, now,
+                points.append((name(key, dtype, series, world_size), point[field] * scale, now,
                                int(point["elements"])))
     return points + [(key, value, now, 0) for key, value in _configuration_counts(outcomes).items()]
 

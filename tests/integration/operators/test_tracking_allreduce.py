@@ -111,3 +111,24 @@ def test_parent_compares_world_sizes(logged):
 
 def test_logging_again_updates_the_same_runs(logged):
     assert logged["again"] == logged["answer"]
+
+
+def test_a_run_comparing_backends_names_them_on_the_parent(tmp_path, monkeypatch):
+    outcomes = []
+    for backend, bandwidth in (("gloo", 1.0), ("nccl", 40.0)):
+        o = outcome(tmp_path / backend, 2)
+        o.result = make_sweep_result(2, bandwidth_gbps=bandwidth)
+        o.backend, o.compares_backends = backend, True
+        o.config_id = f"allreduce__allreduce__{backend}__w2__r0"
+        outcomes.append(o)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLBENCH_HOME", str(tmp_path / "home"))
+    answer = log_benchmark(outcomes, dag_id=DAG_ID, dag_run_id=DAG_RUN_ID,
+                           request={**REQUEST, "backend": ["gloo", "nccl"], "world_sizes": [2]}, tracking_uri=uri)
+    client = mlflow.MlflowClient(uri)
+    metrics = client.get_run(answer["parent_runs"]["allreduce"]).data.metrics
+    assert metrics["peak_busbw_gbps_fp32_nccl_w2"] > metrics["peak_busbw_gbps_fp32_gloo_w2"] > 0
+    assert "peak_busbw_gbps_fp32_w2" not in metrics  # ambiguous once two backends ran
+    curve = client.get_metric_history(answer["parent_runs"]["allreduce"], "busbw_gbps_fp32_nccl_w2")
+    assert sorted(p.step for p in curve) == [1, 10, 100, 1000]
+    assert set(answer["child_runs"]) == {c.config_id for c in outcomes}

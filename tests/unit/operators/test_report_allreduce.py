@@ -83,3 +83,20 @@ def test_comparison_plot(tmp_path):
     data = plot_communication([sweep(1), sweep(2), sweep(4, result="failed")], tmp_path / "ar.png").read_bytes()
     assert data[:4] == b"\x89PNG" and len(data) > 1000
     assert plot_communication([], tmp_path / "none.png").exists()
+
+
+def test_a_run_comparing_backends_keeps_them_apart(tmp_path):
+    def on(backend, world_size, bandwidth):
+        outcome = sweep(world_size, bandwidth=bandwidth)
+        outcome.backend, outcome.compares_backends = backend, True
+        outcome.config_id = f"allreduce__allreduce__{backend}__w{world_size}__r0"
+        return outcome
+
+    outcomes = [on("gloo", 2, 1.0), on("nccl", 2, 50.0)]
+    rows = {(r["algorithm"], r["dtype"]): r for r in communication_rows(outcomes)}
+    assert set(rows) == {("allreduce-gloo", "fp32"), ("allreduce-gloo", "fp16"),
+                         ("allreduce-nccl", "fp32"), ("allreduce-nccl", "fp16")}
+    assert rows[("allreduce-nccl", "fp32")]["peak_busbw_gbps"] > rows[("allreduce-gloo", "fp32")]["peak_busbw_gbps"]
+    assert rows[("allreduce-gloo", "fp32")]["backend"] == "gloo"
+    assert "allreduce allreduce-nccl w2" in format_communication_table(list(rows.values()))
+    assert plot_communication(outcomes, tmp_path / "plot.png").stat().st_size > 10_000

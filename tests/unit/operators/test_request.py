@@ -108,6 +108,22 @@ def test_task_0_is_requested_and_planned_like_a_training_task(tmp_path):
     assert all(c["overrides"]["target_value"] == "0.5" for c in plan if c["task"] == "cifar10-resnet20")
 
 
+def test_several_backends_run_every_configuration_on_each(tmp_path):
+    request = validate_request({"tasks": ["allreduce"], "backend": ["gloo", "nccl"], "accelerator": "gpu",
+                                "world_sizes": [2]})
+    assert request.backend == ("gloo", "nccl") and request.to_dict()["backend"] == ["gloo", "nccl"]
+    plan = plan_configurations(request, run_id="r", runs_root=tmp_path, data_root=tmp_path / "data")
+    assert [(c["config_id"], c["backend"], c["device"]) for c in plan] == [
+        ("allreduce__allreduce__gloo__w2__r0", "gloo", "cuda"),  # gloo on GPU tensors, as MLBench compared
+        ("allreduce__allreduce__nccl__w2__r0", "nccl", "cuda"),
+    ]
+    assert validate_request({"backend": "gloo"}).backend == ("gloo",)  # one backend: ids unchanged
+    with pytest.raises(InvalidRequest, match="'backend': nccl needs accelerator 'gpu'"):
+        validate_request({"backend": ["gloo", "nccl"]})
+    with pytest.raises(InvalidRequest, match="duplicate backends"):
+        validate_request({"backend": ["gloo", "gloo"]})
+
+
 def test_overrides_can_be_given_per_task_in_a_mixed_request(tmp_path):
     request = validate_request({"tasks": ["cifar10-resnet20", "allreduce", "wikitext2-lstm"], "world_sizes": [1],
                                 "overrides": {"seed": "7", "cifar10-resnet20": {"max_epochs": 2},
