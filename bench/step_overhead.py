@@ -80,6 +80,8 @@ def time_steps(step, batch, steps: int, device: torch.device) -> float:
 
 def main() -> None:
     args = parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("error: --device cuda needs a CUDA GPU and none is visible here; use --device cpu")
     # Batches are random tensors of CIFAR shape; the generated CIFAR-format dataset only tells the
     # trainer what it builds (ResNet-20 for 10 classes), so no download is needed.
     overrides = {"batch_size": str(args.batch_size), "runtime.precision": args.precision,
