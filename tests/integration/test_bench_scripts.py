@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -20,3 +21,22 @@ def test_bench_script_runs_and_ends_with_a_ratio(script, args):
     assert done.returncode == 0, done.stderr[-2000:]
     last = done.stdout.strip().splitlines()[-1]
     assert last.startswith("ratio=") and float(last.split("=")[1]) > 0
+
+
+def test_gpu_session_script_runs_through_without_a_gpu(tmp_path):
+    """Without a GPU every check ends with its one-line reason and the run still leaves its summary and archive."""
+    import os
+    import tarfile
+
+    if __import__("torch").cuda.is_available():
+        pytest.skip("a GPU is visible: the real checks belong to a device session")
+    env = {**os.environ, "OUT": str(tmp_path), "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    done = subprocess.run(["bash", str(REPO / "bench" / "gpu_session.sh")], capture_output=True, text=True,
+                          cwd=REPO, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "== pytest_gpu: exit 0" in summary  # the GPU tests skip cleanly
+    assert "error: --device cuda needs a CUDA GPU" in summary
+    assert summary.count("needs a CUDA GPU") + summary.count("has no NCCL") >= 5
+    with tarfile.open(tmp_path / "gpu-results.tar.gz") as archive:
+        assert "./lm_demo_cuda.log" in archive.getnames()
