@@ -617,30 +617,34 @@ def _image_stats(images: Any) -> tuple[Any, Any, Any, list[str | None]]:
 
 def _sample_frame(split: str, images: Any, labels: Any) -> Any:
     import numpy as np
-    import pandas as pd
 
     mins, maxs, means, hashes = _image_stats(images)
-    n_images, n_labels = len(hashes), _length(labels)
-    n = max(n_images, n_labels)
     if labels is not None and getattr(labels, "ndim", 0) == 1 and np.issubdtype(labels.dtype, np.number):
         label_values = np.asarray(labels)
     else:  # not a 1-D numeric array: no usable labels (the arrays part says why)
-        label_values = np.full(n_labels, np.nan)
-    if n_labels < n:
-        label_values = np.concatenate([label_values.astype(np.float64), np.full(n - n_labels, np.nan)])
+        label_values = np.full(_length(labels), np.nan)
+    return _per_sample_frame(split, label_values, {"pixel_min": mins, "pixel_max": maxs, "pixel_mean": means,
+                                                   "hash": hashes})
+
+
+def _per_sample_frame(split: str, label_values: Any, columns: dict[str, Any]) -> Any:
+    """A split's rows, one per sample: its label and statistics, each column padded with nulls to the
+    longest, so a split whose labels and samples differ in number shows it row by row."""
+    import numpy as np
+    import pandas as pd
+
+    n = max(len(label_values), *(len(values) for values in columns.values()))
 
     def pad(values: Any) -> Any:
-        return np.concatenate([values, np.full(n - n_images, np.nan)]) if n_images < n else values
+        missing = n - len(values)
+        if not missing:
+            return values
+        if isinstance(values, list):
+            return values + [None] * missing
+        return np.concatenate([np.asarray(values, dtype=np.float64), np.full(missing, np.nan)])
 
     return pd.DataFrame(
-        {
-            "split": split,
-            "label": label_values,
-            "pixel_min": pad(mins),
-            "pixel_max": pad(maxs),
-            "pixel_mean": pad(means),
-            "hash": hashes + [None] * (n - n_images),
-        },
+        {"split": split, "label": pad(label_values), **{name: pad(values) for name, values in columns.items()}},
         index=pd.Index([f"{split}[{i}]" for i in range(n)], dtype=object),
     )
 
@@ -830,36 +834,16 @@ def _row_stats(features: Any) -> tuple[Any, Any, Any, Any, list[bool | None], li
 
 def _row_frame(split: str, features: Any, labels: Any) -> Any:
     import numpy as np
-    import pandas as pd
 
     mins, maxs, means, norms, finite, hashes = _row_stats(features)
-    n_rows, n_labels = len(hashes), _length(labels)
-    n = max(n_rows, n_labels)
     if labels is not None and getattr(labels, "ndim", 0) == 1 and (
         np.issubdtype(labels.dtype, np.number) or labels.dtype == np.bool_
     ) and not np.issubdtype(labels.dtype, np.complexfloating):
         label_values = np.asarray(labels, dtype=np.float64)
     else:  # not a 1-D numeric array: no usable labels (the arrays part says why)
-        label_values = np.full(n_labels, np.nan)
-    if n_labels < n:
-        label_values = np.concatenate([label_values, np.full(n - n_labels, np.nan)])
-
-    def pad(values: Any) -> Any:
-        return np.concatenate([values, np.full(n - n_rows, np.nan)]) if n_rows < n else values
-
-    return pd.DataFrame(
-        {
-            "split": split,
-            "label": label_values,
-            "feature_min": pad(mins),
-            "feature_max": pad(maxs),
-            "feature_mean": pad(means),
-            "l2_norm": pad(norms),
-            "finite": finite + [None] * (n - n_rows),
-            "hash": hashes + [None] * (n - n_rows),
-        },
-        index=pd.Index([f"{split}[{i}]" for i in range(n)], dtype=object),
-    )
+        label_values = np.full(_length(labels), np.nan)
+    return _per_sample_frame(split, label_values, {"feature_min": mins, "feature_max": maxs, "feature_mean": means,
+                                                   "l2_norm": norms, "finite": finite, "hash": hashes})
 
 
 def _token_row(name: str, split: str, tokens: Any, train: Any) -> dict[str, Any]:
