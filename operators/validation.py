@@ -1108,10 +1108,12 @@ def _ranks_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]
 # --- communication (task 0) result frames -------------------------------------------------------------
 
 
-def _relative_error(value: float | None, expected: float | None) -> float | None:
-    if value is None or expected is None or expected <= 0:
+def _relative_error(value: float | None, expected: float | None, scale: float | None = None) -> float | None:
+    """|value - expected| / scale (default: expected); None when either is missing or the scale is not > 0."""
+    scale = expected if scale is None else scale
+    if value is None or expected is None or scale is None or scale <= 0:
         return None
-    return abs(value - expected) / expected
+    return abs(value - expected) / scale
 
 
 def _measurements_part(result: dict) -> tuple[Any, list[Any]]:
@@ -1136,8 +1138,8 @@ def _measurements_part(result: dict) -> tuple[Any, list[Any]]:
             "latency_p90_s": _number(row["latency_p90_s"]),
             "algbw_relative_error": _relative_error(algbw, recomputed_algbw),
             # relative to algbw, not to busbw itself: one rank's busbw is 0
-            "busbw_relative_error": None if algbw is None or _number(row["busbw_gbps"]) is None or algbw <= 0
-            else abs(row["busbw_gbps"] - algbw * busbw_factor) / algbw,
+            "busbw_relative_error": _relative_error(_number(row["busbw_gbps"]),
+                                                    None if algbw is None else algbw * busbw_factor, scale=algbw),
         })
     numbers = ("latency_p10_s", "latency_median_s", "latency_p90_s", "algbw_relative_error", "busbw_relative_error")
     frame = pd.DataFrame(rows, columns=["dtype", "elements", "bytes", "expected_bytes", *numbers])

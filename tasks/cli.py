@@ -175,22 +175,21 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare_data(config, data_root: Path) -> Path:
+def prepare_data(config, data_root: Path, *, full_verify: bool = False) -> Path:
     from tasks.data import catalog
 
-    return catalog.prepare(config.data.dataset, data_root, url=config.data.url, md5=config.data.md5)
+    return catalog.prepare(config.data.dataset, data_root, url=config.data.url, md5=config.data.md5,
+                           full_verify=full_verify)
 
 
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from tasks.data import catalog
     from tasks.registry import is_communication_task, resolve
 
     config = resolve(args.task, args.preset)
     if is_communication_task(config.task):
         print(f"task {config.task} needs no dataset: it all-reduces random tensors")
         return 0
-    path = catalog.prepare(config.data.dataset, args.data_root, url=config.data.url, md5=config.data.md5,
-                           full_verify=args.verify)
+    path = prepare_data(config, args.data_root, full_verify=args.verify)
     print(f"prepared {config.data.dataset} at {path}")
     return 0
 

@@ -17,9 +17,13 @@ import torch
 from tasks.spec import Augmentation
 
 
+def derived_seed(*parts: int) -> int:
+    """A 64-bit seed that is a pure function of its parts (e.g. seed, rank, epoch): resumable draws."""
+    return int(np.random.SeedSequence(list(parts)).generate_state(1, dtype=np.uint64)[0])
+
+
 def epoch_generator(seed: int, rank: int, epoch: int) -> torch.Generator:
-    state = np.random.SeedSequence([seed, rank, epoch]).generate_state(1, dtype=np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
+    return torch.Generator().manual_seed(derived_seed(seed, rank, epoch))
 
 
 class ShardBatches:
@@ -134,7 +138,7 @@ class TokenSequences:
 
         seed = None
         if self.train:
-            seed = int(np.random.SeedSequence([self.seed, epoch]).generate_state(1, dtype=np.uint64)[0])
+            seed = derived_seed(self.seed, epoch)
         return sequence_lengths(self.columns.shape[0], self.sequence_length, seed)
 
     def epoch(self, epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:

@@ -25,6 +25,7 @@ from tasks.runtime import checkpoint, provenance
 from tasks.runtime.aggregation import build_aggregation
 from tasks.runtime.averaging import WeightAverage
 from tasks.runtime.distributed import RankEnv
+from tasks.runtime.loader import derived_seed
 from tasks.runtime.mllog import RunLog, constants
 from tasks.runtime.results import base_result, utc_now, write_result
 from tasks.runtime.schedules import build_schedule
@@ -243,8 +244,7 @@ class Trainer:
         current_lr = None
         # Dropout draws from the global generator: seeding it per (seed, rank, epoch) makes a resumed
         # run draw the masks an uninterrupted one would.
-        torch.manual_seed(int(np.random.SeedSequence([self.config.seed, self.env.rank, epoch])
-                              .generate_state(1, dtype=np.uint64)[0]))
+        torch.manual_seed(derived_seed(self.config.seed, self.env.rank, epoch))
         self.workload.start_pass()
         for step, (inputs, labels) in enumerate(self.train_batches.epoch(epoch)):
             lr = self.schedule.lr_for_step(epoch, step) * self.workload.lr_factor(inputs)
