@@ -15,3 +15,7 @@ class DataError(UserError):
     """Dataset missing, corrupt or failing its checksum."""
 
     exit_code = 3
+
+
+class ChecksumMismatch(DataError):
+    """A downloaded file is not the one its pinned checksum names."""

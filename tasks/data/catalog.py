@@ -9,7 +9,8 @@ two classes, for MLBench task 2a) and text ones (TEXT_DATASETS: train/val/test i
 streams and their vocabulary, for MLBench task 3a). One dataset of each kind downloads and accepts
 a data.url / data.md5 override: cifar10 (the archive's URL and md5), epsilon (a base URL holding
 both of its files, and "<train md5>,<test md5>"; see tasks.data.epsilon.epsilon_sources) and
-wikitext2 (the archive's URL and, optionally, md5; its published token counts are always checked).
+wikitext2 (the archive's URL and md5, by default the original archive's; its published token
+counts are always checked).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from tasks.errors import DataError
+from tasks.errors import ChecksumMismatch, DataError
 
 CHUNK_BYTES = 1 << 20
 PROGRESS_STEP_PERCENT = 5
@@ -155,7 +155,7 @@ def download(url: str, dest: Path, *, md5: str | None = None, log: Log = log_to_
 
     if md5 is not None and actual != md5:
         part.unlink(missing_ok=True)
-        raise DataError(
+        raise ChecksumMismatch(
             f"checksum mismatch for {dest} (from {url}): expected md5 {md5}, got {actual}; "
             "retry, or point data.url at a good mirror"
         )

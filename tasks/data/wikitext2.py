@@ -26,17 +26,18 @@ from pathlib import Path
 import numpy as np
 
 from tasks.data.download import Log, download, file_digest, log_to_stderr
-from tasks.errors import DataError
+from tasks.errors import ChecksumMismatch, DataError
 
 # The original host (Salesforce/MetaMind S3, the one MLBench used) has refused downloads since 2024.
-# The dataset's author (Stephen Merity) serves the archive from his own domain; that it is byte-identical
-# to the original is not verified here. Any mirror must reproduce the published figures below (checked
-# on every build) and, when data.md5 pins it, the md5. Users report that this host answers 403 to
+# The dataset's author (Stephen Merity) serves the archive from his own domain. Every download must have
+# the original archive's md5 (below) unless data.md5 pins another (a re-packed mirror), and every build
+# must reproduce the published figures below. That this host's bytes are the original's could not be
+# checked here (no network): if they are not, the first download says so. Users report that this host answers 403 to
 # Python-urllib's default User-Agent, so the downloader must send its own.
 WIKITEXT2_URL = "https://wikitext.smerity.com/wikitext-2-v1.zip"
 WIKITEXT2_ORIGINAL_URL = "https://s3.amazonaws.com/research.metamind.io/wikitext/wikitext-2-v1.zip"
 # md5 of the original S3 archive as published by torchtext (torchtext/datasets/wikitext2.py), which
-# verified every download against it for years. Not yet verified against WIKITEXT2_URL's bytes.
+# verified every download against it for years.
 WIKITEXT2_ORIGINAL_MD5 = "542ccefacc6c27f945fb54453812b3cd"
 ARCHIVE_NAME = "wikitext-2-v1.zip"
 ARCHIVE_DIR = "wikitext-2"
@@ -282,15 +283,26 @@ def build_wikitext2(
 ) -> tuple[dict[str, np.ndarray], dict]:
     """Builder for the real dataset: fetch (reused if already in scratch), parse, check the published figures.
 
-    md5 pins the archive when given. Whether or not it is, the archive's md5 and sha256 are recorded
-    in the metadata, and its token counts and vocabulary size must match WikiText-2 v1's exactly.
+    The archive must have md5 `md5`, by default the original archive's (WIKITEXT2_ORIGINAL_MD5, which
+    torchtext verified for years); a mirror that re-packed it is pinned by passing its own md5. Either
+    way its md5 and sha256 are recorded, and its token counts and vocabulary size must match
+    WikiText-2 v1's exactly.
     """
-    archive = download(url, Path(scratch) / ARCHIVE_NAME, md5=md5, log=log)
+    try:
+        archive = download(url, Path(scratch) / ARCHIVE_NAME, md5=md5 or WIKITEXT2_ORIGINAL_MD5, log=log)
+    except ChecksumMismatch as exc:
+        if md5 is not None:
+            raise
+        raise ChecksumMismatch(
+            f"{exc}. {WIKITEXT2_ORIGINAL_MD5} is the original WikiText-2 archive's md5; if this host serves a "
+            "re-packed copy, check it and pin its md5 with --set data.md5=... (its token counts and "
+            "vocabulary are verified either way)"
+        ) from None
     try:
         tokens, vocabulary = read_wikitext_archive(archive)
         check_wikitext2_figures(tokens, vocabulary, f"{archive} (from {url})")
     except DataError:
-        # Without a pinned md5 the downloader would reuse this file on the next attempt, whatever data.url says.
+        # The downloader would reuse this file on the next attempt, whatever data.url says.
         archive.unlink(missing_ok=True)
         log(f"[data] removed {archive}, which is not WikiText-2 v1")
         raise
@@ -299,7 +311,7 @@ def build_wikitext2(
         "source": url,
         "md5": archive_md5,
         "sha256": file_digest(archive, "sha256"),
-        "md5_pinned": md5 is not None,
+        "md5_expected": md5 or WIKITEXT2_ORIGINAL_MD5,
         # Byte-identical to the archive MLBench and torchtext downloaded, or only equal in content
         # (the published figures above), e.g. re-zipped by a mirror.
         "identical_to_original_archive": archive_md5 == WIKITEXT2_ORIGINAL_MD5,
@@ -309,7 +321,7 @@ def build_wikitext2(
     }
     identity = ("byte-identical to the original S3 archive (torchtext's md5)"
                 if metadata["identical_to_original_archive"]
-                else "not the original S3 archive's bytes; accepted on WikiText-2 v1's published token counts")
+                else "a re-packed copy pinned by data.md5, with WikiText-2 v1's published token counts")
     log(f"[data] WikiText-2 archive md5 {archive_md5} sha256 {metadata['sha256']}: {identity}")
     return _split_arrays(tokens), metadata
 

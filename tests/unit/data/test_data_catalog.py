@@ -12,6 +12,7 @@ import pytest
 
 from tasks.data import catalog
 from tasks.data.cifar10 import write_cifar10_archive
+from tasks.data.download import file_digest
 from tasks.errors import DataError, UserError
 
 pytestmark = pytest.mark.unit
@@ -111,7 +112,9 @@ def test_wikitext2_mirror_override_is_checked_against_the_published_figures(tmp_
 
     mirror = tmp_path / "mirror.zip"
     write_wikitext_archive(mirror, train_lines=[" a b "], valid_lines=[" a "], test_lines=[" b "])
-    with pytest.raises(DataError, match="does not hold WikiText-2 v1"):
+    with pytest.raises(DataError, match="checksum mismatch"):  # not the original archive, and not pinned
         catalog.prepare("wikitext2", tmp_path / "data", url=str(mirror), log=_quiet)
+    with pytest.raises(DataError, match="does not hold WikiText-2 v1"):
+        catalog.prepare("wikitext2", tmp_path / "data", url=str(mirror), md5=file_digest(mirror), log=_quiet)
     with pytest.raises(UserError, match="apply only to dataset 'wikitext2', not 'python-reference-text'"):
         catalog.prepare("python-reference-text", tmp_path, url="https://example.org/text.zip")

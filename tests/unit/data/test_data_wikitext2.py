@@ -94,8 +94,13 @@ def test_unknown_validation_word_and_broken_archives_are_refused(tmp_path: Path)
 def test_real_builder_checks_published_figures_and_records_checksums(
     archive: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(DataError, match="does not hold WikiText-2 v1"):
+    # by default the archive must be the original one (torchtext's md5), and the error says how to pin a mirror
+    with pytest.raises(DataError, match=r"checksum mismatch.*542ccefacc6c27f945fb54453812b3cd is the original "
+                                        r"WikiText-2 archive's md5.*--set data.md5="):
         build_wikitext2(tmp_path / "a", url=str(archive), log=_quiet)
+    # a pinned mirror must still hold WikiText-2 v1's published figures
+    with pytest.raises(DataError, match="does not hold WikiText-2 v1"):
+        build_wikitext2(tmp_path / "a", url=str(archive), md5=file_digest(archive), log=_quiet)
     assert not (tmp_path / "a" / "wikitext-2-v1.zip").exists()  # not reused by the next attempt
     with pytest.raises(DataError, match="checksum mismatch"):
         build_wikitext2(tmp_path / "b", url=str(archive), md5="0" * 32, log=_quiet)
@@ -104,14 +109,14 @@ def test_real_builder_checks_published_figures_and_records_checksums(
     arrays, metadata = build_wikitext2(tmp_path / "c", url=str(archive), md5=file_digest(archive), log=_quiet)
     assert set(arrays) == {"train_tokens", "val_tokens", "test_tokens"}
     assert (metadata["md5"], metadata["sha256"]) == (file_digest(archive), file_digest(archive, "sha256"))
-    assert metadata["md5_pinned"] and not metadata["synthetic"] and metadata["vocabulary"][0] == EOS
+    assert metadata["md5_expected"] == file_digest(archive) and not metadata["synthetic"] and metadata["vocabulary"][0] == EOS
     sizes = [metadata[key] for key in ("train_size", "val_size", "test_size", "vocab_size")]
     assert sizes == [19, 6, 8, 11]
     assert metadata["identical_to_original_archive"] is False  # not the S3 archive's bytes, and said so
     monkeypatch.setattr(wikitext2, "WIKITEXT2_ORIGINAL_MD5", file_digest(archive))
     lines: list[str] = []
     _, metadata = build_wikitext2(tmp_path / "d", url=str(archive), log=lines.append)
-    assert metadata["identical_to_original_archive"] is True and not metadata["md5_pinned"]
+    assert metadata["identical_to_original_archive"] is True and metadata["md5_expected"] == file_digest(archive)
     assert "byte-identical to the original S3 archive" in lines[-1]
 
 
