@@ -19,6 +19,7 @@ from typing import Any
 
 from operators.planning import plan_configurations, safe_name
 from operators.request import BenchmarkRequest, config_overrides, default_roots, validate_request
+from tasks.errors import ExitCode
 
 DATA_VALIDATION_DIR = "data_validation"
 RESULT_VALIDATION_FILE = "validation.json"
@@ -274,7 +275,7 @@ def launch_configuration(
         "time_to_accuracy_s": result.get("time_to_accuracy_s"),
         # Bad input or data (exit 2, 3) and divergence fail the same way again: no retry.
         # Crashes, timeouts and kills (preempted nodes) are retried and resume from the checkpoint.
-        "retryable": returncode not in (0, 2, 3) and not str(result["reason"]).startswith("diverged"),
+        "retryable": returncode not in (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.DATA) and not str(result["reason"]).startswith("diverged"),
     }
     detail = (f", goal reached: {result['goal_reached']}, time to accuracy: {result['time_to_accuracy_s']}"
               if "goal_reached" in result else "")  # task 0 has no target
@@ -338,7 +339,7 @@ def _launch_on_kubernetes(c: dict[str, Any], *, dag_id: str, run_timeout_s: floa
                                      log=lambda line: print(line, flush=True))
     outcome = launcher.run(manifests, stop=stop)
     codes = {code for code in outcome.exit_codes.values() if code is not None}
-    if outcome.returncode == 1 and codes and codes <= {2, 3}:
+    if outcome.returncode == 1 and codes and codes <= {ExitCode.BAD_INPUT, ExitCode.DATA}:
         return max(codes), outcome.message  # every failed rank rejected its input or data: no retry
     return outcome.returncode, outcome.message
 

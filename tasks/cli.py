@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from tasks.errors import UserError
+from tasks.errors import ExitCode, UserError
 
 DEFAULT_DATA_ROOT = Path(os.environ.get("MLBENCH_DATA_ROOT", Path.home() / ".cache" / "mlbench" / "datasets"))
 
@@ -343,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except BrokenPipeError:  # output piped into `head` and closed early: not an error
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

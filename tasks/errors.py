@@ -4,18 +4,32 @@ The CLI prints them as one line (no traceback) and exits non-zero, so every mess
 the problem and say what would be valid.
 """
 
+from enum import IntEnum
+
 
 class UserError(Exception):
     """A problem with the user's input or environment, reported as one clear line."""
 
-    exit_code = 2
+    exit_code: int = 2  # ExitCode.BAD_INPUT (the enum is defined below)
 
 
 class DataError(UserError):
     """Dataset missing, corrupt or failing its checksum."""
 
-    exit_code = 3
+    exit_code: int = 3  # ExitCode.DATA
 
 
 class ChecksumMismatch(DataError):
     """A downloaded file is not the one its pinned checksum names."""
+
+
+class ExitCode(IntEnum):
+    """What every `mlbench` command and every rank exits with."""
+
+    OK = 0
+    BAD_INPUT = 2  # UserError: fix the command, request or config
+    DATA = 3  # DataError: a dataset is missing, corrupt or fails its checksum
+    RUN_FAILED = 4  # the run itself failed: diverged, crashed, wrong sums
+    TIMEOUT = 124
+    INTERRUPTED = 130
+    TERMINATED = 143

@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from tasks.communication import CommunicationConfig, bus_factor
+from tasks.errors import ExitCode
 from tasks.runtime.distributed import RankEnv
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
@@ -145,7 +146,6 @@ def run_sweep(config: CommunicationConfig, env: RankEnv, output: Path) -> int:
     from tasks.runtime import provenance
     from tasks.runtime.allreduce_results import base_result
     from tasks.runtime.results import utc_now, write_result
-    from tasks.runtime.worker import EXIT_RUN_FAILED
 
     started_at, start = utc_now(), time.perf_counter()
     host = provenance.collect(config.device, env.local_rank)
@@ -171,7 +171,7 @@ def run_sweep(config: CommunicationConfig, env: RankEnv, output: Path) -> int:
             total = len(config.sizes) * len(config.dtypes)
             record("failed", f"rank 0 stopped after {len(rows)} of {total} measurements: "
                              f"{type(exc).__name__}: {exc}", [])
-        return EXIT_RUN_FAILED
+        return ExitCode.RUN_FAILED
     mine = {"rank": env.rank, "hostname": host["hostname"], "device_name": host["device_name"],
             "measurements": len(rows), "wrong_elements": wrong}
     ranks: list[dict | None] = [None] * env.world_size
@@ -180,4 +180,4 @@ def run_sweep(config: CommunicationConfig, env: RankEnv, output: Path) -> int:
     if env.rank == 0:
         record("failed" if wrong_ranks else "completed",
                f"all-reduce returned wrong sums ({'; '.join(wrong_ranks)})" if wrong_ranks else None, ranks)
-    return EXIT_RUN_FAILED if wrong_ranks else 0
+    return ExitCode.RUN_FAILED if wrong_ranks else ExitCode.OK

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from tasks.errors import ExitCode
+
 PR_SET_PDEATHSIG = 1
 TERMINATE_GRACE_S = 10.0
 
@@ -181,13 +183,13 @@ def run_local_job(
                 return JobOutcome(codes[rank], f"rank {rank} exited with code {codes[rank]}: "
                                   f"{_last_line(job.ranks[rank].log_path)}", rank, returncodes=codes)
             if all(c == 0 for c in codes.values()):
-                return JobOutcome(0, "all ranks finished", returncodes=codes)
+                return JobOutcome(ExitCode.OK, "all ranks finished", returncodes=codes)
             if stop is not None and stop.is_set():
                 _stop_all(processes)
-                return JobOutcome(143, "stopped on request; all ranks stopped", returncodes=codes)
+                return JobOutcome(ExitCode.TERMINATED, "stopped on request; all ranks stopped", returncodes=codes)
             if deadline and time.monotonic() > deadline:
                 _stop_all(processes)
-                return JobOutcome(124, f"run timed out after {timeout_s:.0f}s; all ranks stopped",
+                return JobOutcome(ExitCode.TIMEOUT, f"run timed out after {timeout_s:.0f}s; all ranks stopped",
                                   timed_out=True, returncodes=codes)
             time.sleep(0.1)
     except _Terminated as exc:

@@ -9,12 +9,10 @@ import traceback
 from pathlib import Path
 
 from tasks.communication import CommunicationConfig
-from tasks.errors import UserError
+from tasks.errors import ExitCode, UserError
 from tasks.runtime.distributed import RankEnv, check_backend, init_process_group
 from tasks.runtime.results import failed_result, write_result
 from tasks.spec import RunConfig
-
-EXIT_RUN_FAILED = 4
 
 
 def ensure_writable_dir(path: Path, what: str = "output directory") -> Path:
@@ -50,7 +48,7 @@ def run_rank(config: RunConfig | CommunicationConfig, env: RankEnv, data_root: P
             return run_sweep(config, env, output)
         trainer = Trainer(config, env, data_root, output)
         result = trainer.run()
-        return 0 if result["status"] == "completed" else EXIT_RUN_FAILED
+        return ExitCode.OK if result["status"] == "completed" else ExitCode.RUN_FAILED
     except UserError as exc:
         _record_failure(config, env, output, trainer, str(exc))
         print(f"error: {exc}", file=sys.stderr, flush=True)
@@ -58,7 +56,7 @@ def run_rank(config: RunConfig | CommunicationConfig, env: RankEnv, data_root: P
     except Exception as exc:  # a crash is still a recorded run, with its reason
         traceback.print_exc()
         _record_failure(config, env, output, trainer, f"rank {env.rank} crashed: {type(exc).__name__}: {exc}")
-        return EXIT_RUN_FAILED
+        return ExitCode.RUN_FAILED
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
