@@ -20,19 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from tasks.settings import Settings
+
 REPO = Path(__file__).resolve().parents[1]
 DEMO_CONF = {"tasks": ["cifar10-resnet20"], "preset": "demo", "world_sizes": [1, 2], "repeats": 1}
 PROGRESS = re.compile(r"\[(pipeline|mlbench|data)\]")
 RUN_DIR = re.compile(r"\[pipeline\] run directory: (\S+)")
 
 
-def mlbench_home() -> Path:
-    return Path(os.environ.get("MLBENCH_HOME", REPO / ".mlbench"))
-
-
 def airflow_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment of the embedded Airflow: project-local home, this repo's DAGs, no examples."""
-    home = mlbench_home()
+    home = Settings.from_env().home
     env = {
         **os.environ,
         "MLBENCH_HOME": str(home),
@@ -97,12 +95,10 @@ def show_progress(line: str) -> None:
 
 
 def demo(conf: dict) -> int:
-    from operators.tracking import tracking_uri
-
     env = airflow_env()
     print(f"[demo] Airflow home {env['AIRFLOW_HOME']} (SQLite); migrating the metadata DB if needed", flush=True)
     prepare_airflow(env)
-    log_path = mlbench_home() / "logs" / "demo-airflow.log"
+    log_path = Settings.from_env().home / "logs" / "demo-airflow.log"
     print(f"[demo] running DAG mlbench_benchmark with {json.dumps(conf)} (full log: {log_path})", flush=True)
     outcome = run_dag("mlbench_benchmark", conf, env, log_path=log_path, on_line=show_progress)
     print(f"[demo] DAG run finished in {outcome.seconds:.0f}s, "
@@ -113,7 +109,7 @@ def demo(conf: dict) -> int:
     if outcome.run_dir and (outcome.run_dir / "summary.txt").exists():
         print()
         print((outcome.run_dir / "summary.txt").read_text())
-    uri = tracking_uri()
+    uri = Settings.from_env().tracking_uri
     print(f"Open the MLflow UI on it with:  .venv/bin/mlflow ui --backend-store-uri {uri}")
     print(f"MLFLOW_TRACKING_URI={uri}")
     return outcome.returncode

@@ -1,62 +1,155 @@
-"""The launcher operator: one planned configuration as one distributed job.
-
-The job itself is described by pure functions (`tasks.runtime.launcher.worker_args`,
-`rank_environment`) and run by the launcher the configuration names; this operator only adapts
-that to Airflow: small XComs, failure semantics, and stopping the ranks when the task is killed.
-"""
+"""Launching one planned configuration: locally (ranks as processes, one configuration per
+machine at a time) or on Kubernetes (an Indexed Job + headless Service). Always leaves a
+result.json in the configuration's bundle directory, whatever happened."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from airflow.sdk import BaseOperator
+from operators.planning import Configuration
+from tasks.errors import ExitCode, UserError
+from tasks.settings import Settings
 
-from operators.steps import DEFAULT_RENDEZVOUS_S, DEFAULT_RUN_TIMEOUT_S
+DEFAULT_RUN_TIMEOUT_S = 6 * 3600
+DEFAULT_RENDEZVOUS_S = 600
+LOCAL_LOCK_FILE = "local-launcher.lock"
 
 
-class DistributedTrainingOperator(BaseOperator):
-    """Runs one configuration (a dict from `operators.planning.plan_configurations`).
+def log(message: str) -> None:
+    print(f"[pipeline] {message}", flush=True)
 
-    Bad input, bad data and divergence fail for good (a retry would fail the same way); crashes,
-    timeouts and kills are retried, and the retry resumes from the configuration's last checkpoint.
-    """
 
-    template_fields = ("configuration",)
-    ui_color = "#d7ecf9"
+@dataclass(frozen=True)
+class LaunchSummary:
+    """What the launch task returns (its XCom) and decides retries on."""
 
-    def __init__(
-        self,
-        *,
-        configuration: dict[str, Any],
-        run_timeout_s: float = DEFAULT_RUN_TIMEOUT_S,
-        rendezvous_timeout_s: float = DEFAULT_RENDEZVOUS_S,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        self.configuration = configuration
-        self.run_timeout_s = run_timeout_s
-        self.rendezvous_timeout_s = rendezvous_timeout_s
-        self._stop = threading.Event()
+    config_id: str
+    output: str
+    status: str
+    reason: str | None
+    goal_reached: bool | None  # None for a task without a target (task 0)
+    time_to_accuracy_s: float | None
+    # Bad input or data and divergence fail the same way again: no retry. Crashes, timeouts and
+    # kills (preempted nodes) are retried and resume from the checkpoint.
+    retryable: bool
 
-    def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
 
-        from operators.steps import launch_configuration
 
-        summary = launch_configuration(
-            self.configuration,
-            run_timeout_s=self.run_timeout_s,
-            rendezvous_timeout_s=self.rendezvous_timeout_s,
-            stop=self._stop,
-            dag_id=context["dag"].dag_id,
+def launch_configuration(
+    configuration: Configuration,
+    *,
+    run_timeout_s: float,
+    rendezvous_timeout_s: float,
+    stop: threading.Event | None = None,
+    dag_id: str = "mlbench_benchmark",
+    settings: Settings | None = None,
+) -> LaunchSummary:
+    """Run one configuration with its launcher; always leaves a result.json."""
+    from tasks.registry import resolve
+    from tasks.runtime.results import failed_result, write_result
+
+    settings = settings or Settings.from_env()
+    c = configuration
+    output = c.output_dir
+    output.mkdir(parents=True, exist_ok=True)
+    config = resolve(c.task, c.preset, world_size=c.world_size, backend=c.backend, device=c.device,
+                     algorithm=c.algorithm, overrides=c.overrides)
+    try:
+        if c.launcher == "kubernetes":
+            returncode, result = _launch_on_kubernetes(c, config, settings, dag_id=dag_id,
+                                                       run_timeout_s=run_timeout_s,
+                                                       rendezvous_timeout_s=rendezvous_timeout_s, stop=stop)
+        else:
+            returncode, result = _launch_locally(c, config, settings, run_timeout_s=run_timeout_s,
+                                                 rendezvous_timeout_s=rendezvous_timeout_s, stop=stop)
+    except UserError as exc:  # e.g. the directory holds another configuration's checkpoints
+        result = failed_result(config, str(exc))
+        write_result(output, result)
+        returncode = exc.exit_code
+    except Exception as exc:  # the cluster API, a missing connection...: still a record, then fail
+        write_result(output, failed_result(config, f"launch failed: {type(exc).__name__}: {exc}"))
+        raise
+    summary = LaunchSummary(
+        config_id=c.config_id, output=str(output), status=result["status"], reason=result["reason"],
+        goal_reached=result.get("goal_reached"), time_to_accuracy_s=result.get("time_to_accuracy_s"),
+        retryable=(returncode not in (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.DATA)
+                   and not str(result["reason"]).startswith("diverged")),
+    )
+    detail = (f", goal reached: {result['goal_reached']}, time to accuracy: {result['time_to_accuracy_s']}"
+              if "goal_reached" in result else "")  # task 0 has no target
+    log(f"{c.config_id}: {result['status']}{detail}")
+    return summary
+
+
+def _launch_locally(c: Configuration, config: Any, settings: Settings, *, run_timeout_s: float,
+                    rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, dict[str, Any]]:
+    from tasks.runtime.launcher import launch_local
+
+    with local_machine_lock(settings):
+        log(f"launching {c.config_id}: {c.world_size} local rank(s), output {c.output}")
+        outcome, result = launch_local(
+            config, output=c.output_dir, data_root=Path(c.data_root), overrides=c.overrides,
+            timeout_s=run_timeout_s, rendezvous_timeout_s=rendezvous_timeout_s, stop=stop,
         )
-        if summary["status"] != "completed":
-            message = f"configuration {summary['config_id']} failed: {summary['reason']}"
-            if not summary["retryable"]:
-                raise AirflowFailException(message)
-            raise RuntimeError(message)
-        return summary
+    return outcome.returncode, result
 
-    def on_kill(self) -> None:
-        self._stop.set()  # the launcher stops every rank of the job
+
+@contextlib.contextmanager
+def local_machine_lock(settings: Settings) -> Iterator[None]:
+    """One local configuration at a time per machine, whatever the Airflow pools say: two would
+    share the cores and distort both timings."""
+    path = settings.locks_dir / LOCAL_LOCK_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log(f"waiting for the local benchmark already running on this machine ({path})")
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def rendezvous_timeout(requested_s: float, settings: Settings) -> float:
+    """Early ranks wait at the rendezvous while the autoscaler adds nodes for the late ones: they
+    must not give up before the launcher's own (clearer) startup timeout does."""
+    return max(requested_s, settings.k8s_startup_timeout_s)
+
+
+def _launch_on_kubernetes(c: Configuration, config: Any, settings: Settings, *, dag_id: str, run_timeout_s: float,
+                          rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, dict[str, Any]]:
+    from operators.kubernetes.launcher import KubernetesJobLauncher, clients_from_hook
+    from operators.kubernetes.pools import get_pool
+    from operators.kubernetes.spec import build_manifests, default_image
+    from tasks.runtime.launcher import collect_result, prepare_output
+
+    # Pods write into this directory as another uid in the volume's group: setgid, group-writable.
+    os.chmod(c.output_dir, 0o2775)
+    prepare_output(config, c.output_dir)
+    pool = get_pool(c.pool or "", settings.pools_file)
+    manifests = build_manifests(c, pool, image=default_image(pool, settings), dag_id=dag_id, dag_run_id=c.run_id,
+                                namespace=settings.k8s_namespace, run_timeout_s=int(run_timeout_s),
+                                rendezvous_timeout_s=int(rendezvous_timeout(rendezvous_timeout_s, settings)))
+    log(f"launching {c.config_id}: Indexed Job {manifests[1]['metadata']['name']} of {c.world_size} pod(s) "
+        f"on pool {pool.name} in namespace {settings.k8s_namespace}")
+    core, batch = clients_from_hook(settings.k8s_conn_id)
+    launcher = KubernetesJobLauncher(core, batch, namespace=settings.k8s_namespace,
+                                     startup_timeout_s=settings.k8s_startup_timeout_s, run_timeout_s=run_timeout_s,
+                                     log=lambda line: print(line, flush=True))
+    outcome = launcher.run(manifests, stop=stop)
+    returncode = outcome.returncode
+    codes = {code for code in outcome.exit_codes.values() if code is not None}
+    if returncode == 1 and codes and codes <= {ExitCode.BAD_INPUT, ExitCode.DATA}:
+        returncode = max(codes)  # every failed rank rejected its input or data: no retry
+    return returncode, collect_result(config, c.output_dir, outcome.message)

@@ -9,21 +9,22 @@ validated, tracked and reported; the final `check` fails the DAG run if anything
 from __future__ import annotations
 
 import datetime
-import os
 from typing import Any
 
 from airflow.sdk import Param, TriggerRule, get_current_context, task
 
-from operators.launch import DistributedTrainingOperator
+from operators.training_operator import DistributedTrainingOperator
+from tasks.settings import LOCAL_LAUNCH_POOL, Settings
 
 # Local ranks of two configurations on one machine would share its cores and distort both
 # timings, so the local launcher's pool has one slot: configurations run one at a time, across
 # all DAG runs. On a cluster, point MLBENCH_LAUNCH_POOL at a pool sized to how many
 # configurations the GPU quota runs side by side.
-LOCAL_POOL = "mlbench_local"
-LAUNCH_POOL = os.environ.get("MLBENCH_LAUNCH_POOL", LOCAL_POOL)
+SETTINGS = Settings.from_env()  # read once, when the DAG file is parsed
+LOCAL_POOL = LOCAL_LAUNCH_POOL
+LAUNCH_POOL = SETTINGS.launch_pool
 OWNER = "mlbench"
-RETRY_DELAY = datetime.timedelta(seconds=float(os.environ.get("MLBENCH_RETRY_DELAY_S", 30)))
+RETRY_DELAY = datetime.timedelta(seconds=SETTINGS.retry_delay_s)
 DEFAULT_ARGS = {"owner": OWNER, "retries": 1, "retry_delay": RETRY_DELAY}
 TAGS = ["mlbench", "benchmark"]
 
@@ -49,7 +50,7 @@ def benchmark_params() -> dict[str, Param]:
                          description="runs per configuration (seed + repeat); reported as an olympic mean"),
         "launcher": Param("local", type="string", enum=["local", "kubernetes"], title="Launcher"),
         "accelerator": Param("cpu", type="string", enum=["cpu", "gpu"], title="Accelerator"),
-        "pool": Param(None, type=["null", "string"], enum=[None, *load_pools()], title="Node pool",
+        "pool": Param(None, type=["null", "string"], enum=[None, *load_pools(SETTINGS.pools_file)], title="Node pool",
                       description="kubernetes launcher only: a profile from operators/kubernetes/pools.yaml"),
         "target": Param(None, type=["null", "number"], title="Target override",
                         description="replaces every training task's quality target for this run"),

@@ -6,8 +6,10 @@ output directories (and resumes from their checkpoints).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,49 @@ def configuration_id(task: str, algorithm: str, world_size: int, repeat: int, ba
     return f"{task}__{variant}__w{world_size}__r{repeat}"
 
 
+@dataclass(frozen=True)
+class Configuration:
+    """One planned configuration of a DAG run: what to run, where, and where its bundle goes.
+
+    It travels between Airflow tasks as a small dict (`to_dict`/`from_dict`): ids and paths only.
+    """
+
+    config_id: str
+    run_id: str
+    task: str
+    preset: str
+    algorithm: str
+    world_size: int
+    repeat: int
+    backend: str
+    device: str
+    launcher: str
+    accelerator: str
+    pool: str | None
+    output: str  # the configuration's bundle directory
+    data_root: str
+    overrides: dict[str, str] = field(default_factory=dict)  # config fields, as `--set` takes them
+
+    @property
+    def output_dir(self) -> Path:
+        return Path(self.output)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Configuration:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"not a planned configuration: unknown field '{unknown[0]}'")
+        return cls(**{**data, "overrides": dict(data.get("overrides") or {})})
+
+
 def plan_configurations(
     request: BenchmarkRequest, *, run_id: str, runs_root: Path, data_root: Path
-) -> list[dict[str, Any]]:
-    """One small dict per configuration (it travels as an XCom: ids and paths only)."""
+) -> list[Configuration]:
+    """One configuration per task x backend x worker count x repeat, in that order."""
     from tasks.registry import get_task
 
     plan = []
@@ -43,23 +84,10 @@ def plan_configurations(
             overrides = config_overrides(request, task)
             if repeat > 0:  # repeats differ by seed (MLPerf), otherwise they would be identical runs
                 overrides["seed"] = str(int(overrides.get("seed", get_task(task).seed)) + repeat)
-            plan.append(
-                {
-                    "config_id": config_id,
-                    "run_id": run_id,
-                    "task": task,
-                    "preset": request.preset,
-                    "algorithm": algorithm,
-                    "world_size": world_size,
-                    "repeat": repeat,
-                    "backend": backend,
-                    "device": device_for(request),
-                    "launcher": request.launcher,
-                    "accelerator": request.accelerator,
-                    "pool": request.pool,
-                    "overrides": overrides,
-                    "output": str(run_dir / config_id),
-                    "data_root": str(data_root),
-                }
-            )
+            plan.append(Configuration(
+                config_id=config_id, run_id=run_id, task=task, preset=request.preset, algorithm=algorithm,
+                world_size=world_size, repeat=repeat, backend=backend, device=device_for(request),
+                launcher=request.launcher, accelerator=request.accelerator, pool=request.pool,
+                output=str(run_dir / config_id), data_root=str(data_root), overrides=overrides,
+            ))
     return plan

@@ -9,9 +9,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from tasks.errors import UserError
@@ -176,8 +174,9 @@ def _check_overrides(overrides: Any, tasks: list[str]) -> dict[str, Any]:
 
 def _check_pool(pool: str | None, backend: str, accelerator: str) -> str:
     from operators.kubernetes.pools import load_pools
+    from tasks.settings import Settings
 
-    pools = load_pools()
+    pools = load_pools(Settings.from_env().pools_file)
     if pool not in pools:
         shown = "none given" if pool is None else f"unknown pool '{pool}'"
         raise _fail("pool", f"{shown}; the kubernetes launcher needs one of: {', '.join(pools)}")
@@ -217,11 +216,3 @@ def config_overrides(request: BenchmarkRequest, task: str) -> dict[str, str]:
     if request.target is not None and not is_communication_task(task):
         overrides["target_value"] = repr(request.target)
     return overrides
-
-
-def default_roots() -> tuple[Path, Path]:
-    """(data root, runs root) for this deployment: env, else under MLBENCH_HOME."""
-    home = Path(os.environ.get("MLBENCH_HOME", Path.cwd() / ".mlbench"))
-    data = Path(os.environ.get("MLBENCH_DATA_ROOT", home / "data"))
-    runs = Path(os.environ.get("MLBENCH_RUNS_ROOT", home / "runs"))
-    return data, runs

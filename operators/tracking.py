@@ -59,6 +59,7 @@ from operators.report import (
     to_markdown,
 )
 from tasks.registry import is_communication_task
+from tasks.settings import Settings
 
 __all__ = [
     "MLBENCH_HOME_ENV",
@@ -117,24 +118,21 @@ _SUMMARY_METRICS = (
 # ---------------------------------------------------------------------------------------------
 
 def mlbench_home() -> Path:
-    """`$MLBENCH_HOME`, default `<cwd>/.mlbench`: the local SQLite store and artifacts live here."""
-    value = os.environ.get(MLBENCH_HOME_ENV)
-    return (Path(value).expanduser() if value else Path.cwd() / ".mlbench").resolve()
+    """The settings' home (`$MLBENCH_HOME`, default `<cwd>/.mlbench`): the local store lives here."""
+    return Settings.from_env().home
 
 
 def tracking_uri() -> str:
-    """`$MLFLOW_TRACKING_URI` if set, else a SQLite store `$MLBENCH_HOME/mlflow.db` (dir created)."""
-    configured = os.environ.get("MLFLOW_TRACKING_URI")
-    if configured:
-        return configured
-    home = mlbench_home()
-    home.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{home}/mlflow.db"
+    """The settings' tracking URI (`$MLFLOW_TRACKING_URI`, else `$MLBENCH_HOME/mlflow.db`; dir created)."""
+    settings = Settings.from_env()
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        settings.home.mkdir(parents=True, exist_ok=True)
+    return settings.tracking_uri
 
 
 def default_artifact_root() -> str:
-    """`$MLBENCH_HOME/artifacts` as a file URI (created)."""
-    path = mlbench_home() / "artifacts"
+    """The settings' artifact root (`$MLBENCH_HOME/artifacts`) as a file URI (created)."""
+    path = Settings.from_env().artifact_root
     path.mkdir(parents=True, exist_ok=True)
     return path.as_uri()
 

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Sequence
 
 from tasks.errors import ExitCode, UserError
+from tasks.settings import Settings
 
-DEFAULT_DATA_ROOT = Path(os.environ.get("MLBENCH_DATA_ROOT", Path.home() / ".cache" / "mlbench" / "datasets"))
+DEFAULT_DATA_ROOT = Settings.from_env().data_root  # $MLBENCH_DATA_ROOT, else $MLBENCH_HOME/data
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -278,7 +279,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 def cmd_pools(args: argparse.Namespace) -> int:
     from operators.kubernetes.pools import load_pools
 
-    for profile in load_pools().values():
+    for profile in load_pools(Settings.from_env().pools_file).values():
         gpus = f"{profile.gpus_per_pod} GPU" if profile.gpus_per_pod else "CPU"
         queue = f", kueue queue {profile.kueue_queue}" if profile.kueue_queue else ""
         print(f"{profile.name}  {gpus}/pod, {profile.cpu} CPU, {profile.memory}, {profile.backend}{queue}: "
@@ -291,9 +292,10 @@ def cmd_render(args: argparse.Namespace) -> int:
     from operators.kubernetes.spec import build_manifests, default_image, to_yaml
     from operators.planning import plan_configurations
     from operators.request import validate_request
-    from operators.steps import DEFAULT_RENDEZVOUS_S, kubernetes_settings, rendezvous_timeout
+    from operators.launch import DEFAULT_RENDEZVOUS_S, rendezvous_timeout
 
-    pool = get_pool(args.pool)
+    settings = Settings.from_env()
+    pool = get_pool(args.pool, settings.pools_file)
     request = validate_request({
         "tasks": [args.task], "preset": args.preset, "world_sizes": [args.world_size],
         "backend": pool.backend, "accelerator": pool.accelerator, "algorithm": args.algorithm,
@@ -301,10 +303,9 @@ def cmd_render(args: argparse.Namespace) -> int:
     })
     configuration = plan_configurations(request, run_id=args.dag_run_id, runs_root=Path("/results"),
                                         data_root=Path("/datasets"))[0]
-    settings = kubernetes_settings()
-    manifests = build_manifests(configuration, pool, image=args.image or default_image(pool),
+    manifests = build_manifests(configuration, pool, image=args.image or default_image(pool, settings),
                                 dag_id="mlbench_benchmark", dag_run_id=args.dag_run_id,
-                                namespace=args.namespace or settings["namespace"],
+                                namespace=args.namespace or settings.k8s_namespace,
                                 rendezvous_timeout_s=int(rendezvous_timeout(DEFAULT_RENDEZVOUS_S, settings)))
     sys.stdout.write(to_yaml(manifests))
     return 0

@@ -50,6 +50,8 @@ def run_pipeline_steps(params: dict, run_id: str, *, home: Path, data_root: Path
     Returns the launch outcomes; the MLflow store is a SQLite file under home.
     """
     from operators import steps
+    from operators.launch import launch_configuration
+    from operators.planning import Configuration
 
     monkeypatch.setenv("MLBENCH_HOME", str(home))
     monkeypatch.setenv("MLBENCH_DATA_ROOT", str(data_root))
@@ -58,7 +60,7 @@ def run_pipeline_steps(params: dict, run_id: str, *, home: Path, data_root: Path
     steps.prepare_data_step(request, run_id)
     gate = steps.validate_data_step(request, run_id)
     assert all(v["success"] for v in gate), gate
-    outcomes = [steps.launch_configuration(c, run_timeout_s=300, rendezvous_timeout_s=60)
+    outcomes = [launch_configuration(Configuration.from_dict(c), run_timeout_s=300, rendezvous_timeout_s=60)
                 for c in steps.plan_step(request, run_id)]
     assert all(v["success"] for v in steps.validate_results_step(run_id))
     assert len(steps.track_step(run_id, dag_id="mlbench_benchmark")["child_runs"]) == len(outcomes)

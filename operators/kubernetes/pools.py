@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,14 +31,10 @@ class PoolProfile:
         return "gpu" if self.gpus_per_pod > 0 else "cpu"
 
 
-def pools_file() -> Path:
-    return Path(os.environ.get("MLBENCH_POOLS_FILE", POOLS_FILE))
-
-
 def load_pools(path: Path | None = None) -> dict[str, PoolProfile]:
     import yaml
 
-    path = path or pools_file()
+    path = path or POOLS_FILE  # Settings.pools_file overrides it
     try:
         document = yaml.safe_load(path.read_text())
     except (OSError, yaml.YAMLError) as exc:

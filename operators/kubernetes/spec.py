@@ -15,8 +15,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from operators.kubernetes.pools import PoolProfile
-from operators.planning import safe_name
+from operators.planning import Configuration, safe_name
 from tasks.runtime.launcher import rank_environment, worker_args
+from tasks.settings import Settings
 
 NAMESPACE = "mlbench"
 WORKER_SERVICE_ACCOUNT = "mlbench-worker"
@@ -68,7 +69,7 @@ def run_labels(dag_id: str, dag_run_id: str) -> dict[str, str]:
 
 
 def build_manifests(
-    configuration: dict[str, Any],
+    configuration: Configuration,
     pool: PoolProfile,
     *,
     image: str,
@@ -80,20 +81,20 @@ def build_manifests(
 ) -> list[dict[str, Any]]:
     """[headless Service, Indexed Job] for one planned configuration (see operators.planning)."""
     c = configuration
-    world_size = int(c["world_size"])
-    names = job_names(dag_id, dag_run_id, c["config_id"], world_size)
+    world_size = c.world_size
+    names = job_names(dag_id, dag_run_id, c.config_id, world_size)
     labels = {
         **run_labels(dag_id, dag_run_id),
         "app.kubernetes.io/component": "worker",
-        f"{LABEL_PREFIX}/config-id": _label_value(c["config_id"]),
+        f"{LABEL_PREFIX}/config-id": _label_value(c.config_id),
         f"{LABEL_PREFIX}/job": names.job,
     }
-    annotations = {f"{LABEL_PREFIX}/dag-run-id": dag_run_id, f"{LABEL_PREFIX}/config-id": c["config_id"]}
+    annotations = {f"{LABEL_PREFIX}/dag-run-id": dag_run_id, f"{LABEL_PREFIX}/config-id": c.config_id}
     # The bundle lives at the same relative path under the shared results volume on both sides.
-    output = PurePosixPath(RESULTS_MOUNT) / PurePosixPath(c["output"]).parent.name / PurePosixPath(c["output"]).name
-    args = worker_args(task=c["task"], preset=c["preset"], backend=c["backend"], output=str(output),
-                       data_root=DATASETS_MOUNT, algorithm=c["algorithm"], device=c["device"],
-                       overrides=c["overrides"])
+    output = PurePosixPath(RESULTS_MOUNT) / PurePosixPath(c.output).parent.name / PurePosixPath(c.output).name
+    args = worker_args(task=c.task, preset=c.preset, backend=c.backend, output=str(output),
+                       data_root=DATASETS_MOUNT, algorithm=c.algorithm, device=c.device,
+                       overrides=c.overrides)
     environment = rank_environment(0, world_size, names.master_addr, RENDEZVOUS_PORT,
                                    local_world_size=1, threads=_threads(pool.cpu))
     del environment["RANK"]  # each pod's rank is its completion index (JOB_COMPLETION_INDEX)
@@ -204,12 +205,9 @@ def _pod_spec(names: JobNames, pool: PoolProfile, image: str, args: list[str],
     return spec
 
 
-def default_image(pool: PoolProfile) -> str:
-    """$MLBENCH_IMAGE (may contain `{variant}`: cuda or cpu), else the project's image for the pool."""
-    import os
-
-    template = os.environ.get("MLBENCH_IMAGE", "mlbench-airflow/train:0.1.0-{variant}")
-    return template.format(variant=pool.image_variant)
+def default_image(pool: PoolProfile, settings: Settings) -> str:
+    """The settings' image (MLBENCH_IMAGE; may contain `{variant}`: cuda or cpu) for the pool."""
+    return settings.image_template.format(variant=pool.image_variant)
 
 
 def to_yaml(manifests: list[dict[str, Any]]) -> str:

@@ -44,4 +44,4 @@ def test_smoke_preset_parses_generated_libsvm_through_the_real_path(data_root, t
 def test_pipeline_steps_run_task_2a_with_its_gates(tmp_path, monkeypatch, data_root):
     outcomes = run_pipeline_steps({"tasks": ["epsilon-logreg"], "preset": "demo", "world_sizes": [1, 2]},
                                   "manual__epsilon", home=tmp_path, data_root=data_root, monkeypatch=monkeypatch)
-    assert [o["goal_reached"] for o in outcomes] == [True, True]
+    assert [o.goal_reached for o in outcomes] == [True, True]

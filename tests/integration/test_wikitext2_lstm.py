@@ -110,4 +110,4 @@ def test_averaged_sgd_evaluates_the_average_and_resumes_exactly(data_root, tmp_p
 def test_pipeline_steps_run_task_3a_with_its_gates(tmp_path, monkeypatch, data_root):
     outcomes = run_pipeline_steps({"tasks": ["wikitext2-lstm"], "preset": "smoke", "world_sizes": [1, 2]},
                                   "manual__wikitext2", home=tmp_path, data_root=data_root, monkeypatch=monkeypatch)
-    assert [o["status"] for o in outcomes] == ["completed", "completed"]
+    assert [o.status for o in outcomes] == ["completed", "completed"]

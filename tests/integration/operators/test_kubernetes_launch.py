@@ -8,6 +8,9 @@ import pytest
 import yaml
 
 from operators import steps
+from tasks.settings import Settings
+from operators.launch import launch_configuration
+from operators.planning import Configuration
 from operators.kubernetes import launcher as k8s_launcher
 from operators.kubernetes.launcher import KubernetesJobOutcome
 from tests.conftest import run_mlbench
@@ -44,7 +47,7 @@ def pods_write_bundle(status="completed"):
     def behave(manifests):
         args = manifests[1]["spec"]["template"]["spec"]["containers"][0]["args"]
         relative = Path(args[args.index("--output") + 1]).relative_to("/results")
-        output = Path(steps.default_roots()[1]) / relative
+        output = Settings.from_env().runs_root / relative
         config = json.loads((output / "config.json").read_text())
         from tasks.runtime.results import base_result, write_result
         from tasks.spec import RunConfig
@@ -58,9 +61,9 @@ def pods_write_bundle(status="completed"):
 
 def test_success_reads_the_bundle_the_pods_wrote_on_the_shared_volume(configuration):
     FakeLauncher.behaviour = pods_write_bundle()
-    summary = steps.launch_configuration(configuration, run_timeout_s=3600, rendezvous_timeout_s=600,
+    summary = launch_configuration(Configuration.from_dict(configuration), run_timeout_s=3600, rendezvous_timeout_s=600,
                                          dag_id="mlbench_nightly")
-    assert summary["status"] == "completed"
+    assert summary.status == "completed"
     manifests, settings = FakeLauncher.calls[0]
     assert [m["kind"] for m in manifests] == ["Service", "Job"]
     assert manifests[1]["metadata"]["labels"]["mlbench.io/dag-id"] == "mlbench_nightly"
@@ -73,8 +76,8 @@ def test_success_reads_the_bundle_the_pods_wrote_on_the_shared_volume(configurat
 def test_pending_timeout_is_recorded_with_the_launchers_reason_and_retried(configuration):
     message = "job mlb-x-w2: 1 of 2 ranks not running after 1200s: rank 1 Pending (Unschedulable: 0/3 nodes)"
     FakeLauncher.behaviour = lambda manifests: KubernetesJobOutcome(124, message, [], {1: "Unschedulable"}, True)
-    summary = steps.launch_configuration(configuration, run_timeout_s=3600, rendezvous_timeout_s=600)
-    assert summary["status"] == "failed" and summary["reason"] == message and summary["retryable"]
+    summary = launch_configuration(Configuration.from_dict(configuration), run_timeout_s=3600, rendezvous_timeout_s=600)
+    assert summary.status == "failed" and summary.reason == message and summary.retryable
     result = json.loads((Path(configuration["output"]) / "result.json").read_text())
     assert result["status"] == "failed" and result["reason"] == message
 
@@ -82,8 +85,8 @@ def test_pending_timeout_is_recorded_with_the_launchers_reason_and_retried(confi
 def test_ranks_rejecting_their_input_are_not_retried(configuration):
     FakeLauncher.behaviour = lambda manifests: KubernetesJobOutcome(
         1, "job: rank 0 failed (exit code 2, Error)", [0, 1], {}, False, exit_codes={0: 2, 1: 2})
-    summary = steps.launch_configuration(configuration, run_timeout_s=3600, rendezvous_timeout_s=600)
-    assert summary["status"] == "failed" and not summary["retryable"]
+    summary = launch_configuration(Configuration.from_dict(configuration), run_timeout_s=3600, rendezvous_timeout_s=600)
+    assert summary.status == "failed" and not summary.retryable
 
 
 def test_pools_lists_one_profile_per_line_name_first():

@@ -6,6 +6,9 @@ from pathlib import Path
 import pytest
 
 from operators import steps
+from operators.run_directory import RunDirectory
+from operators.launch import launch_configuration
+from operators.planning import Configuration
 
 pytestmark = pytest.mark.integration
 
@@ -26,9 +29,9 @@ def test_steps_run_a_request_end_to_end_without_airflow(home, capsys):
     verdicts = steps.validate_data_step(request, run_id)
     assert [v["success"] for v in verdicts] == [True]
     plan = steps.plan_step(request, run_id)
-    summaries = [steps.launch_configuration(c, run_timeout_s=300, rendezvous_timeout_s=60) for c in plan]
-    assert [s["status"] for s in summaries] == ["completed", "completed"]
-    assert all(not s["retryable"] for s in summaries)
+    summaries = [launch_configuration(Configuration.from_dict(c), run_timeout_s=300, rendezvous_timeout_s=60) for c in plan]
+    assert [s.status for s in summaries] == ["completed", "completed"]
+    assert all(not s.retryable for s in summaries)
     assert all(v["success"] for v in steps.validate_results_step(run_id))
     ids = steps.track_step(run_id, dag_id="mlbench_benchmark")
     assert set(ids["child_runs"]) == {c["config_id"] for c in plan}
@@ -48,15 +51,15 @@ def launch_one_smoke_configuration(run_id):
                                           run_id)
     steps.prepare_data_step(request, run_id)
     configuration = steps.plan_step(request, run_id)[0]
-    steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)
+    launch_configuration(Configuration.from_dict(configuration), run_timeout_s=300, rendezvous_timeout_s=60)
     return configuration
 
 
 def test_a_relaunch_in_the_same_directory_resumes_instead_of_starting_over(home):
     """What an Airflow retry does: the same configuration, the same bundle directory."""
     configuration = launch_one_smoke_configuration("manual__retry")
-    again = steps.launch_configuration(configuration, run_timeout_s=300, rendezvous_timeout_s=60)
-    assert again["status"] == "completed"
+    again = launch_configuration(Configuration.from_dict(configuration), run_timeout_s=300, rendezvous_timeout_s=60)
+    assert again.status == "completed"
     result = json.loads((Path(configuration["output"]) / "result.json").read_text())
     assert result["resumes"] == 1 and result["epochs_run"] == 1
 
@@ -92,8 +95,8 @@ def test_task_0_runs_through_every_step_with_local_ranks(home):
     request = steps.validate_request_step({"tasks": ["allreduce"], "preset": "smoke", "world_sizes": [2]}, run_id)
     assert steps.prepare_data_step(request, run_id) == [] and steps.validate_data_step(request, run_id) == []
     (configuration,) = steps.plan_step(request, run_id)
-    summary = steps.launch_configuration(configuration, run_timeout_s=120, rendezvous_timeout_s=60)
-    assert summary["status"] == "completed" and summary["goal_reached"] is None
+    summary = launch_configuration(Configuration.from_dict(configuration), run_timeout_s=120, rendezvous_timeout_s=60)
+    assert summary.status == "completed" and summary.goal_reached is None
     output = Path(configuration["output"])
     config = json.loads((output / "config.json").read_text())
     result = json.loads((output / "result.json").read_text())
@@ -114,8 +117,8 @@ def test_task_0_failure_is_recorded_as_a_failed_bundle(home):
     run_id = "manual__allreduce-fails"
     request = steps.validate_request_step({"tasks": ["allreduce"], "preset": "smoke", "world_sizes": [2]}, run_id)
     (configuration,) = steps.plan_step(request, run_id)
-    summary = steps.launch_configuration(configuration, run_timeout_s=0.5, rendezvous_timeout_s=60)
-    assert summary["status"] == "failed" and "timed out" in summary["reason"] and summary["retryable"]
+    summary = launch_configuration(Configuration.from_dict(configuration), run_timeout_s=0.5, rendezvous_timeout_s=60)
+    assert summary.status == "failed" and "timed out" in summary.reason and summary.retryable
     result = json.loads((Path(configuration["output"]) / "result.json").read_text())
     assert result["kind"] == "communication" and result["measurements"] == []
     (verdict,) = steps.validate_results_step(run_id)
@@ -137,7 +140,7 @@ def test_a_broken_sweep_file_is_recorded_in_mlflow_with_its_reason(home):
     run_id = "scheduled__2026-11-29T02:00:00+00:00"
     with pytest.raises(InvalidRequest, match="must hold `version: 1`"):
         steps.validate_request_step(None, run_id, sweep_file=str(sweep))
-    record = json.loads((steps.run_dir(run_id) / steps.INVALID_REQUEST_FILE).read_text())
+    record = json.loads((steps.run_dir(run_id) / RunDirectory.INVALID_REQUEST).read_text())
     assert record["params"] == {"sweep_file": str(sweep)}
     ids = steps.track_step(run_id, dag_id="mlbench_nightly")
     client = mlflow.MlflowClient(f"sqlite:///{home}/mlflow.db")
@@ -146,4 +149,4 @@ def test_a_broken_sweep_file_is_recorded_in_mlflow_with_its_reason(home):
     assert run.data.tags["dag_id"] == "mlbench_nightly" and run.data.params["sweep_file"] == str(sweep)
     # a valid request on the same run id (the DAG run cleared and fixed) forgets the invalid one
     steps.validate_request_step({"preset": "smoke", "world_sizes": [1]}, run_id)
-    assert not (steps.run_dir(run_id) / steps.INVALID_REQUEST_FILE).exists()
+    assert not (steps.run_dir(run_id) / RunDirectory.INVALID_REQUEST).exists()

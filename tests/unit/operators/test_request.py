@@ -72,13 +72,13 @@ def test_plan_is_task_by_world_size_by_repeat_with_distinct_seeds_and_stable_pat
     request = validate_request({"world_sizes": [1, 2], "repeats": 2, "target": 0.5})
     plan = plan_configurations(request, run_id="manual__2026-11-28T15:00:00+00:00", runs_root=tmp_path,
                                data_root=tmp_path / "data")
-    assert [c["config_id"] for c in plan] == [
+    assert [c.config_id for c in plan] == [
         "cifar10-resnet20__allreduce__w1__r0", "cifar10-resnet20__allreduce__w1__r1",
         "cifar10-resnet20__allreduce__w2__r0", "cifar10-resnet20__allreduce__w2__r1",
     ]
-    assert "seed" not in plan[0]["overrides"] and plan[1]["overrides"]["seed"] == "43"
-    assert plan[0]["overrides"]["target_value"] == "0.5"
-    assert plan[0]["output"] == str(tmp_path / "manual__2026-11-28T15_00_00_00_00" / plan[0]["config_id"])
+    assert "seed" not in plan[0].overrides and plan[1].overrides["seed"] == "43"
+    assert plan[0].overrides["target_value"] == "0.5"
+    assert plan[0].output == str(tmp_path / "manual__2026-11-28T15_00_00_00_00" / plan[0].config_id)
     again = plan_configurations(request, run_id="manual__2026-11-28T15:00:00+00:00", runs_root=tmp_path,
                                 data_root=tmp_path / "data")
     assert again == plan  # a retried task finds the same directories
@@ -87,7 +87,7 @@ def test_plan_is_task_by_world_size_by_repeat_with_distinct_seeds_and_stable_pat
 def test_repeat_seeds_start_from_a_seed_override(tmp_path):
     request = validate_request({"world_sizes": [1], "repeats": 3, "overrides": {"seed": "43"}})
     plan = plan_configurations(request, run_id="r", runs_root=tmp_path, data_root=tmp_path)
-    assert [c["overrides"]["seed"] for c in plan] == ["43", "44", "45"]
+    assert [c.overrides["seed"] for c in plan] == ["43", "44", "45"]
 
 
 def test_safe_name():
@@ -98,14 +98,14 @@ def test_task_0_is_requested_and_planned_like_a_training_task(tmp_path):
     request = validate_request({"tasks": ["cifar10-resnet20", "allreduce"], "world_sizes": [1, 2], "repeats": 2,
                                 "target": 0.5, "algorithm": "allreduce"})
     plan = plan_configurations(request, run_id="r", runs_root=tmp_path, data_root=tmp_path / "data")
-    sweeps = [c for c in plan if c["task"] == "allreduce"]
-    assert [c["config_id"] for c in sweeps] == [
+    sweeps = [c for c in plan if c.task == "allreduce"]
+    assert [c.config_id for c in sweeps] == [
         "allreduce__allreduce__w1__r0", "allreduce__allreduce__w1__r1",
         "allreduce__allreduce__w2__r0", "allreduce__allreduce__w2__r1",
     ]
     # the target is a training task's; repeats of a sweep differ by seed, as training repeats do
-    assert "target_value" not in sweeps[0]["overrides"] and sweeps[1]["overrides"] == {"seed": "1"}
-    assert all(c["overrides"]["target_value"] == "0.5" for c in plan if c["task"] == "cifar10-resnet20")
+    assert "target_value" not in sweeps[0].overrides and sweeps[1].overrides == {"seed": "1"}
+    assert all(c.overrides["target_value"] == "0.5" for c in plan if c.task == "cifar10-resnet20")
 
 
 def test_several_backends_run_every_configuration_on_each(tmp_path):
@@ -113,7 +113,7 @@ def test_several_backends_run_every_configuration_on_each(tmp_path):
                                 "world_sizes": [2]})
     assert request.backend == ("gloo", "nccl") and request.to_dict()["backend"] == ["gloo", "nccl"]
     plan = plan_configurations(request, run_id="r", runs_root=tmp_path, data_root=tmp_path / "data")
-    assert [(c["config_id"], c["backend"], c["device"]) for c in plan] == [
+    assert [(c.config_id, c.backend, c.device) for c in plan] == [
         ("allreduce__allreduce__gloo__w2__r0", "gloo", "cuda"),  # gloo on GPU tensors, as MLBench compared
         ("allreduce__allreduce__nccl__w2__r0", "nccl", "cuda"),
     ]
@@ -128,7 +128,7 @@ def test_overrides_can_be_given_per_task_in_a_mixed_request(tmp_path):
     request = validate_request({"tasks": ["cifar10-resnet20", "allreduce", "wikitext2-lstm"], "world_sizes": [1],
                                 "overrides": {"seed": "7", "cifar10-resnet20": {"max_epochs": 2},
                                               "wikitext2-lstm": {"max_epochs": "3", "seed": "9"}}})
-    plan = {c["task"]: c["overrides"] for c in
+    plan = {c.task: c.overrides for c in
             plan_configurations(request, run_id="r", runs_root=tmp_path, data_root=tmp_path / "data")}
     assert plan == {"cifar10-resnet20": {"seed": "7", "max_epochs": "2"}, "allreduce": {"seed": "7"},
                     "wikitext2-lstm": {"seed": "9", "max_epochs": "3"}}  # a task's own value wins

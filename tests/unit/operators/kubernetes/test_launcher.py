@@ -26,6 +26,7 @@ from operators.kubernetes.launcher import (  # noqa: E402
     label_selector,
 )
 from operators.kubernetes.pools import get_pool  # noqa: E402
+from operators.planning import Configuration  # noqa: E402
 from operators.kubernetes.spec import build_manifests, run_labels  # noqa: E402
 
 pytestmark = pytest.mark.unit
@@ -38,13 +39,13 @@ T0 = datetime(2025, 1, 1, tzinfo=timezone.utc)
 GPU_FULL = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu."
 
 
-def configuration(world_size: int = 2) -> dict[str, Any]:
+def configuration(world_size: int = 2) -> Configuration:
     config_id = f"cifar10-resnet20__allreduce__w{world_size}__r0"
-    return {
-        "config_id": config_id, "task": "cifar10-resnet20", "preset": "full", "algorithm": "allreduce",
-        "world_size": world_size, "repeat": 0, "backend": "nccl", "device": "cuda", "launcher": "kubernetes",
-        "accelerator": "gpu", "overrides": {}, "output": f"/runs/{RUN_ID}/{config_id}", "data_root": "/datasets",
-    }
+    return Configuration(
+        config_id=config_id, run_id=RUN_ID, task="cifar10-resnet20", preset="full", algorithm="allreduce",
+        world_size=world_size, repeat=0, backend="nccl", device="cuda", launcher="kubernetes",
+        accelerator="gpu", pool="gke-t4", overrides={}, output=f"/runs/{RUN_ID}/{config_id}", data_root="/datasets",
+    )
 
 
 def manifests(world_size: int = 2, pool: str = "gke-t4", run_id: str = RUN_ID) -> list[dict[str, Any]]:

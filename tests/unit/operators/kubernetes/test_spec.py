@@ -9,6 +9,7 @@ import yaml
 from operators.kubernetes.pools import get_pool, load_pools
 from operators.kubernetes.spec import build_manifests, default_image, job_names, to_yaml
 from operators.planning import plan_configurations
+from tasks.settings import Settings
 from operators.request import validate_request
 from tasks.registry import TASKS
 
@@ -24,7 +25,7 @@ def manifests_for(task, world_size, pool_name, algorithm=None):
                                 "pool": pool_name, "backend": pool.backend, "accelerator": pool.accelerator,
                                 "algorithm": algorithm})
     configuration = plan_configurations(request, run_id=DAG_RUN, runs_root="/results", data_root="/datasets")[0]
-    return configuration, pool, build_manifests(configuration, pool, image=default_image(pool),
+    return configuration, pool, build_manifests(configuration, pool, image=default_image(pool, Settings.from_env()),
                                                 dag_id="mlbench_nightly", dag_run_id=DAG_RUN)
 
 
@@ -75,7 +76,7 @@ def test_one_indexed_job_of_world_size_pods_with_a_stable_rank0_address():
     spec = job["spec"]
     assert spec["completionMode"] == "Indexed" and spec["completions"] == spec["parallelism"] == 16
     assert spec["backoffLimit"] == 0 and spec["activeDeadlineSeconds"] > 0
-    names = job_names("mlbench_nightly", DAG_RUN, configuration["config_id"], 16)
+    names = job_names("mlbench_nightly", DAG_RUN, configuration.config_id, 16)
     assert service["spec"]["clusterIP"] == "None" and service["spec"]["publishNotReadyAddresses"] is True
     assert spec["template"]["spec"]["subdomain"] == service["metadata"]["name"] == names.service
     assert service["spec"]["selector"] == {"mlbench.io/job": names.job}
@@ -93,7 +94,7 @@ def test_pods_run_the_same_worker_command_as_local_ranks():
     args = container["args"]
     assert args[0] == "worker" and args[args.index("--backend") + 1] == "nccl"
     assert args[args.index("--data-root") + 1] == "/datasets"
-    assert args[args.index("--output") + 1] == "/results/scheduled__2026-11-28T02_00_00_00_00/" + configuration["config_id"]
+    assert args[args.index("--output") + 1] == "/results/scheduled__2026-11-28T02_00_00_00_00/" + configuration.config_id
 
 
 def test_security_rules():
@@ -120,7 +121,7 @@ def test_labels_identify_the_dag_run_and_the_configuration():
         labels = manifest["metadata"]["labels"]
         assert labels["mlbench.io/dag-id"] == "mlbench_nightly"
         assert labels["mlbench.io/dag-run"] == "scheduled__2026-11-28T02_00_00_00_00"
-        assert labels["mlbench.io/config-id"] == configuration["config_id"]
+        assert labels["mlbench.io/config-id"] == configuration.config_id
         assert manifest["metadata"]["annotations"]["mlbench.io/dag-run-id"] == DAG_RUN  # the exact id
         assert all(len(v) <= 63 for v in labels.values())
 
@@ -148,4 +149,4 @@ def test_task_0_pods_run_the_worker_sweep_on_their_pools_backend(pool_name):
     assert args[:3] == ["worker", "--task", "allreduce"] and args[args.index("--preset") + 1] == "full"
     assert args[args.index("--backend") + 1] == pool.backend
     assert args[args.index("--device") + 1] == ("cuda" if pool.gpus_per_pod else "cpu")
-    assert job["spec"]["completions"] == 4 and configuration["config_id"] == "allreduce__allreduce__w4__r0"
+    assert job["spec"]["completions"] == 4 and configuration.config_id == "allreduce__allreduce__w4__r0"
