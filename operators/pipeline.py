@@ -32,12 +32,12 @@ TAGS = ["mlbench", "benchmark"]
 def benchmark_params() -> dict[str, Param]:
     """The manual trigger form; the request step re-validates everything with clear messages."""
     from operators.kubernetes.pools import load_pools
-    from tasks.registry import BACKENDS, PRESETS, TASKS
+    from tasks.registry import BACKENDS, TASKS, preset_names
 
     return {
         "tasks": Param(["cifar10-resnet20"], type="array", items={"type": "string", "enum": sorted(TASKS)},
                        minItems=1, title="Benchmark tasks", description="MLBench tasks to run"),
-        "preset": Param("demo", type="string", enum=list(PRESETS), title="Preset",
+        "preset": Param("demo", type="string", enum=preset_names(), title="Preset",
                         description="full / light: MLBench's targets; demo: bundled data; smoke: tests"),
         "world_sizes": Param([1, 2], type="array", items={"type": "integer", "minimum": 1}, minItems=1,
                              title="Worker counts", description="one configuration per worker count"),

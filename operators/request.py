@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tasks.errors import UserError
-from tasks.registry import BACKENDS, TASKS, get_preset, get_task, is_communication_task
+from tasks.registry import BACKENDS, TASKS, get_preset, get_task, kind_of
 
 LAUNCHERS = ("local", "kubernetes")
 ACCELERATORS = ("cpu", "gpu")
@@ -210,9 +210,9 @@ def device_for(request: BenchmarkRequest) -> str:
 
 def config_overrides(request: BenchmarkRequest, task: str) -> dict[str, str]:
     """The request's config fields for one task: the shared ones, then the task's own; the target
-    override skips task 0, which has none."""
+    override skips a task without a target (task 0)."""
     overrides = {k: v for k, v in request.overrides.items() if not isinstance(v, dict)}
     overrides.update(request.overrides.get(task) or {})
-    if request.target is not None and not is_communication_task(task):
+    if request.target is not None and kind_of(task).has_target:
         overrides["target_value"] = repr(request.target)
     return overrides

@@ -96,12 +96,12 @@ def _check_local_capacity(request: BenchmarkRequest) -> None:
 
 # ---------------------------------------------------------------------------------- data
 def datasets_of(request: BenchmarkRequest) -> dict[str, Any]:
-    """Dataset name -> resolved data spec, once per dataset however many tasks share it."""
-    from tasks.registry import is_communication_task, resolve
+    """Dataset name -> resolved config of its first task, once per dataset however many tasks share it."""
+    from tasks.registry import kind_of, resolve
 
     datasets = {}
     for task in request.tasks:
-        if is_communication_task(task):  # task 0 all-reduces random tensors: no dataset
+        if not kind_of(task).needs_data:  # task 0 all-reduces random tensors
             continue
         config = resolve(task, request.preset, world_size=1, backend=request.backend[0],
                          device="cuda" if request.accelerator == "gpu" else "cpu",
@@ -117,8 +117,8 @@ def prepare_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, st
     prepared = []
     for name, config in datasets_of(validate_request(request)).items():
         try:
-            path = catalog.prepare(name, settings.data_root, url=config.data.url, md5=config.data.md5,
-                                   log=lambda line: print(line, flush=True))  # lines carry "[data]"
+            path = catalog.prepare_for(config.data, settings.data_root,
+                                       log=lambda line: print(line, flush=True))  # lines carry "[data]"
         except Exception as exc:
             RunDirectory.of(run_id, settings).record_stop(f"data preparation failed for {name}: {exc}")
             raise
@@ -131,7 +131,7 @@ def validate_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, A
     from operators.validation import ValidationFailed, validate_dataset
     from tasks.data import catalog
     from tasks.errors import DataError
-    from tasks.runtime.sharding import column_plan, shard_plan
+    from tasks.workloads import get_workload
 
     settings = Settings.from_env()
     parsed = validate_request(request)
@@ -139,17 +139,10 @@ def validate_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, A
     summaries, failed = [], []
     for name, config in datasets_of(parsed).items():
         arrays = catalog.load(name, settings.data_root)
-        vocabulary = None
+        workload = get_workload(config.workload)
+        vocabulary = catalog.vocabulary_size(name, settings.data_root) if catalog.kind(name) == "text" else None
         try:
-            if catalog.kind(name) == "text":
-                vocabulary = catalog.vocabulary_size(name, settings.data_root)
-                plans = {k: column_plan(len(arrays["train_tokens"]), len(arrays["val_tokens"]), k,
-                                        config.batch_size, config.eval_batch_size or config.batch_size)
-                         for k in parsed.world_sizes}
-            else:
-                num_train = min(len(arrays["train_labels"]), config.data.max_train_samples or len(arrays["train_labels"]))
-                num_val = min(len(arrays["val_labels"]), config.data.max_val_samples or len(arrays["val_labels"]))
-                plans = {k: shard_plan(num_train, num_val, k, config.seed) for k in parsed.world_sizes}
+            plans = {k: workload.shard_plan(config, arrays, k) for k in parsed.world_sizes}
         except ValueError as exc:  # more ranks than samples: no configuration could train
             message = f"dataset {name}: {exc}; lower the worker counts or the batch size, or use more data"
             directory.record_stop(message)

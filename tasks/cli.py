@@ -176,21 +176,15 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     return 0
 
 
-def prepare_data(config, data_root: Path, *, full_verify: bool = False) -> Path:
-    from tasks.data import catalog
-
-    return catalog.prepare(config.data.dataset, data_root, url=config.data.url, md5=config.data.md5,
-                           full_verify=full_verify)
-
-
 def cmd_prepare(args: argparse.Namespace) -> int:
-    from tasks.registry import is_communication_task, resolve
+    from tasks.data import catalog
+    from tasks.registry import kind_of, resolve
 
     config = resolve(args.task, args.preset)
-    if is_communication_task(config.task):
+    if not kind_of(config.task).needs_data:
         print(f"task {config.task} needs no dataset: it all-reduces random tensors")
         return 0
-    path = prepare_data(config, args.data_root, full_verify=args.verify)
+    path = catalog.prepare_for(config.data, args.data_root, full_verify=args.verify)
     print(f"prepared {config.data.dataset} at {path}")
     return 0
 
@@ -202,66 +196,30 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _launch(config, args: argparse.Namespace, overrides: dict[str, str], *, data_root: Path) -> int:
     """Start the configuration's ranks on this machine, wait for all, and print how it went."""
-    from tasks.registry import is_communication_task
+    from tasks.data import catalog
+    from tasks.registry import kind_of
     from tasks.runtime.checkpoint import check_resumable
     from tasks.runtime.distributed import check_backend
     from tasks.runtime.launcher import launch_local
     from tasks.runtime.worker import ensure_writable_dir
 
+    kind = kind_of(config.task)
     output = ensure_writable_dir(args.output.resolve())
     check_resumable(output / "checkpoints", config.config_hash())
     check_backend(config.backend, config.device, config.world_size)
-    communication = is_communication_task(config.task)
-    if not communication:  # task 0 all-reduces random tensors
-        prepare_data(config, data_root)
+    if kind.needs_data:
+        catalog.prepare_for(config.data, data_root)
     print(f"[mlbench] launching {config.world_size} local rank(s) of {config.task} ({config.preset}); "
           f"logs in {output / 'logs'}", flush=True)
     outcome, result = launch_local(
         config, output=output, data_root=data_root.resolve(), overrides=overrides,
         timeout_s=args.timeout, rendezvous_timeout_s=args.rendezvous_timeout,
     )
-    if communication:
-        from tasks.runtime.allreduce_results import plot_result
-
-        plot_result(result, output / "allreduce.png")
-        print(sweep_summary_line(result, output))
-    else:
-        print(summary_line(result, output))
+    print(kind.finish_local_run(result, output))
     if outcome.returncode != 0:
         print(f"error: run failed: {result.get('reason') or outcome.message}", file=sys.stderr)
         return outcome.returncode
     return 0
-
-
-def sweep_summary_line(result: dict, output: Path) -> str:
-    if result["status"] != "completed":
-        return f"[mlbench] FAILED: {result['reason']} (result: {output / 'result.json'})"
-    parts = []
-    for dtype in result["config"]["dtypes"]:
-        rows = [r for r in result["measurements"] if r["dtype"] == dtype]
-        peak = max(rows, key=lambda r: r["busbw_gbps"])
-        parts.append(f"{dtype}: {rows[0]['latency_median_s'] * 1e3:.3f} ms at {rows[0]['elements']:,} element(s), "
-                     f"peak busbw {peak['busbw_gbps']:.3f} GB/s at {peak['elements']:,}")
-    return (f"[mlbench] all-reduce sweep of {len(result['config']['sizes'])} sizes on {result['world_size']} "
-            f"rank(s), {result['backend']} on {result['device']}: {'; '.join(parts)} "
-            f"(result: {output / 'result.json'}, plot: {output / 'allreduce.png'})")
-
-
-def summary_line(result: dict, output: Path) -> str:
-    if result["status"] != "completed":
-        return f"[mlbench] FAILED: {result['reason']} (result: {output / 'result.json'})"
-    target = result["target"]
-    if result["goal_reached"]:
-        return (f"[mlbench] goal reached: {target['metric']} {result['final_validation_metric']:.4f} "
-                f"(target {target['value']}) in {result['epochs_run']} epochs; "
-                f"time to accuracy {result['time_to_accuracy_s']:.2f}s, wall {result['wall_time_to_accuracy_s']:.2f}s; "
-                f"compute {result['compute_s']:.2f}s, communication {result['communication_s']:.2f}s "
-                f"(result: {output / 'result.json'})")
-    metric = result["best_validation_metric"]
-    best = f"{metric:.4f}" if metric is not None else "n/a"
-    short_of = "<" if target.get("mode", "max") == "max" else ">"
-    return (f"[mlbench] target NOT reached: best {target['metric']} {best} {short_of} {target['value']} "
-            f"after {result['epochs_run']} epochs (result: {output / 'result.json'})")
 
 
 def cmd_worker(args: argparse.Namespace) -> int:

@@ -1,8 +1,9 @@
 """Typed benchmark-task specifications and the resolved run configuration.
 
 A task spec says *what* a benchmark is (model, data, algorithm, hyperparameters, target), in one
-place. A preset derives a variant of it (full, light, demo, smoke). Resolving a spec for a given
-world size and backend produces a `RunConfig`: every value the training program uses, with the
+place (tasks/benchmarks/). A preset derives a variant of it (full, light, demo, smoke) as data:
+dotted overrides in the language of `--set`. Resolving a spec for a given world size and backend
+(tasks.training) produces a `RunConfig`: every value the training program uses, with the
 world-size-dependent ones (scaled learning rate, warm-up length) already computed, so the config
 that is logged is exactly the config that ran.
 """
@@ -13,22 +14,16 @@ import dataclasses
 import hashlib
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal, TypeVar, get_type_hints
 
 from tasks.errors import UserError
 
 LrScaling = Literal["none", "linear", "sqrt", "linear-capped-16"]
 ScheduleKind = Literal["plateau-with-warmup", "multistep", "constant", "nt-asgd"]
 Aggregation = Literal["flat-allreduce-gradients", "ddp", "model-averaging"]
-Workload = Literal["image-classification", "binary-classification", "language-model"]
-# What each workload trains on (tasks.data.catalog kinds) and with which loss.
-WORKLOAD_DATA_KIND = {"image-classification": "image", "binary-classification": "tabular", "language-model": "text"}
-WORKLOAD_LOSS = {
-    "image-classification": "cross-entropy",
-    "binary-classification": "binary-cross-entropy",
-    "language-model": "cross-entropy",
-}
+Workload = Literal["image-classification", "binary-classification", "language-model"]  # tasks.workloads
 Precision = Literal["fp32", "bf16"]
 
 
@@ -110,8 +105,22 @@ class LossSpec:
 class TargetSpec:
     metric: str  # name of the validation metric, e.g. "top1"
     mode: Literal["max", "min"]
-    full: float
-    light: float
+    value: float  # MLBench's (full) quality target; the light preset overrides target_value
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named variant of a task: dotted overrides of its unresolved config, exactly as
+    `--set FIELD=VALUE` takes them (so any preset can be reproduced, or varied, by hand)."""
+
+    name: str
+    description: str
+    overrides: Mapping[str, str] = field(default_factory=dict)
+
+
+def presets(*items: Preset) -> dict[str, Preset]:
+    """A task's presets by name, in the order given (the order `mlbench tasks` lists them)."""
+    return {preset.name: preset for preset in items}
 
 
 @dataclass(frozen=True)
@@ -135,10 +144,11 @@ class TaskSpec:
     target: TargetSpec
     seed: int
     num_classes: int | None  # None: from the dataset (a language model's vocabulary)
-    presets: tuple[str, ...]
+    presets: dict[str, Preset]
     workload: Workload = "image-classification"
     loss: LossSpec = LossSpec()
     eval_batch_size: int | None = None  # per worker; None = batch_size
+    kind: str = "training"  # tasks.kinds: how the task runs, is validated, logged and reported
 
     @property
     def reference_algorithm(self) -> AlgorithmSpec:
@@ -162,9 +172,56 @@ class RuntimeOptions:
     checkpoint_every_epochs: int = 1
 
 
+ConfigT = TypeVar("ConfigT", bound="ResolvedConfig")
+
+
+class ResolvedConfig:
+    """What every resolved configuration (a training run's, a sweep's) shares: a plain-dict form
+    that is logged and written to config.json, a stable hash, and the way back from that dict.
+
+    `DERIVED` names the fields computed at resolution and what to set instead (overrides refuse them).
+    """
+
+    DERIVED: ClassVar[dict[str, str]] = {}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def config_hash(self) -> str:
+        """Stable hash of the resolved config: two runs with the same hash ran the same thing."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_dict(cls: type[ConfigT], data: dict[str, Any]) -> ConfigT:
+        built: ConfigT = _build_dataclass(cls, data)
+        return built
+
+
+# Fields of a resolved training config that are computed from others; set their inputs instead.
+TRAINING_DERIVED_FIELDS = {
+    "scaled_lr": "optimizer.lr and optimizer.lr_scaling",
+    "warmup_epochs": "schedule.warmup_epochs",
+    "global_batch_size": "batch_size",
+    "world_size": "--world-size",
+    "backend": "--backend",
+    "task": "--task",
+    "preset": "--preset",
+    "algorithm": "--algorithm",
+    "aggregation": "--algorithm",
+    "reference_implementation": "--algorithm",
+    "device": "--device",
+    "mlbench_id": "the task spec",
+    "task_version": "the task spec",
+    "workload": "the task spec",
+}
+
+
 @dataclass(frozen=True)
-class RunConfig:
+class RunConfig(ResolvedConfig):
     """Everything one benchmark run uses, resolved for its world size. Logged in full."""
+
+    DERIVED: ClassVar[dict[str, str]] = TRAINING_DERIVED_FIELDS
 
     task: str
     task_version: str
@@ -196,24 +253,12 @@ class RunConfig:
     eval_batch_size: int | None = None  # per worker; None = batch_size
     runtime: RuntimeOptions = RuntimeOptions()
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def config_hash(self) -> str:
-        """Stable hash of the resolved config: two runs with the same hash trained the same thing."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
-
     def reached(self, value: float) -> bool:
         if not math.isfinite(value):
             return False
         if self.target_mode == "max":
             return value >= self.target_value
         return value <= self.target_value
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        return _build_dataclass(cls, data)
 
 
 def scale_lr(lr: float, scaling: LrScaling, world_size: int) -> float:
@@ -235,33 +280,18 @@ def resolve_warmup_epochs(warmup: Literal["log2-world-size"] | int, world_size: 
 
 
 def _build_dataclass(cls: type, data: Any) -> Any:
-    """Rebuild nested frozen dataclasses from plain JSON data (lists back to tuples)."""
+    """Rebuild nested frozen dataclasses from plain JSON data (lists back to tuples), by type hint."""
     if not dataclasses.is_dataclass(cls) or not isinstance(data, dict):
         return data
-    hints = {f.name: f for f in dataclasses.fields(cls)}
+    names = [f.name for f in dataclasses.fields(cls)]
+    hints = get_type_hints(cls)
     kwargs = {}
     for name, value in data.items():
-        if name not in hints:
-            raise UserError(f"unknown config field '{name}' in {cls.__name__}; valid: {', '.join(hints)}")
-        kwargs[name] = _coerce_field(cls, hints[name], value)
+        if name not in names:
+            raise UserError(f"unknown config field '{name}' in {cls.__name__}; valid: {', '.join(names)}")
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+            kwargs[name] = _build_dataclass(hint, value)  # type: ignore[arg-type]
+        else:
+            kwargs[name] = tuple(value) if isinstance(value, list) else value
     return cls(**kwargs)
-
-
-_NESTED = {
-    "model": ModelSpec,
-    "data": DataSpec,
-    "augmentation": Augmentation,
-    "optimizer": OptimizerSpec,
-    "schedule": ScheduleSpec,
-    "runtime": RuntimeOptions,
-    "loss": LossSpec,
-}
-
-
-def _coerce_field(owner: type, f: dataclasses.Field, value: Any) -> Any:
-    nested = _NESTED.get(f.name)
-    if nested is not None and isinstance(value, dict) and f.name != "options":
-        return _build_dataclass(nested, value)
-    if isinstance(value, list):
-        return tuple(value)
-    return value

@@ -1,24 +1,25 @@
-"""The named datasets and the only entry points the rest of the runtime uses: prepare, load, describe.
+"""The named datasets, one `DatasetEntry` each, and the only entry points the rest of the runtime
+uses: prepare, load, describe.
 
 A dataset's version names exactly what its builder produces (source and parameters are pinned
 here), so a prepared copy under any data root can be reused safely by every later run.
 
-Three kinds: image datasets (DATASETS: train/val images N x 3 x H x W uint8, int64 labels, ten
-classes), tabular ones (TABULAR_DATASETS: train/val features N x D float32, float32 0/1 labels,
-two classes, for MLBench task 2a) and text ones (TEXT_DATASETS: train/val/test int32 token
-streams and their vocabulary, for MLBench task 3a). One dataset of each kind downloads and accepts
-a data.url / data.md5 override: cifar10 (the archive's URL and md5), epsilon (a base URL holding
-both of its files, and "<train md5>,<test md5>"; see tasks.data.epsilon.epsilon_sources) and
-wikitext2 (the archive's URL and md5, by default the original archive's; its published token
-counts are always checked).
+Three kinds (what a workload trains on, tasks.workloads): `image` (train/val images N x 3 x H x W
+uint8, int64 labels), `tabular` (train/val features N x D float32, float32 0/1 labels, for MLBench
+task 2a) and `text` (train/val/test int32 token streams and their vocabulary, for task 3a). A
+dataset that downloads accepts a data.url / data.md5 override (`with_source`): cifar10 (the
+archive's URL and md5), epsilon (a base URL holding both of its files, and "<train md5>,<test
+md5>"; see tasks.data.epsilon.epsilon_sources) and wikitext2 (the archive's URL and md5, by
+default the original archive's; its published token counts are always checked).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -67,150 +68,98 @@ BREAST_CANCER_SEED = 0
 SYNTHETIC_WIKITEXT2_SEED = 0
 DEMO_TEXT_SEED = 0
 
-DatasetBuilder = Callable[..., tuple[dict[str, np.ndarray], dict]]
-
-# Image datasets, built in memory (the tabular ones are in TABULAR_DATASETS below).
-DATASETS: dict[str, tuple[str, DatasetBuilder]] = {
-    "cifar10": ("v1", build_cifar10),
-    "synthetic-cifar10": (
-        "v1",
-        partial(
-            build_synthetic_cifar10,
-            train_per_batch=SYNTHETIC_TRAIN_PER_BATCH,
-            test_size=SYNTHETIC_TEST_SIZE,
-            seed=SYNTHETIC_SEED,
-        ),
-    ),
-    "digits": ("v1-16px", partial(build_digits, image_size=DIGITS_IMAGE_SIZE, seed=DIGITS_SEED)),
-}
-
-_DESCRIPTIONS: dict[str, dict[str, Any]] = {
-    "cifar10": {
-        "source": CIFAR10_URL,
-        "train_size": 50_000,
-        "val_size": 10_000,
-        "image_shape": list(IMAGE_SHAPE),
-    },
-    "synthetic-cifar10": {
-        "source": "synthetic CIFAR-10-format archive (tasks.data.cifar10.write_cifar10_archive)",
-        "train_size": SYNTHETIC_TRAIN_PER_BATCH * len(TRAIN_BATCHES),
-        "val_size": SYNTHETIC_TEST_SIZE,
-        "image_shape": list(IMAGE_SHAPE),
-    },
-    "digits": {
-        "source": "sklearn.datasets.load_digits",
-        "train_size": 1437,  # the 80/20 stratified split of its 1797 images
-        "val_size": 360,
-        "image_shape": [3, DIGITS_IMAGE_SIZE, DIGITS_IMAGE_SIZE],
-    },
-}
+Builder = Callable[..., Any]
 
 
-class TabularDataset(NamedTuple):
-    """A tabular dataset: its version, its store builder, and whether that builder streams to disk."""
+@dataclass(frozen=True)
+class DatasetEntry:
+    """One named dataset: its kind, the version of what its builder writes, and what it is."""
 
+    name: str
+    kind: str  # "image", "tabular" or "text"
     version: str
-    build: Callable[..., Any]
-    streaming: bool
+    build: Builder  # (staging dir or nothing, log=...) -> arrays and metadata (tasks.data.store)
+    description: dict[str, Any] = field(default_factory=dict)  # source and sizes, without preparing it
+    streaming: bool = False  # the builder writes its arrays to disk itself (bounded memory)
+    # (url, md5) -> the builder's source arguments; None: the dataset ships with a package or is generated
+    with_source: Callable[[str | None, str | None], dict[str, Any]] | None = None
 
 
-TABULAR_DATASETS: dict[str, TabularDataset] = {
+def _cifar10_source(url: str | None, md5: str | None) -> dict[str, Any]:
+    return {"url": url or CIFAR10_URL, "md5": md5 or CIFAR10_MD5}
+
+
+def _wikitext2_source(url: str | None, md5: str | None) -> dict[str, Any]:
+    return {"url": url or WIKITEXT2_URL, "md5": md5}
+
+
+def _entries(*entries: DatasetEntry) -> dict[str, DatasetEntry]:
+    return {entry.name: entry for entry in entries}
+
+
+DATASETS: dict[str, DatasetEntry] = _entries(
+    DatasetEntry("cifar10", "image", "v1", build_cifar10, with_source=_cifar10_source, description={
+        "source": CIFAR10_URL, "train_size": 50_000, "val_size": 10_000, "image_shape": list(IMAGE_SHAPE),
+        "num_classes": NUM_CLASSES}),
+    DatasetEntry("synthetic-cifar10", "image", "v1", partial(
+        build_synthetic_cifar10, train_per_batch=SYNTHETIC_TRAIN_PER_BATCH, test_size=SYNTHETIC_TEST_SIZE,
+        seed=SYNTHETIC_SEED), description={
+        "source": "synthetic CIFAR-10-format archive (tasks.data.cifar10.write_cifar10_archive)",
+        "train_size": SYNTHETIC_TRAIN_PER_BATCH * len(TRAIN_BATCHES), "val_size": SYNTHETIC_TEST_SIZE,
+        "image_shape": list(IMAGE_SHAPE), "num_classes": NUM_CLASSES}),
+    DatasetEntry("digits", "image", "v1-16px", partial(build_digits, image_size=DIGITS_IMAGE_SIZE, seed=DIGITS_SEED),
+                 description={
+        "source": "sklearn.datasets.load_digits",
+        "train_size": 1437, "val_size": 360,  # the 80/20 stratified split of its 1797 images
+        "image_shape": [3, DIGITS_IMAGE_SIZE, DIGITS_IMAGE_SIZE], "num_classes": NUM_CLASSES}),
     # MLBench task 2a's dataset: 400k x 2000, converted by streaming (tasks.data.store.NpyWriter).
-    "epsilon": TabularDataset("v1", build_epsilon, streaming=True),
-    "synthetic-epsilon": TabularDataset(
-        "v1",
-        partial(
-            build_synthetic_epsilon,
-            rows=SYNTHETIC_EPSILON_TRAIN_SIZE,
-            test_rows=SYNTHETIC_EPSILON_VAL_SIZE,
-            features=SYNTHETIC_EPSILON_FEATURES,
-            seed=SYNTHETIC_EPSILON_SEED,
-        ),
-        streaming=True,
-    ),
-    "breast-cancer": TabularDataset("v1", partial(build_breast_cancer, seed=BREAST_CANCER_SEED), streaming=False),
-}
-
-_TABULAR_DESCRIPTIONS: dict[str, dict[str, Any]] = {
-    "epsilon": {
-        "source": EPSILON_BASE_URL,
-        "train_size": EPSILON_TRAIN_ROWS,
+    DatasetEntry("epsilon", "tabular", "v1", build_epsilon, streaming=True, with_source=epsilon_sources,
+                 description={
+        "source": EPSILON_BASE_URL, "train_size": EPSILON_TRAIN_ROWS,
         "val_size": EPSILON_TEST_ROWS,  # the official test file
-        "num_features": EPSILON_FEATURES,
-    },
-    "synthetic-epsilon": {
+        "num_features": EPSILON_FEATURES, "num_classes": TABULAR_NUM_CLASSES}),
+    DatasetEntry("synthetic-epsilon", "tabular", "v1", partial(
+        build_synthetic_epsilon, rows=SYNTHETIC_EPSILON_TRAIN_SIZE, test_rows=SYNTHETIC_EPSILON_VAL_SIZE,
+        features=SYNTHETIC_EPSILON_FEATURES, seed=SYNTHETIC_EPSILON_SEED), streaming=True, description={
         "source": "synthetic epsilon-format LIBSVM files (tasks.data.epsilon.write_libsvm)",
-        "train_size": SYNTHETIC_EPSILON_TRAIN_SIZE,
-        "val_size": SYNTHETIC_EPSILON_VAL_SIZE,
-        "num_features": SYNTHETIC_EPSILON_FEATURES,
-    },
-    "breast-cancer": {
+        "train_size": SYNTHETIC_EPSILON_TRAIN_SIZE, "val_size": SYNTHETIC_EPSILON_VAL_SIZE,
+        "num_features": SYNTHETIC_EPSILON_FEATURES, "num_classes": TABULAR_NUM_CLASSES}),
+    DatasetEntry("breast-cancer", "tabular", "v1", partial(build_breast_cancer, seed=BREAST_CANCER_SEED),
+                 description={
         "source": "sklearn.datasets.load_breast_cancer",
-        "train_size": 455,  # the 80/20 stratified split of its 569 samples
-        "val_size": 114,
-        "num_features": 30,
-    },
-}
-
-# Token streams in memory (a few MB for WikiText-2): (version, builder).
-TEXT_DATASETS: dict[str, tuple[str, DatasetBuilder]] = {
-    "wikitext2": ("v1", build_wikitext2),
-    "synthetic-wikitext2": ("v1", partial(build_synthetic_wikitext2, seed=SYNTHETIC_WIKITEXT2_SEED)),
+        "train_size": 455, "val_size": 114,  # the 80/20 stratified split of its 569 samples
+        "num_features": 30, "num_classes": TABULAR_NUM_CLASSES}),
+    DatasetEntry("wikitext2", "text", "v1", build_wikitext2, with_source=_wikitext2_source, description={
+        "source": WIKITEXT2_URL, "train_size": WIKITEXT2_FIGURES["train"], "val_size": WIKITEXT2_FIGURES["valid"],
+        "test_size": WIKITEXT2_FIGURES["test"], "vocab_size": WIKITEXT2_FIGURES["vocab"]}),
+    DatasetEntry("synthetic-wikitext2", "text", "v1", partial(build_synthetic_wikitext2, seed=SYNTHETIC_WIKITEXT2_SEED),
+                 description={
+        "source": "synthetic WikiText-2-format archive (tasks.data.wikitext2.write_wikitext_archive)"}),
     # Real English text that ships with every CPython: the language reference (pydoc_data.topics).
     # Its exact contents follow the Python version, which the manifest records.
-    "python-reference-text": ("v1", partial(build_demo_text, seed=DEMO_TEXT_SEED)),
-}
-
-_TEXT_DESCRIPTIONS: dict[str, dict[str, Any]] = {
-    "wikitext2": {
-        "source": WIKITEXT2_URL,
-        "train_size": WIKITEXT2_FIGURES["train"],
-        "val_size": WIKITEXT2_FIGURES["valid"],
-        "test_size": WIKITEXT2_FIGURES["test"],
-        "vocab_size": WIKITEXT2_FIGURES["vocab"],
-    },
-    "synthetic-wikitext2": {
-        "source": "synthetic WikiText-2-format archive (tasks.data.wikitext2.write_wikitext_archive)",
-    },
-    "python-reference-text": {
-        "source": "pydoc_data.topics (the Python language reference bundled with CPython)",
-    },
-}
-
-# The one dataset of each kind that downloads, and so the only one a data.url / data.md5 override fits.
-_OVERRIDABLE = {"image": "cifar10", "tabular": "epsilon", "text": "wikitext2"}
+    DatasetEntry("python-reference-text", "text", "v1", partial(build_demo_text, seed=DEMO_TEXT_SEED), description={
+        "source": "pydoc_data.topics (the Python language reference bundled with CPython)"}),
+)
+KINDS = ("image", "tabular", "text")
 
 
-def _lookup(name: str) -> tuple[str, Callable[..., Any], bool]:
-    """(version, builder, streaming) of a named dataset."""
-    if name in DATASETS:
-        version, build = DATASETS[name]
-        return version, build, False
-    if name in TABULAR_DATASETS:
-        return TABULAR_DATASETS[name]
-    if name in TEXT_DATASETS:
-        version, build = TEXT_DATASETS[name]
-        return version, build, False
-    raise UserError(
-        f"unknown dataset '{name}'; valid names: {', '.join(sorted(DATASETS))} (image), "
-        f"{', '.join(sorted(TABULAR_DATASETS))} (tabular), {', '.join(sorted(TEXT_DATASETS))} (text)"
-    )
+def entry(name: str) -> DatasetEntry:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        listed = ", ".join(f"{', '.join(names(kind))} ({kind})" for kind in KINDS)
+        raise UserError(f"unknown dataset '{name}'; valid names: {listed}") from None
 
 
-def _kind(name: str) -> str:
-    if name in TABULAR_DATASETS:
-        return "tabular"
-    return "text" if name in TEXT_DATASETS else "image"
-
-
-def names() -> list[str]:
-    return sorted(DATASETS) + sorted(TABULAR_DATASETS) + sorted(TEXT_DATASETS)
+def names(kind: str | None = None) -> list[str]:
+    """Dataset names (of one kind), sorted within each kind."""
+    kinds = KINDS if kind is None else (kind,)
+    return [name for k in kinds for name in sorted(n for n, e in DATASETS.items() if e.kind == k)]
 
 
 def kind(name: str) -> str:
     """'image', 'tabular' or 'text': what a task's workload must be able to train on."""
-    _lookup(name)
-    return _kind(name)
+    return entry(name).kind
 
 
 def prepare(
@@ -224,56 +173,44 @@ def prepare(
 ) -> Path:
     """Prepare a named dataset under root (once, safely across processes) and return its folder.
 
-    url/md5 override the CIFAR-10 mirror; a mirror without its own md5 must serve the official file.
-    For epsilon, url is a base URL (or folder) holding epsilon_normalized.bz2 and
-    epsilon_normalized.t.bz2, and md5 is "<train md5>,<test md5>"; without md5 the files must match
-    the pinned official sha256s.
+    url/md5 point a dataset that downloads at a mirror (see the module docstring for each one's form);
+    a mirror without its own md5 must serve the official file.
     """
-    version, build, streaming = _lookup(name)
-    if name == "cifar10":
-        build = partial(build, url=url or CIFAR10_URL, md5=md5 or CIFAR10_MD5)
-    elif name == "epsilon":
-        build = partial(build, **epsilon_sources(url, md5))
-    elif name == "wikitext2":
-        build = partial(build, url=url or WIKITEXT2_URL, md5=md5)
+    dataset = entry(name)
+    build = dataset.build
+    if dataset.with_source is not None:
+        build = partial(build, **dataset.with_source(url, md5))
     elif url is not None or md5 is not None:
-        raise UserError(
-            f"data url/md5 overrides apply only to dataset '{_OVERRIDABLE[_kind(name)]}', not '{name}'; remove them"
-        )
-    return prepare_dataset(Path(root), name, version, partial(build, log=log), log=log, streaming=streaming,
-                           full_verify=full_verify)
+        downloading = [n for n in names(dataset.kind) if DATASETS[n].with_source is not None]
+        raise UserError(f"data url/md5 overrides apply only to dataset '{', '.join(downloading)}', not '{name}'; "
+                        "remove them")
+    return prepare_dataset(Path(root), name, dataset.version, partial(build, log=log), log=log,
+                           streaming=dataset.streaming, full_verify=full_verify)
+
+
+def prepare_for(data: Any, root: Path, *, log: Log = log_to_stderr, full_verify: bool = False) -> Path:
+    """Prepare the dataset a resolved config's `data` spec names, with its mirror if it has one."""
+    return prepare(data.dataset, root, url=data.url, md5=data.md5, log=log, full_verify=full_verify)
 
 
 def load(name: str, root: Path) -> dict[str, np.ndarray]:
     """The prepared arrays of a named dataset (memory-mapped): train/val images or features, and labels."""
-    version, _, _ = _lookup(name)
-    return load_dataset(Path(root), name, version)
+    return load_dataset(Path(root), name, entry(name).version)
 
 
 def metadata(name: str, root: Path) -> dict[str, Any]:
     """What the builder recorded about a prepared dataset (source, checksums, sizes; a text vocabulary)."""
-    version, _, _ = _lookup(name)
-    return dict(read_manifest(Path(root), name, version).get("metadata") or {})
+    return dict(read_manifest(Path(root), name, entry(name).version).get("metadata") or {})
 
 
 def vocabulary_size(name: str, root: Path) -> int:
     """A prepared text dataset's vocabulary size (token ids are 0..size-1)."""
     if kind(name) != "text":
-        raise UserError(f"dataset '{name}' is {_kind(name)} data; only text datasets have a vocabulary")
+        raise UserError(f"dataset '{name}' is {kind(name)} data; only text datasets have a vocabulary")
     return int(metadata(name, root)["vocab_size"])
 
 
 def describe(name: str) -> dict[str, Any]:
     """What a dataset is without preparing it: for listings, plans and result records."""
-    version, _, _ = _lookup(name)
-    if _kind(name) == "text":
-        return {"name": name, "version": version, "kind": "text", **_TEXT_DESCRIPTIONS[name]}
-    if _kind(name) == "tabular":
-        return {
-            "name": name,
-            "version": version,
-            "kind": "tabular",
-            "num_classes": TABULAR_NUM_CLASSES,
-            **_TABULAR_DESCRIPTIONS[name],
-        }
-    return {"name": name, "version": version, "num_classes": NUM_CLASSES, **_DESCRIPTIONS[name]}
+    dataset = entry(name)
+    return {"name": name, "version": dataset.version, "kind": dataset.kind, **dataset.description}

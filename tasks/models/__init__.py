@@ -25,7 +25,7 @@ def build_model(name: str, num_classes: int | None, options: dict[str, Any] | No
         from tasks.models.awd_lstm import AWDLSTM
 
         try:
-            return AWDLSTM(**options)  # vocab_size comes from the dataset (tasks.runtime.workloads)
+            return AWDLSTM(**options)  # vocab_size comes from the dataset (tasks.runtime.workload_runtime)
         except (TypeError, ValueError) as exc:
             raise UserError(f"bad model.options for awd-lstm: {exc}") from None
     raise UserError(f"unknown model '{name}'; valid models: {', '.join(MODEL_NAMES)}")

@@ -133,6 +133,21 @@ def run_benchmark(*, device: str, dtypes: list[str], sizes: list[int], repeats: 
     return rows, wrong
 
 
+class SweepRunner:
+    """Task 0 as one rank's runner (tasks.kinds.RankRunner)."""
+
+    def __init__(self, config: CommunicationConfig, env: RankEnv, output: Path) -> None:
+        self.config, self.env, self.output = config, env, output
+
+    def run_rank(self) -> int:
+        return run_sweep(self.config, self.env, self.output)
+
+    def failure_record(self, reason: str) -> dict:
+        from tasks.runtime.allreduce_results import failed_result
+
+        return failed_result(self.config, reason)
+
+
 def run_sweep(config: CommunicationConfig, env: RankEnv, output: Path) -> int:
     """Task 0 as one rank of an initialized process group; returns the exit code.
 

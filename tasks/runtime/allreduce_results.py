@@ -36,10 +36,7 @@ def base_result(config: CommunicationConfig) -> dict[str, Any]:
 
 
 def failed_result(config: CommunicationConfig, reason: str, provenance: dict | None = None) -> dict[str, Any]:
-    result = base_result(config)
-    result["reason"] = reason
-    result["provenance"] = provenance or {}
-    return result
+    return {**base_result(config), "reason": reason, "provenance": provenance or {}}
 
 
 def plot_series(series: dict[str, list[dict]], path, title: str):

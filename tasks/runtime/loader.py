@@ -111,7 +111,7 @@ class TokenSequences:
     """One rank's columns of a token stream, walked top to bottom in consecutive sequences.
 
     The stream is cut into `columns_per_rank * world_size` contiguous columns and rank r keeps its
-    block of `columns_per_rank` (MLBench's partitioning; tasks.data.wikitext2). Each step's input is
+    block of `columns_per_rank` (MLBench's partitioning; tasks.runtime.token_stream). Each step's input is
     rows [p, p + L) and its targets the same columns one token later. Training draws the lengths L
     around `sequence_length` from (seed, epoch) alone, so every rank draws the same ones (MLBench
     drew them on rank 0 and broadcast them); evaluation uses `sequence_length` throughout.
@@ -120,7 +120,7 @@ class TokenSequences:
 
     def __init__(self, tokens: np.ndarray, columns_per_rank: int, sequence_length: int, *, train: bool,
                  seed: int, rank: int, world_size: int) -> None:
-        from tasks.data.wikitext2 import bptt_batches, worker_columns
+        from tasks.runtime.token_stream import bptt_batches, worker_columns
 
         matrix = bptt_batches(np.asarray(tokens), columns_per_rank * world_size)
         self.columns = torch.from_numpy(worker_columns(matrix, rank, world_size).astype(np.int64))
@@ -134,7 +134,7 @@ class TokenSequences:
         return (self.columns.shape[0] - 1) * self.columns.shape[1]
 
     def lengths(self, epoch: int) -> np.ndarray:
-        from tasks.data.wikitext2 import sequence_lengths
+        from tasks.runtime.token_stream import sequence_lengths
 
         seed = None
         if self.train:

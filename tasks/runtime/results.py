@@ -71,15 +71,15 @@ def base_result(config: RunConfig) -> dict[str, Any]:
     }
 
 
-def failed_result(config: RunConfig | CommunicationConfig, reason: str, provenance: dict | None = None) -> dict[str, Any]:
-    if isinstance(config, CommunicationConfig):  # task 0's bundle has its own layout
-        from tasks.runtime import allreduce_results
+def failed_training_result(config: RunConfig, reason: str, provenance: dict | None = None) -> dict[str, Any]:
+    return {**base_result(config), "reason": reason, "provenance": provenance or {}}
 
-        return allreduce_results.failed_result(config, reason, provenance)
-    result = base_result(config)
-    result["reason"] = reason
-    result["provenance"] = provenance or {}
-    return result
+
+def failed_result(config: RunConfig | CommunicationConfig, reason: str, provenance: dict | None = None) -> dict[str, Any]:
+    """The record of a run that failed before (or without) its ranks writing one, in its kind's layout."""
+    from tasks.registry import kind_of
+
+    return kind_of(config.task).failed_result(config, reason, provenance)
 
 
 def write_result(output: Path, result: dict[str, Any]) -> Path:

@@ -34,24 +34,3 @@ def shard_plan(num_train: int, num_val: int, world_size: int, seed: int) -> dict
         "train": [len(s) for s in train_shards(num_train, world_size, seed)],
         "validation": [len(s) for s in validation_shards(num_val, world_size, seed)],
     }
-
-
-def column_plan(num_train_tokens: int, num_val_tokens: int, world_size: int, columns_per_rank: int,
-                eval_columns: int) -> dict[str, list[int]]:
-    """Tokens each rank predicts per epoch in a language model (tasks.runtime.loader.TokenSequences).
-
-    Training: its block of columns_per_rank of the stream's columns_per_rank * world_size columns,
-    every row but the first a target. Validation is not sharded: every rank predicts the whole
-    stream, in eval_columns columns.
-    """
-    train_rows = num_train_tokens // (columns_per_rank * world_size)
-    if train_rows < 2:
-        raise ValueError(f"{num_train_tokens} training tokens cannot fill {columns_per_rank * world_size} columns "
-                         "of at least 2 rows (input and target)")
-    val_rows = num_val_tokens // eval_columns
-    if val_rows < 2:
-        raise ValueError(f"{num_val_tokens} validation tokens cannot fill {eval_columns} columns of at least 2 rows")
-    return {
-        "train": [(train_rows - 1) * columns_per_rank] * world_size,
-        "validation": [(val_rows - 1) * eval_columns] * world_size,
-    }

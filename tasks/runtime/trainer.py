@@ -1,5 +1,5 @@
 """The training loop every training task shares: timed steps, global metrics, goal checks,
-checkpoints and resume, the results bundle (what differs per kind of task: tasks.runtime.workloads).
+checkpoints and resume, the results bundle (what differs per workload: tasks.runtime.workload_runtime).
 
 Every decision that ends the run (goal reached, divergence, last epoch) is taken from
 all-reduced values, so all ranks take it at the same epoch and stop together.
@@ -7,8 +7,10 @@ all-reduced values, so all ranks take it at the same epoch and stop together.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -19,7 +21,7 @@ import torch.distributed as dist
 from torch import nn
 
 from tasks.data import catalog
-from tasks.errors import UserError
+from tasks.errors import ExitCode, UserError
 from tasks.models import build_model, parameter_count
 from tasks.runtime import checkpoint, provenance
 from tasks.runtime.aggregation import build_aggregation
@@ -28,10 +30,11 @@ from tasks.runtime.distributed import RankEnv
 from tasks.runtime.loader import derived_seed
 from tasks.runtime.mllog import RunLog, constants
 from tasks.runtime.results import base_result, utc_now, write_result
-from tasks.runtime.schedules import build_schedule
+from tasks.runtime.schedules import ConstantLR, build_schedule
 from tasks.runtime.timing import PHASES, StepTimer
-from tasks.runtime.workloads import build_workload, check_arrays
+from tasks.runtime.workload_runtime import build_workload
 from tasks.spec import RunConfig
+from tasks.workloads import check_arrays, get_workload
 
 
 class Diverged(Exception):
@@ -51,6 +54,21 @@ class RunState:
     best_metric: float | None = None
     resumes: int = 0
     started_at: str = field(default_factory=utc_now)
+
+
+@dataclass
+class TrainingParts:
+    """What `Trainer.build` makes: the model (wrapped for its aggregation), its optimizer and schedule,
+    and this rank's batches."""
+
+    base_model: nn.Module
+    model: nn.Module
+    aggregation: Any  # tasks.runtime.aggregation: FlatAllReduceGradients, DDPAggregation or ModelAveraging
+    optimizer: torch.optim.Optimizer
+    schedule: ConstantLR
+    train_batches: Any  # ShardBatches or TokenSequences (tasks.runtime.loader)
+    val_batches: Any
+    num_val: int
 
 
 def configure_determinism(config: RunConfig) -> None:
@@ -90,35 +108,41 @@ class Trainer:
         self.workload = build_workload(config)
         self.weight_average: WeightAverage | None = None  # averaged SGD (NT-ASGD) once switched on
         self.mllog = RunLog(output / "mllog.log", enabled=self.is_chief)
+        self.parts: TrainingParts | None = None  # set by build()
+        self._segment_start = time.perf_counter()  # reset at the run start, in build()
+        self._wall_before = 0.0
 
     # ----------------------------------------------------------------------------- set-up
-    def build(self) -> None:
-        """Model, aggregation and optimizer; needs a process group only when world size > 1."""
+    def build(self) -> TrainingParts:
+        """Model, aggregation, optimizer, schedule and this rank's batches; needs a process group
+        only when world size > 1."""
         config = self.config
         self.mllog.start(constants.INIT_START)
         configure_determinism(config)
         # Opening the memory-mapped arrays reads only their headers (shapes), not the data.
-        self.arrays = catalog.load(config.data.dataset, self.data_root)
-        check_arrays(self.workload, self.arrays, config.data.dataset, self.data_root)
-        options = self.workload.model_options(self.arrays, catalog.metadata(config.data.dataset, self.data_root))
+        arrays = catalog.load(config.data.dataset, self.data_root)
+        check_arrays(get_workload(config.workload), arrays, config.data.dataset, self.data_root)
+        options = self.workload.model_options(arrays, catalog.metadata(config.data.dataset, self.data_root))
         model = build_model(config.model.name, config.num_classes, options)
         self.parameters = parameter_count(model)
         model = model.to(self.device)
         if config.runtime.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        self.base_model = model
-        self.aggregation = build_aggregation(config.aggregation, model, self.env.world_size, self.device)
-        self.model = self.aggregation.wrap()
+        aggregation = build_aggregation(config.aggregation, model, self.env.world_size, self.device)
         opt = config.optimizer
-        self.optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=config.scaled_lr,
-            momentum=opt.momentum,
-            weight_decay=opt.weight_decay,
-            nesterov=opt.nesterov,
-        )
+        optimizer = torch.optim.SGD(model.parameters(), lr=config.scaled_lr, momentum=opt.momentum,
+                                    weight_decay=opt.weight_decay, nesterov=opt.nesterov)
         self._log_hyperparameters()
         self.mllog.end(constants.INIT_STOP)
+        self.mllog.start(constants.RUN_START)
+        self._segment_start = time.perf_counter()  # MLPerf's run start: before the first data is touched
+        train_batches, val_batches, num_val = self.workload.data(arrays, self.env.rank, config.world_size)
+        self.mllog.event(constants.TRAIN_SAMPLES, train_batches.num_samples * config.world_size)
+        self.mllog.event(constants.EVAL_SAMPLES, num_val)
+        self.parts = TrainingParts(base_model=model, model=aggregation.wrap(), aggregation=aggregation,
+                                   optimizer=optimizer, schedule=build_schedule(config),
+                                   train_batches=train_batches, val_batches=val_batches, num_val=num_val)
+        return self.parts
 
     def _log_hyperparameters(self) -> None:
         c = self.config
@@ -135,14 +159,6 @@ class Trainer:
         self.mllog.event("world_size", c.world_size)
         self.mllog.event("config_hash", c.config_hash())
 
-    def _load_data(self) -> None:
-        config = self.config
-        self.train_batches, self.val_batches, num_val = self.workload.data(self.arrays, self.env.rank,
-                                                                           config.world_size)
-        self.mllog.event(constants.TRAIN_SAMPLES, self.train_batches.num_samples * config.world_size)
-        self.mllog.event(constants.EVAL_SAMPLES, num_val)
-        self.schedule = build_schedule(config)
-
     # ----------------------------------------------------------------------------- resume
     def _checkpoint_dir(self) -> Path:
         return self.output / "checkpoints"
@@ -156,7 +172,13 @@ class Trainer:
         if failed.item() > 0:
             raise UserError(f"another rank failed while {what}; see its log")
 
+    def _built(self) -> TrainingParts:
+        if self.parts is None:
+            raise RuntimeError("Trainer.build() has not run")
+        return self.parts
+
     def _resume(self) -> None:
+        parts = self._built()
         payload, error = None, None
         try:
             payload = checkpoint.load_latest(self._checkpoint_dir(), self.env.rank, self.config.config_hash())
@@ -165,11 +187,11 @@ class Trainer:
         self._agree("loading its checkpoint", error)
         if payload is None:
             return
-        self.base_model.load_state_dict(payload["model"])
-        self.optimizer.load_state_dict(payload["optimizer"])
-        self.schedule.load_state_dict(payload["schedule"])
+        parts.base_model.load_state_dict(payload["model"])
+        parts.optimizer.load_state_dict(payload["optimizer"])
+        parts.schedule.load_state_dict(payload["schedule"])
         if payload.get("weight_average") is not None:
-            self.weight_average = WeightAverage(self.base_model)
+            self.weight_average = WeightAverage(parts.base_model)
             self.weight_average.load_state_dict(payload["weight_average"])
         self.timer.load_state_dict(payload["timer"])
         self.state = RunState(**payload["state"])
@@ -177,23 +199,20 @@ class Trainer:
         self.log(f"[mlbench] resuming after epoch {self.state.epochs_done} from {self._checkpoint_dir()}")
 
     def _save_checkpoint(self) -> None:
+        parts = self._built()
         directory = self._checkpoint_dir()
         epoch = self.state.epochs_done
+        payload = {
+            "model": parts.base_model.state_dict(),
+            "optimizer": parts.optimizer.state_dict(),
+            "schedule": parts.schedule.state_dict(),
+            "weight_average": self.weight_average.state_dict() if self.weight_average else None,
+            "timer": self.timer.state_dict(),
+            "state": self.state.__dict__.copy(),
+        }
         error = None
         try:
-            checkpoint.save_rank(
-                directory,
-                epoch,
-                self.env.rank,
-                {
-                    "model": self.base_model.state_dict(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "schedule": self.schedule.state_dict(),
-                    "weight_average": self.weight_average.state_dict() if self.weight_average else None,
-                    "timer": self.timer.state_dict(),
-                    "state": self.state.__dict__.copy(),
-                },
-            )
+            checkpoint.save_rank(directory, epoch, self.env.rank, payload)
         except OSError as exc:
             error = UserError(f"cannot write checkpoint into {directory}: {exc.strerror or exc}")
         self._agree("saving its checkpoint", error)  # doubles as the barrier before publishing
@@ -203,30 +222,39 @@ class Trainer:
         checkpoint.prune(directory, epoch, self.env.rank)
 
     # ----------------------------------------------------------------------------- loop
-    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One timed step on a batch the loader has handed over; returns the batch's summed loss."""
-        timer, device = self.timer, self.device
-        timer.start_step()
-        inputs = inputs.to(device, non_blocking=True)
-        labels = labels.to(device, non_blocking=True)
+    def _to_device(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        inputs = inputs.to(self.device, non_blocking=True)
+        labels = labels.to(self.device, non_blocking=True)
         if self.config.runtime.channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
+        return inputs, labels
+
+    @contextlib.contextmanager
+    def _autocast(self) -> Iterator[None]:
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
+            yield
+
+    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """One timed step on a batch the loader has handed over; returns the batch's summed loss."""
+        parts, timer = self._built(), self.timer
+        timer.start_step()
+        inputs, labels = self._to_device(inputs, labels)
         timer.mark("data")
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
-            outputs = self.workload.forward(self.model, inputs)
+        with self._autocast():
+            outputs = self.workload.forward(parts.model, inputs)
             timer.mark("forward")
-            loss = self.workload.loss(outputs, labels, self.base_model)
+            loss = self.workload.loss(outputs, labels, parts.base_model)
         timer.mark("loss")
         loss.backward()
         timer.mark("backward")
-        self.aggregation.after_backward()
+        parts.aggregation.after_backward()
         timer.mark("communication")
         if self.config.optimizer.grad_clip_norm:  # on the aggregated gradient, as MLBench's optimizer did
-            nn.utils.clip_grad_norm_(self.base_model.parameters(), self.config.optimizer.grad_clip_norm)
-        self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
+            nn.utils.clip_grad_norm_(parts.base_model.parameters(), self.config.optimizer.grad_clip_norm)
+        parts.optimizer.step()
+        parts.optimizer.zero_grad(set_to_none=True)
         timer.mark("optimizer")
-        self.aggregation.after_step()  # model averaging communicates after the local step
+        parts.aggregation.after_step()  # model averaging communicates after the local step
         timer.mark("communication")
         if self.weight_average is not None:  # the weights every rank holds after the step
             self.weight_average.update()
@@ -236,8 +264,8 @@ class Trainer:
 
     def _train_epoch(self, epoch: int) -> tuple[float, float]:
         """One pass over this rank's shard; returns (global mean train loss, this rank's train time)."""
-        device = self.device
-        self.model.train()
+        parts, device = self._built(), self.device
+        parts.model.train()
         loss_sum = torch.zeros((), device=device)
         samples = 0
         train_time_before = self.timer.train_time
@@ -246,10 +274,10 @@ class Trainer:
         # run draw the masks an uninterrupted one would.
         torch.manual_seed(derived_seed(self.config.seed, self.env.rank, epoch))
         self.workload.start_pass()
-        for step, (inputs, labels) in enumerate(self.train_batches.epoch(epoch)):
-            lr = self.schedule.lr_for_step(epoch, step) * self.workload.lr_factor(inputs)
+        for step, (inputs, labels) in enumerate(parts.train_batches.epoch(epoch)):
+            lr = parts.schedule.lr_for_step(epoch, step) * self.workload.lr_factor(inputs)
             if lr != current_lr:
-                for group in self.optimizer.param_groups:
+                for group in parts.optimizer.param_groups:
                     group["lr"] = lr
                 current_lr = lr
             loss_sum += self.train_step(inputs, labels)
@@ -268,17 +296,15 @@ class Trainer:
     @torch.no_grad()
     def _evaluate_model(self) -> dict[str, float]:
         """Every rank sums over its shard, the sums are all-reduced."""
-        model = self.base_model
+        parts = self._built()
+        model = parts.base_model
         model.eval()
-        device = self.device
-        names = self.workload.metrics  # sums in this order, then the sample count
-        totals = torch.zeros(len(names) + 1, device=device)
+        names = self.workload.summed_metrics  # sums in this order, then the sample count
+        totals = torch.zeros(len(names) + 1, device=self.device)
         self.workload.start_pass()
-        for inputs, labels in self.val_batches.epoch(0):
-            inputs, labels = inputs.to(device), labels.to(device)
-            if self.config.runtime.channels_last:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
+        for batch in parts.val_batches.epoch(0):
+            inputs, labels = self._to_device(*batch)
+            with self._autocast():
                 outputs = self.workload.forward(model, inputs)
             totals[:-1] += self.workload.evaluation_sums(outputs, labels, model)
             totals[-1] += labels.numel()
@@ -290,16 +316,9 @@ class Trainer:
     def run(self) -> dict[str, Any]:
         """Train until the goal or max epochs; returns the result (complete on rank 0)."""
         self.build()
-        self.mllog.start(constants.RUN_START)
-        segment_start = time.perf_counter()
-        self._load_data()
         self._resume()
         config, state = self.config, self.state
-        wall_before = state.wall_time_s
-
-        def wall_now() -> float:
-            return wall_before + time.perf_counter() - segment_start
-
+        self._wall_before = state.wall_time_s  # what earlier segments of a resumed run took
         self.log(
             f"[mlbench] {config.task} preset={config.preset} algorithm={config.algorithm} "
             f"world_size={config.world_size} backend={config.backend} device={config.device} "
@@ -308,55 +327,11 @@ class Trainer:
         status, reason = "completed", None
         try:
             while not state.goal_reached and state.epochs_done < config.max_epochs:
-                epoch = state.epochs_done
-                epoch_start = time.perf_counter()
-                self.mllog.start(constants.EPOCH_START, epoch_num=epoch + 1)
-                train_loss, epoch_train_time = self._train_epoch(epoch)
-                self.mllog.end(constants.EPOCH_STOP, epoch_num=epoch + 1)
-                if not math.isfinite(train_loss):
-                    raise Diverged(f"training loss is {train_loss} at epoch {epoch + 1}")
-                metrics = None
-                if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.max_epochs:
-                    self.mllog.start(constants.EVAL_START, epoch_num=epoch + 1)
-                    metrics = self._evaluate()
-                    self.mllog.end(constants.EVAL_STOP, epoch_num=epoch + 1)
-                    if not math.isfinite(metrics["loss"]):
-                        raise Diverged(f"validation loss is {metrics['loss']} at epoch {epoch + 1}")
-                    value = metrics[config.target_metric]
-                    self.mllog.event(constants.EVAL_ACCURACY, value, epoch_num=epoch + 1)
-                    better = max if config.target_mode == "max" else min
-                    state.best_metric = value if state.best_metric is None else better(state.best_metric, value)
-                    if config.reached(value):
-                        state.goal_reached = True
-                        state.time_to_accuracy_s = self.timer.train_time
-                        state.wall_time_to_accuracy_s = wall_now()
-                lr = self.schedule.lr
-                self.schedule.end_epoch(epoch, metrics["loss"] if metrics else None)
-                if self.schedule.averaging and self.weight_average is None:
-                    self.weight_average = WeightAverage(self.base_model)
-                    self.log(f"[mlbench] validation loss stopped improving: averaged SGD from epoch {epoch + 2}")
-                state.epochs_done = epoch + 1
-                state.history.append(
-                    {
-                        "epoch": epoch + 1,
-                        "lr": lr,
-                        "train_loss": train_loss,
-                        "validation_metric": metrics[config.target_metric] if metrics else None,
-                        "validation_loss": metrics["loss"] if metrics else None,
-                        "validation_top5": metrics.get("top5") if metrics else None,
-                        "epoch_time_s": time.perf_counter() - epoch_start,
-                        "train_time_s": epoch_train_time,
-                        "cumulative_train_time_s": self.timer.train_time,
-                    }
-                )
-                self._print_epoch(state.history[-1])
-                state.wall_time_s = wall_now()
-                if state.epochs_done % config.runtime.checkpoint_every_epochs == 0 or state.goal_reached:
-                    self._save_checkpoint()
+                self._run_epoch(state.epochs_done)
         except Diverged as exc:
             status, reason = "failed", f"diverged: {exc}"
             self.log(f"[mlbench] run failed: {reason}")
-        state.wall_time_s = wall_now()
+        state.wall_time_s = self._wall_now()
         self.mllog.end(constants.RUN_STOP, status="success" if state.goal_reached else "aborted")
         self.mllog.close()
         ranks: list[Any] = [None] * self.env.world_size
@@ -365,6 +340,71 @@ class Trainer:
         if self.is_chief:
             write_result(self.output, result)
         return result
+
+    def run_rank(self) -> int:
+        """The run as one rank's process sees it (tasks.kinds.RankRunner): its exit code."""
+        result = self.run()
+        return ExitCode.OK if result["status"] == "completed" else ExitCode.RUN_FAILED
+
+    def failure_record(self, reason: str) -> dict[str, Any]:
+        """What this rank knew when the run failed: the epochs done and its own timings."""
+        return self.result("failed", reason, [self.rank_summary()])
+
+    def _wall_now(self) -> float:
+        """MLPerf's clock: this segment's time since its run start, after what earlier segments ran."""
+        return self._wall_before + time.perf_counter() - self._segment_start
+
+    def _run_epoch(self, epoch: int) -> None:
+        config, state = self.config, self.state
+        epoch_start = time.perf_counter()
+        self.mllog.start(constants.EPOCH_START, epoch_num=epoch + 1)
+        train_loss, epoch_train_time = self._train_epoch(epoch)
+        self.mllog.end(constants.EPOCH_STOP, epoch_num=epoch + 1)
+        if not math.isfinite(train_loss):
+            raise Diverged(f"training loss is {train_loss} at epoch {epoch + 1}")
+        metrics = None
+        if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.max_epochs:
+            metrics = self._evaluate_epoch(epoch)
+        schedule = self._built().schedule
+        lr = schedule.lr
+        schedule.end_epoch(epoch, metrics["loss"] if metrics else None)
+        if schedule.averaging and self.weight_average is None:
+            self.weight_average = WeightAverage(self._built().base_model)
+            self.log(f"[mlbench] validation loss stopped improving: averaged SGD from epoch {epoch + 2}")
+        state.epochs_done = epoch + 1
+        state.history.append({
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": train_loss,
+            "validation_metric": metrics[config.target_metric] if metrics else None,
+            "validation_loss": metrics["loss"] if metrics else None,
+            "validation_top5": metrics.get("top5") if metrics else None,
+            "epoch_time_s": time.perf_counter() - epoch_start,
+            "train_time_s": epoch_train_time,
+            "cumulative_train_time_s": self.timer.train_time,
+        })
+        self._print_epoch(state.history[-1])
+        state.wall_time_s = self._wall_now()
+        if state.epochs_done % config.runtime.checkpoint_every_epochs == 0 or state.goal_reached:
+            self._save_checkpoint()
+
+    def _evaluate_epoch(self, epoch: int) -> dict[str, float]:
+        """Validation after an epoch; records the best metric and whether the goal was reached."""
+        config, state = self.config, self.state
+        self.mllog.start(constants.EVAL_START, epoch_num=epoch + 1)
+        metrics = self._evaluate()
+        self.mllog.end(constants.EVAL_STOP, epoch_num=epoch + 1)
+        if not math.isfinite(metrics["loss"]):
+            raise Diverged(f"validation loss is {metrics['loss']} at epoch {epoch + 1}")
+        value = metrics[config.target_metric]
+        self.mllog.event(constants.EVAL_ACCURACY, value, epoch_num=epoch + 1)
+        better = max if config.target_mode == "max" else min
+        state.best_metric = value if state.best_metric is None else better(state.best_metric, value)
+        if config.reached(value):
+            state.goal_reached = True
+            state.time_to_accuracy_s = self.timer.train_time
+            state.wall_time_to_accuracy_s = self._wall_now()
+        return metrics
 
     def _print_epoch(self, row: dict[str, Any]) -> None:
         metric = row["validation_metric"]
@@ -396,7 +436,7 @@ class Trainer:
             (row["validation_metric"] for row in reversed(state.history) if row["validation_metric"] is not None),
             None,
         )
-        shard = self.train_batches.num_samples if hasattr(self, "train_batches") else 0
+        shard = self.parts.train_batches.num_samples if self.parts is not None else 0
         samples = shard * self.config.world_size * state.epochs_done
         result.update(
             status=status,

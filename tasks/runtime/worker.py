@@ -10,6 +10,8 @@ from pathlib import Path
 
 from tasks.communication import CommunicationConfig
 from tasks.errors import ExitCode, UserError
+from tasks.kinds import RankRunner
+from tasks.registry import kind_of
 from tasks.runtime.distributed import RankEnv, check_backend, init_process_group
 from tasks.runtime.results import failed_result, write_result
 from tasks.spec import RunConfig
@@ -31,45 +33,37 @@ def run_rank(config: RunConfig | CommunicationConfig, env: RankEnv, data_root: P
     import torch
     import torch.distributed as dist
 
-    from tasks.runtime.trainer import Trainer
-
     threads = os.environ.get("OMP_NUM_THREADS")
     if threads:
         torch.set_num_threads(int(threads))
-    trainer = None
+    runner = None
     try:
         check_backend(config.backend, config.device, int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
         if config.device == "cuda":  # before the process group, so NCCL binds this rank's GPU
             torch.cuda.set_device(env.local_rank)
         init_process_group(env, config.backend)
-        if isinstance(config, CommunicationConfig):  # task 0: a sweep of all-reduce calls, nothing to train
-            from tasks.runtime.allreduce import run_sweep
-
-            return run_sweep(config, env, output)
-        trainer = Trainer(config, env, data_root, output)
-        result = trainer.run()
-        return ExitCode.OK if result["status"] == "completed" else ExitCode.RUN_FAILED
+        runner = kind_of(config.task).make_runner(config, env, data_root, output)
+        return runner.run_rank()
     except UserError as exc:
-        _record_failure(config, env, output, trainer, str(exc))
+        _record_failure(config, env, output, runner, str(exc))
         print(f"error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
     except Exception as exc:  # a crash is still a recorded run, with its reason
         traceback.print_exc()
-        _record_failure(config, env, output, trainer, f"rank {env.rank} crashed: {type(exc).__name__}: {exc}")
+        _record_failure(config, env, output, runner, f"rank {env.rank} crashed: {type(exc).__name__}: {exc}")
         return ExitCode.RUN_FAILED
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
 
 
-def _record_failure(config: RunConfig | CommunicationConfig, env: RankEnv, output: Path, trainer, reason: str) -> None:
+def _record_failure(config: RunConfig | CommunicationConfig, env: RankEnv, output: Path,
+                    runner: RankRunner | None, reason: str) -> None:
+    """Rank 0 records why the run failed, with what its runner had measured by then."""
     if env.rank != 0:
         return
     try:
-        if trainer is not None:
-            result = trainer.result("failed", reason, [trainer.rank_summary()])
-        else:
-            result = failed_result(config, reason)
+        result = runner.failure_record(reason) if runner is not None else failed_result(config, reason)
         write_result(output, result)
     except Exception:  # never mask the original failure
         traceback.print_exc()

@@ -142,7 +142,7 @@ def test_corrupted_dataset_stops_at_the_gx_gate_before_training(home, tmp_path):
 
     home, env = home
     data_root = tmp_path / "data"
-    version, _builder = catalog.DATASETS["synthetic-cifar10"]
+    version = catalog.DATASETS["synthetic-cifar10"].version
 
     def corrupt(scratch):
         rng = np.random.default_rng(0)

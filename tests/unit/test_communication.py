@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from tasks.communication import ALLREDUCE, CommunicationConfig, tensor_sizes
+from tasks.benchmarks.allreduce import TASK as ALLREDUCE
+from tasks.communication import CommunicationConfig, tensor_sizes
 from tasks.errors import UserError
 from tasks.registry import TASKS, get_task, is_communication_task, resolve, task_summary
 from tests.conftest import REPO

@@ -25,7 +25,7 @@ def _quiet(message: str) -> None:
 
 
 def test_catalog_names_and_versions() -> None:
-    assert {name: version for name, (version, _) in catalog.DATASETS.items()} == {
+    assert {name: catalog.DATASETS[name].version for name in catalog.names("image")} == {
         "cifar10": "v1",
         "synthetic-cifar10": "v1",
         "digits": "v1-16px",
@@ -42,6 +42,7 @@ def test_describe_without_preparing() -> None:
     assert catalog.describe("digits") == {
         "name": "digits",
         "version": "v1-16px",
+        "kind": "image",
         "source": "sklearn.datasets.load_digits",
         "train_size": 1437,
         "val_size": 360,
@@ -92,7 +93,7 @@ def test_data_package_imports_stay_light() -> None:
 
 
 def test_text_datasets_prepare_with_their_vocabulary(tmp_path: Path) -> None:
-    assert {name: catalog.kind(name) for name in catalog.TEXT_DATASETS} == {
+    assert {name: catalog.kind(name) for name in catalog.names("text")} == {
         "wikitext2": "text", "synthetic-wikitext2": "text", "python-reference-text": "text",
     }
     assert catalog.describe("wikitext2")["vocab_size"] == 33_278

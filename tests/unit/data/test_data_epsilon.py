@@ -226,7 +226,7 @@ def test_synthetic_epsilon_through_the_catalog(tmp_path: Path) -> None:
 
 
 def test_epsilon_catalog_entry_and_describe() -> None:
-    assert {name: spec.version for name, spec in catalog.TABULAR_DATASETS.items()} == {
+    assert {name: catalog.DATASETS[name].version for name in catalog.names("tabular")} == {
         "epsilon": "v1",
         "synthetic-epsilon": "v1",
         "breast-cancer": "v1",

@@ -17,13 +17,11 @@ from tasks.data.wikitext2 import (
     build_demo_text,
     build_synthetic_wikitext2,
     build_wikitext2,
-    bptt_batches,
     generated_corpus,
     read_wikitext_archive,
-    sequence_lengths,
-    worker_columns,
     write_wikitext_archive,
 )
+from tasks.runtime.token_stream import bptt_batches, sequence_lengths, worker_columns
 from tasks.errors import DataError
 
 pytestmark = pytest.mark.unit

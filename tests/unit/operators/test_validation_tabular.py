@@ -10,7 +10,8 @@ import pytest
 
 from operators import validation
 from operators.validation import ValidationFailed, ValidationReport, check_dataset, validate_dataset
-from tasks.runtime.sharding import column_plan, shard_plan
+from tasks.runtime.sharding import shard_plan
+from tasks.runtime.token_stream import column_plan
 
 pytestmark = pytest.mark.unit
 

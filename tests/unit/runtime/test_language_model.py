@@ -6,14 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.data.wikitext2 import bptt_batches, worker_columns
+from tasks.runtime.token_stream import bptt_batches, column_plan, worker_columns
 from tasks.models.awd_lstm import AWDLSTM
 from tasks.registry import resolve
 from tasks.runtime.averaging import WeightAverage
 from tasks.runtime.loader import TokenSequences
 from tasks.runtime.schedules import NonMonotoneAveraging, build_schedule
-from tasks.runtime.sharding import column_plan
-from tasks.runtime.workloads import build_workload
+from tasks.runtime.workload_runtime import build_workload
 
 pytestmark = pytest.mark.unit
 STREAM = np.arange(2_000, dtype=np.int32) % 97

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from tasks.registry import resolve
-from tasks.runtime.workloads import build_workload, regularization
+from tasks.runtime.workload_runtime import build_workload, regularization
 
 pytestmark = pytest.mark.unit
 

@@ -1,7 +1,7 @@
-"""What differs between kinds of benchmark tasks: their data batches, forward pass, loss and evaluation.
+"""The torch side of each workload (tasks.workloads): data batches, forward pass, loss, evaluation.
 
 The trainer's loop (timed steps, global metrics, goal checks, checkpoints) is the same for all;
-a workload supplies the parts that depend on the kind of data and model:
+a workload runtime supplies the parts that depend on the kind of data and model:
 
   model_options(arrays, metadata)  the model's options, completed from the prepared dataset
   data(arrays, rank, world_size)  -> (train batches, validation batches, validation size)
@@ -9,13 +9,12 @@ a workload supplies the parts that depend on the kind of data and model:
   forward(model, inputs)          -> outputs the loss and evaluation sums take
   lr_factor(inputs)               the step's learning-rate multiplier
   loss(outputs, labels, model), evaluation_sums(outputs, labels, model), derived_metrics(metrics)
+  summed_metrics                  the metrics evaluation_sums returns, in order
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
-
 import numpy as np
 import torch
 from torch import nn
@@ -24,6 +23,7 @@ from tasks.errors import UserError
 from tasks.runtime.loader import ImageBatches, ShardBatches, TabularBatches, TokenSequences
 from tasks.runtime.sharding import train_shards, validation_shards
 from tasks.spec import LossSpec, RunConfig
+from tasks.workloads import SampleWorkload
 
 
 def regularization(model: nn.Module, loss: LossSpec) -> torch.Tensor | float:
@@ -49,8 +49,7 @@ class SampleClassification:
 
     def data(self, arrays, rank: int, world_size: int) -> tuple[ShardBatches, ShardBatches, int]:
         config = self.config
-        num_train = min(len(arrays["train_labels"]), config.data.max_train_samples or len(arrays["train_labels"]))
-        num_val = min(len(arrays["val_labels"]), config.data.max_val_samples or len(arrays["val_labels"]))
+        num_train, num_val = SampleWorkload.sample_counts(config, arrays)
         if num_train < world_size:
             raise UserError(f"{num_train} training samples cannot be split across {world_size} ranks")
         train = self.batches(arrays, "train", train_shards(num_train, world_size, config.seed)[rank],
@@ -76,8 +75,7 @@ class SampleClassification:
 
 
 class ImageClassification(SampleClassification):
-    split_keys = ("train_images", "train_labels", "val_images", "val_labels")
-    metrics = ("loss", "top1", "top5")
+    summed_metrics = ("loss", "top1", "top5")
 
     def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
@@ -109,8 +107,7 @@ class ImageClassification(SampleClassification):
 class BinaryClassification(SampleClassification):
     """Tabular rows, one logit per row, binary cross-entropy; accuracy at threshold 0.5."""
 
-    split_keys = ("train_features", "train_labels", "val_features", "val_labels")
-    metrics = ("loss", "accuracy")
+    summed_metrics = ("loss", "accuracy")
 
     def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
@@ -155,8 +152,7 @@ class LanguageModel:
     `eval_batch_size` columns of fixed-length sequences; perplexity = exp(mean cross-entropy).
     """
 
-    split_keys = ("train_tokens", "val_tokens")
-    metrics = ("loss",)
+    summed_metrics = ("loss",)
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
@@ -213,19 +209,12 @@ class LanguageModel:
         return {**metrics, "perplexity": math.exp(min(metrics["loss"], 700.0))}  # exp overflows past ~709
 
 
-WORKLOADS = {
+RUNTIMES = {
     "image-classification": ImageClassification,
     "binary-classification": BinaryClassification,
     "language-model": LanguageModel,
 }
 
 
-def build_workload(config: RunConfig):
-    return WORKLOADS[config.workload](config)
-
-
-def check_arrays(workload, arrays: dict, dataset: str, root: Path) -> None:
-    missing = [key for key in workload.split_keys if key not in arrays]
-    if missing:
-        raise UserError(f"dataset '{dataset}' under {root} lacks {', '.join(missing)}: it is not a "
-                        f"{workload.__class__.__name__} dataset")
+def build_workload(config: RunConfig) -> ImageClassification | BinaryClassification | LanguageModel:
+    return RUNTIMES[config.workload](config)

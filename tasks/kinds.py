@@ -1,0 +1,155 @@
+"""Kinds of benchmark task, as the runtime sees them: what differs between a training task (a model
+trained to a quality target) and a communication task (task 0: a sweep of all-reduce calls).
+
+Each kind is one object that answers what would otherwise be asked by branching on the task: does
+it need a dataset, does it have a target, how it resolves and reads back its config, how one rank
+runs, what a failed run records, how a finished local run is summed up. `tasks.registry.kind_of`
+looks a task's kind up; the Airflow side adds its own per-kind answers (gates, MLflow, report) in
+operators/kinds.py under the same names. A new kind (e.g. translation) is one more object here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from tasks.communication import CommunicationConfig, CommunicationTaskSpec
+    from tasks.runtime.distributed import RankEnv
+    from tasks.spec import ResolvedConfig, RunConfig, TaskSpec
+
+
+class RankRunner(Protocol):
+    """One rank's run of a configuration, inside an initialized process group."""
+
+    def run_rank(self) -> int:
+        """Runs to the end; returns the process exit code (rank 0 has written result.json)."""
+        ...
+
+    def failure_record(self, reason: str) -> dict[str, Any]:
+        """The failed result to record after an error, with whatever was measured before it."""
+        ...
+
+
+class TaskKind(Protocol):
+    name: str
+    needs_data: bool  # a dataset is prepared and gated before it runs
+    has_target: bool  # a quality target (and so a request's target override) applies
+
+    def resolve(self, spec: Any, preset: str, *, world_size: int, backend: str, device: str,
+                algorithm: str | None, overrides: dict[str, str] | None) -> ResolvedConfig: ...
+
+    def config_from_dict(self, data: dict[str, Any]) -> ResolvedConfig: ...
+
+    def summary(self, spec: Any) -> dict[str, Any]: ...
+
+    def failed_result(self, config: Any, reason: str, provenance: dict[str, Any] | None = None) -> dict[str, Any]: ...
+
+    def make_runner(self, config: Any, env: RankEnv, data_root: Path, output: Path) -> RankRunner: ...
+
+    def finish_local_run(self, result: dict[str, Any], output: Path) -> str: ...
+
+
+class TrainingKind:
+    name = "training"
+    needs_data = True
+    has_target = True
+
+    def resolve(self, spec: TaskSpec, preset: str, *, world_size: int, backend: str, device: str,
+                algorithm: str | None, overrides: dict[str, str] | None) -> RunConfig:
+        from tasks.training import resolve_training
+
+        return resolve_training(spec, preset, world_size=world_size, backend=backend, device=device,
+                                algorithm=algorithm, overrides=overrides)
+
+    def config_from_dict(self, data: dict[str, Any]) -> RunConfig:
+        from tasks.spec import RunConfig
+
+        return RunConfig.from_dict(data)
+
+    def summary(self, spec: TaskSpec) -> dict[str, Any]:
+        from tasks.training import training_summary
+
+        return training_summary(spec)
+
+    def failed_result(self, config: RunConfig, reason: str, provenance: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+        from tasks.runtime.results import failed_training_result
+
+        return failed_training_result(config, reason, provenance)
+
+    def make_runner(self, config: RunConfig, env: RankEnv, data_root: Path, output: Path) -> RankRunner:
+        from tasks.runtime.trainer import Trainer
+
+        return Trainer(config, env, data_root, output)
+
+    def finish_local_run(self, result: dict[str, Any], output: Path) -> str:
+        """The one line `mlbench train` ends with."""
+        if result["status"] != "completed":
+            return f"[mlbench] FAILED: {result['reason']} (result: {output / 'result.json'})"
+        target = result["target"]
+        if result["goal_reached"]:
+            return (f"[mlbench] goal reached: {target['metric']} {result['final_validation_metric']:.4f} "
+                    f"(target {target['value']}) in {result['epochs_run']} epochs; "
+                    f"time to accuracy {result['time_to_accuracy_s']:.2f}s, "
+                    f"wall {result['wall_time_to_accuracy_s']:.2f}s; compute {result['compute_s']:.2f}s, "
+                    f"communication {result['communication_s']:.2f}s (result: {output / 'result.json'})")
+        metric = result["best_validation_metric"]
+        best = f"{metric:.4f}" if metric is not None else "n/a"
+        short_of = "<" if target.get("mode", "max") == "max" else ">"
+        return (f"[mlbench] target NOT reached: best {target['metric']} {best} {short_of} {target['value']} "
+                f"after {result['epochs_run']} epochs (result: {output / 'result.json'})")
+
+
+class CommunicationKind:
+    name = "communication"
+    needs_data = False  # random tensors from the seed
+    has_target = False  # it measures latency and bandwidth, not time to accuracy
+
+    def resolve(self, spec: CommunicationTaskSpec, preset: str, *, world_size: int, backend: str, device: str,
+                algorithm: str | None, overrides: dict[str, str] | None) -> CommunicationConfig:
+        from tasks.communication import resolve_communication
+
+        return resolve_communication(spec, preset, world_size=world_size, backend=backend, device=device,
+                                     algorithm=algorithm, overrides=overrides)
+
+    def config_from_dict(self, data: dict[str, Any]) -> CommunicationConfig:
+        from tasks.communication import CommunicationConfig
+
+        return CommunicationConfig.from_dict(data)
+
+    def summary(self, spec: CommunicationTaskSpec) -> dict[str, Any]:
+        return spec.summary()
+
+    def failed_result(self, config: CommunicationConfig, reason: str, provenance: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+        from tasks.runtime.allreduce_results import failed_result
+
+        return failed_result(config, reason, provenance)
+
+    def make_runner(self, config: CommunicationConfig, env: RankEnv, data_root: Path, output: Path) -> RankRunner:
+        from tasks.runtime.allreduce import SweepRunner
+
+        return SweepRunner(config, env, output)
+
+    def finish_local_run(self, result: dict[str, Any], output: Path) -> str:
+        """Plots the sweep beside its result.json; returns the one line `mlbench allreduce` ends with."""
+        from tasks.runtime.allreduce_results import plot_result
+
+        plot_result(result, output / "allreduce.png")
+        if result["status"] != "completed":
+            return f"[mlbench] FAILED: {result['reason']} (result: {output / 'result.json'})"
+        parts = []
+        for dtype in result["config"]["dtypes"]:
+            rows = [r for r in result["measurements"] if r["dtype"] == dtype]
+            peak = max(rows, key=lambda r: r["busbw_gbps"])
+            parts.append(f"{dtype}: {rows[0]['latency_median_s'] * 1e3:.3f} ms at {rows[0]['elements']:,} "
+                         f"element(s), peak busbw {peak['busbw_gbps']:.3f} GB/s at {peak['elements']:,}")
+        return (f"[mlbench] all-reduce sweep of {len(result['config']['sizes'])} sizes on {result['world_size']} "
+                f"rank(s), {result['backend']} on {result['device']}: {'; '.join(parts)} "
+                f"(result: {output / 'result.json'}, plot: {output / 'allreduce.png'})")
+
+
+TRAINING = TrainingKind()
+COMMUNICATION = CommunicationKind()
+KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (TRAINING, COMMUNICATION)}
