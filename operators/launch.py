@@ -11,11 +11,13 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from operators.planning import Configuration
 from tasks.errors import ExitCode, UserError
 from tasks.settings import Settings
+
+if TYPE_CHECKING:  # the Airflow operator imports this module when a DAG file is parsed: keep it light
+    from operators.planning import Configuration
 
 DEFAULT_RUN_TIMEOUT_S = 6 * 3600
 DEFAULT_RENDEZVOUS_S = 600

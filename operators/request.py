@@ -60,91 +60,25 @@ def _as_list(field_name: str, value: Any) -> list:
 
 
 def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
-    """Check every field of a request; the first problem found is raised as InvalidRequest."""
+    """Check every field of a request, in order; the first problem found is raised as InvalidRequest."""
     known = {f.name for f in dataclasses.fields(BenchmarkRequest)}
     unknown = sorted(set(params) - known)
     if unknown:
         raise _fail(unknown[0], f"unknown field; valid fields: {', '.join(sorted(known))}")
     defaults = BenchmarkRequest(tasks=("cifar10-resnet20",))
-
-    tasks = _as_list("tasks", params.get("tasks", list(defaults.tasks)))
-    for name in tasks:
-        if not isinstance(name, str) or name not in TASKS:
-            raise _fail("tasks", f"unknown task '{name}'; valid tasks: {', '.join(TASKS)}")
-
-    preset = params.get("preset", defaults.preset)
-    for name in tasks:
-        try:
-            get_preset(get_task(name), preset)
-        except UserError as exc:
-            raise _fail("preset", str(exc)) from None
-
-    world_sizes = []
-    for value in _as_list("world_sizes", params.get("world_sizes", list(defaults.world_sizes))):
-        try:
-            size = int(value)
-        except (TypeError, ValueError):
-            raise _fail("world_sizes", f"'{value}' is not a whole number") from None
-        if not 1 <= size <= MAX_WORLD_SIZE or str(size) != str(value).strip():
-            raise _fail("world_sizes", f"each worker count must be a whole number from 1 to {MAX_WORLD_SIZE}, got {value!r}")
-        world_sizes.append(size)
-    if len(set(world_sizes)) != len(world_sizes):
-        raise _fail("world_sizes", f"duplicate worker counts in {world_sizes}")
-
-    backends = _as_list("backend", params.get("backend", list(defaults.backend)))
-    for backend in backends:
-        if backend not in BACKENDS:
-            raise _fail("backend", f"'{backend}' is not a backend; valid: {', '.join(BACKENDS)}")
-    if len(set(backends)) != len(backends):
-        raise _fail("backend", f"duplicate backends in {backends}")
+    tasks = _check_tasks(params.get("tasks", list(defaults.tasks)))
+    preset = _check_preset(params.get("preset", defaults.preset), tasks)
+    world_sizes = _check_world_sizes(params.get("world_sizes", list(defaults.world_sizes)))
     accelerator = params.get("accelerator", defaults.accelerator)
-    if accelerator not in ACCELERATORS:
-        raise _fail("accelerator", f"'{accelerator}' is not valid; valid: {', '.join(ACCELERATORS)}")
-    if "nccl" in backends and accelerator != "gpu":
-        raise _fail("backend", "nccl needs accelerator 'gpu'; use gloo for CPU runs")
-
-    algorithm = params.get("algorithm") or None
-    if algorithm is not None:
-        for name in tasks:
-            try:
-                get_task(name).algorithm(algorithm)
-            except UserError as exc:
-                raise _fail("algorithm", str(exc)) from None
-
-    repeats = params.get("repeats", defaults.repeats)
-    if isinstance(repeats, str) and repeats.strip().isdigit():
-        repeats = int(repeats)
-    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
-        raise _fail("repeats", f"must be a whole number from 1 to {MAX_REPEATS}, got {repeats!r}")
-
+    backends = _check_backends(params.get("backend", list(defaults.backend)), accelerator)
+    algorithm = _check_algorithm(params.get("algorithm") or None, tasks)
+    repeats = _check_repeats(params.get("repeats", defaults.repeats))
     launcher = params.get("launcher", defaults.launcher)
     if launcher not in LAUNCHERS:
         raise _fail("launcher", f"'{launcher}' is not a launcher; valid: {', '.join(LAUNCHERS)}")
-
-    target = params.get("target")
-    if target in ("", None):
-        target = None
-    else:
-        try:
-            if isinstance(target, bool):
-                raise ValueError
-            target = float(target)
-        except (TypeError, ValueError):
-            raise _fail("target", f"must be a number, got {target!r}") from None
-        if not math.isfinite(target):
-            raise _fail("target", f"must be a finite number, got {target!r}")
-
+    target = _check_target(params.get("target"))
     overrides = _check_overrides(params.get("overrides") or {}, tasks)
-
-    pool = params.get("pool") or None
-    if pool is not None and not isinstance(pool, str):
-        raise _fail("pool", f"must be the name of one pool profile, got {pool!r}")
-    if launcher == "kubernetes":
-        for backend in backends:
-            pool = _check_pool(pool, backend, accelerator)
-    elif pool is not None:
-        raise _fail("pool", "a node pool only applies to launcher 'kubernetes'")
-
+    pool = _check_pool_field(params.get("pool") or None, launcher, backends, accelerator)
     request = BenchmarkRequest(
         tasks=tuple(tasks), preset=preset, world_sizes=tuple(world_sizes), backend=tuple(backends),
         algorithm=algorithm, repeats=repeats, launcher=launcher, accelerator=accelerator,
@@ -152,6 +86,96 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
     )
     _check_resolves(request)
     return request
+
+
+def _check_tasks(value: Any) -> list[str]:
+    tasks = _as_list("tasks", value)
+    for name in tasks:
+        if not isinstance(name, str) or name not in TASKS:
+            raise _fail("tasks", f"unknown task '{name}'; valid tasks: {', '.join(TASKS)}")
+    return tasks
+
+
+def _check_preset(preset: Any, tasks: list[str]) -> str:
+    for name in tasks:
+        try:
+            get_preset(get_task(name), preset)
+        except UserError as exc:
+            raise _fail("preset", str(exc)) from None
+    return str(preset)
+
+
+def _check_world_sizes(value: Any) -> list[int]:
+    world_sizes = []
+    for item in _as_list("world_sizes", value):
+        try:
+            size = int(item)
+        except (TypeError, ValueError):
+            raise _fail("world_sizes", f"'{item}' is not a whole number") from None
+        if not 1 <= size <= MAX_WORLD_SIZE or str(size) != str(item).strip():
+            raise _fail("world_sizes", f"each worker count must be a whole number from 1 to {MAX_WORLD_SIZE}, "
+                                       f"got {item!r}")
+        world_sizes.append(size)
+    if len(set(world_sizes)) != len(world_sizes):
+        raise _fail("world_sizes", f"duplicate worker counts in {world_sizes}")
+    return world_sizes
+
+
+def _check_backends(value: Any, accelerator: Any) -> list[str]:
+    backends = _as_list("backend", value)
+    for backend in backends:
+        if backend not in BACKENDS:
+            raise _fail("backend", f"'{backend}' is not a backend; valid: {', '.join(BACKENDS)}")
+    if len(set(backends)) != len(backends):
+        raise _fail("backend", f"duplicate backends in {backends}")
+    if accelerator not in ACCELERATORS:
+        raise _fail("accelerator", f"'{accelerator}' is not valid; valid: {', '.join(ACCELERATORS)}")
+    if "nccl" in backends and accelerator != "gpu":
+        raise _fail("backend", "nccl needs accelerator 'gpu'; use gloo for CPU runs")
+    return backends
+
+
+def _check_algorithm(algorithm: Any, tasks: list[str]) -> str | None:
+    if algorithm is not None:
+        for name in tasks:
+            try:
+                get_task(name).algorithm(algorithm)
+            except UserError as exc:
+                raise _fail("algorithm", str(exc)) from None
+    return algorithm
+
+
+def _check_repeats(repeats: Any) -> int:
+    if isinstance(repeats, str) and repeats.strip().isdigit():
+        repeats = int(repeats)
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or not 1 <= repeats <= MAX_REPEATS:
+        raise _fail("repeats", f"must be a whole number from 1 to {MAX_REPEATS}, got {repeats!r}")
+    return repeats
+
+
+def _check_target(target: Any) -> float | None:
+    if target in ("", None):
+        return None
+    try:
+        if isinstance(target, bool):
+            raise ValueError(target)
+        value = float(target)
+    except (TypeError, ValueError):
+        raise _fail("target", f"must be a number, got {target!r}") from None
+    if not math.isfinite(value):
+        raise _fail("target", f"must be a finite number, got {target!r}")
+    return value
+
+
+def _check_pool_field(pool: Any, launcher: str, backends: list[str], accelerator: str) -> str | None:
+    if pool is not None and not isinstance(pool, str):
+        raise _fail("pool", f"must be the name of one pool profile, got {pool!r}")
+    if launcher == "kubernetes":
+        for backend in backends:
+            pool = _check_pool(pool, backend, accelerator)
+    elif pool is not None:
+        raise _fail("pool", "a node pool only applies to launcher 'kubernetes'")
+    return pool
 
 
 def _check_overrides(overrides: Any, tasks: list[str]) -> dict[str, Any]:

@@ -17,9 +17,9 @@ from typing import Any, ClassVar, Literal
 
 from tasks.errors import UserError
 from tasks.overrides import apply_overrides
-from tasks.spec import Preset, ResolvedConfig, TaskSpec
+from tasks.spec import AlgorithmChoice, Preset, ResolvedConfig
 
-KIND = "communication"
+KIND: Literal["communication"] = "communication"
 # What all-reduce sums, and bytes per element; fp16 on CPU only with gloo (MLBench's finding).
 DTYPE_BYTES = {"fp32": 4, "fp16": 2}
 DTYPES = tuple(DTYPE_BYTES)
@@ -68,7 +68,7 @@ class CollectiveSpec:
 
 
 @dataclass(frozen=True)
-class CommunicationTaskSpec:
+class CommunicationTaskSpec(AlgorithmChoice[CollectiveSpec]):
     name: str
     version: str
     mlbench_id: str
@@ -77,11 +77,7 @@ class CommunicationTaskSpec:
     sweep: SweepSpec  # MLBench's sweep; presets shrink it
     presets: dict[str, Preset]
     seed: int
-    kind: Literal["communication"] = KIND
-
-    # The same lookups as a training task's, over its collectives.
-    reference_algorithm = TaskSpec.reference_algorithm
-    algorithm = TaskSpec.algorithm
+    kind: str = KIND
 
     def summary(self) -> dict[str, Any]:
         """The row `mlbench tasks` lists: no model, no dataset, and no target (not a time-to-accuracy task)."""
@@ -154,7 +150,7 @@ def resolve_communication(
         apply_overrides(values, source, derived=CommunicationConfig.DERIVED, owner=spec.name)
     _check_sweep(values)
     return CommunicationConfig(
-        task=spec.name, task_version=spec.version, mlbench_id=spec.mlbench_id, kind=spec.kind, preset=preset,
+        task=spec.name, task_version=spec.version, mlbench_id=spec.mlbench_id, kind=KIND, preset=preset,
         algorithm=collective.name, collective=collective.collective, op=collective.op,
         reference_implementation=collective.reference, world_size=world_size, backend=backend, device=device,
         dtypes=tuple(values["dtypes"]), min_elements=values["min_elements"], max_elements=values["max_elements"],

@@ -16,7 +16,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, TypeVar, get_type_hints
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_type_hints
 
 from tasks.errors import UserError
 
@@ -78,6 +78,35 @@ class ScheduleSpec:
     nonmonotone_interval: int = 5
 
 
+class Choice(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reference(self) -> bool: ...
+
+
+ChoiceT = TypeVar("ChoiceT", bound=Choice)
+
+
+class AlgorithmChoice(Generic[ChoiceT]):
+    """A task's ways to run in parallel: the reference one (MLBench's), or one chosen by name."""
+
+    name: str
+    algorithms: tuple[ChoiceT, ...]
+
+    @property
+    def reference_algorithm(self) -> ChoiceT:
+        return next(a for a in self.algorithms if a.reference)
+
+    def algorithm(self, name: str) -> ChoiceT:
+        for algorithm in self.algorithms:
+            if algorithm.name == name:
+                return algorithm
+        valid = ", ".join(a.name for a in self.algorithms)
+        raise UserError(f"unknown algorithm '{name}' for task {self.name}; valid: {valid}")
+
+
 @dataclass(frozen=True)
 class AlgorithmSpec:
     """One way to train the task in parallel; `reference` marks MLBench's reference implementation."""
@@ -130,7 +159,7 @@ class ModelSpec:
 
 
 @dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(AlgorithmChoice[AlgorithmSpec]):
     name: str
     version: str
     mlbench_id: str  # MLBench's task number, e.g. "1a"
@@ -149,17 +178,6 @@ class TaskSpec:
     loss: LossSpec = LossSpec()
     eval_batch_size: int | None = None  # per worker; None = batch_size
     kind: str = "training"  # tasks.kinds: how the task runs, is validated, logged and reported
-
-    @property
-    def reference_algorithm(self) -> AlgorithmSpec:
-        return next(a for a in self.algorithms if a.reference)
-
-    def algorithm(self, name: str) -> AlgorithmSpec:
-        for algorithm in self.algorithms:
-            if algorithm.name == name:
-                return algorithm
-        valid = ", ".join(a.name for a in self.algorithms)
-        raise UserError(f"unknown algorithm '{name}' for task {self.name}; valid: {valid}")
 
 
 @dataclass(frozen=True)
@@ -185,7 +203,8 @@ class ResolvedConfig:
     DERIVED: ClassVar[dict[str, str]] = {}
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)  # type: ignore[call-overload]
+        values: dict[str, Any] = dataclasses.asdict(self)  # type: ignore[call-overload]
+        return values
 
     def config_hash(self) -> str:
         """Stable hash of the resolved config: two runs with the same hash ran the same thing."""

@@ -21,11 +21,28 @@ if TYPE_CHECKING:
 
 
 class Workload(Protocol):
-    name: str
-    data_kind: str  # tasks.data.catalog kind: "image", "tabular" or "text"
-    loss: str  # the only loss.name this workload trains with
-    metrics: tuple[str, ...]  # validation metrics it reports; "loss" among them
-    split_keys: tuple[str, ...]  # the prepared arrays it reads
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def data_kind(self) -> str:
+        """The tasks.data.catalog kind it trains on: "image", "tabular" or "text"."""
+        ...
+
+    @property
+    def loss(self) -> str:
+        """The only loss.name this workload trains with."""
+        ...
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The validation metrics it reports ("loss" among them): a target's candidates."""
+        ...
+
+    @property
+    def split_keys(self) -> tuple[str, ...]:
+        """The prepared arrays it reads."""
+        ...
 
     def shard_plan(self, config: RunConfig, arrays: Mapping[str, Any], world_size: int) -> dict[str, list[int]]:
         """Samples (or predicted tokens) each rank sees per epoch, per split; ValueError when the

@@ -34,6 +34,7 @@ import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -113,6 +114,28 @@ def _bad_number(pairs: bytes, source: str, number: int) -> DataError:
     return DataError(f"{_at(source, number)}: a value is not a number")
 
 
+def _pairs(pairs: bytes, num_features: int, source: str, number: int) -> tuple[np.ndarray, np.ndarray]:
+    """One line's `index:value` pairs as (0-based indices, values), checked: in range, ascending, finite."""
+    try:
+        numbers = np.array(pairs.replace(b":", b" ").split(), dtype=np.float64)
+    except ValueError:
+        raise _bad_number(pairs, source, number) from None
+    indices, values = numbers[0::2], numbers[1::2]
+    if indices[0] < 1 or indices[-1] > num_features:
+        bad = indices[0] if indices[0] < 1 else indices[-1]
+        raise DataError(f"{_at(source, number)}: index {bad:.0f} is outside 1..{num_features}")
+    if len(indices) > 1 and not np.all(indices[1:] > indices[:-1]):
+        at = int(np.flatnonzero(indices[1:] <= indices[:-1])[0])
+        raise DataError(
+            f"{_at(source, number)}: index {indices[at + 1]:.0f} after {indices[at]:.0f}; "
+            "LIBSVM indices must ascend strictly"
+        )
+    if not np.all(np.isfinite(values)):
+        at = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise DataError(f"{_at(source, number)}: feature {indices[at]:.0f} is {values[at]}, not a finite number")
+    return indices.astype(np.intp) - 1, values
+
+
 def parse_libsvm_stream(
     lines: Iterable[bytes | str], num_features: int, *, chunk_rows: int = CHUNK_ROWS, source: str = "input"
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -146,28 +169,9 @@ def parse_libsvm_stream(
                     "a binary file uses either -1/+1 or 0/1"
                 )
         labels[filled] = 1.0 if label == 1.0 else 0.0
-        pairs = match[2]
-        if pairs:
-            try:
-                numbers = np.array(pairs.replace(b":", b" ").split(), dtype=np.float64)
-            except ValueError:
-                raise _bad_number(pairs, source, number) from None
-            indices, values = numbers[0::2], numbers[1::2]
-            if indices[0] < 1 or indices[-1] > num_features:
-                bad = indices[0] if indices[0] < 1 else indices[-1]
-                raise DataError(f"{_at(source, number)}: index {bad:.0f} is outside 1..{num_features}")
-            if len(indices) > 1 and not np.all(indices[1:] > indices[:-1]):
-                at = int(np.flatnonzero(indices[1:] <= indices[:-1])[0])
-                raise DataError(
-                    f"{_at(source, number)}: index {indices[at + 1]:.0f} after {indices[at]:.0f}; "
-                    "LIBSVM indices must ascend strictly"
-                )
-            if not np.all(np.isfinite(values)):
-                at = int(np.flatnonzero(~np.isfinite(values))[0])
-                raise DataError(
-                    f"{_at(source, number)}: feature {indices[at]:.0f} is {values[at]}, not a finite number"
-                )
-            features[filled, indices.astype(np.intp) - 1] = values
+        if match[2]:
+            indices, values = _pairs(match[2], num_features, source, number)
+            features[filled, indices] = values
         filled += 1
         if filled == chunk_rows:
             yield labels, features
@@ -300,6 +304,50 @@ def epsilon_sources(url: str | None = None, md5: str | None = None) -> dict[str,
     return sources
 
 
+class _Split(NamedTuple):
+    name: str  # "train" or "val"
+    url: str
+    md5: str | None
+    sha256: str | None
+    rows: int
+    archive: Path
+
+
+def _fetch_verified(split: _Split, log: Log) -> dict[str, str]:
+    """Download one archive, verify every checksum given; returns what the manifest records of it."""
+    download(split.url, split.archive, md5=split.md5, log=log)
+    digests = _digests(split.archive)
+    if split.sha256 is not None and digests["sha256"] != split.sha256:
+        _discard(split.archive, split.url, log)
+        raise DataError(
+            f"checksum mismatch for {split.archive} (from {split.url}): expected sha256 {split.sha256}, got "
+            f"{digests['sha256']}; retry, or point data.url at a good mirror (with data.md5 "
+            "'<train md5>,<test md5>' if it serves different files)"
+        )
+    verified = "sha256 (pinned)" if split.sha256 is not None else "md5" if split.md5 is not None else "none"
+    if verified == "none":
+        log(f"[data] {split.archive}: no checksum to verify; recorded md5 {digests['md5']} "
+            "(pin both files with data.md5 '<train md5>,<test md5>')")
+    return {"url": split.url, "verified": verified, **digests}
+
+
+def _convert_split(split: _Split, staging: Path, num_features: int, chunk_rows: int, needed: int,
+                   log: Log) -> dict[str, int]:
+    """One archive into its arrays in staging; a bad archive is deleted so the next prepare refetches it."""
+    log(f"[data] converting {split.archive} ({split.rows:,} rows x {num_features} features) into {staging}")
+    try:
+        return convert_libsvm(_archive_lines(split.archive), staging, split.name, rows=split.rows,
+                              num_features=num_features, source=str(split.archive), log=log, chunk_rows=chunk_rows)
+    except DataError as exc:  # the archive itself is bad (CRC, format, row count): never keep it
+        _discard(split.archive, split.url, log)
+        raise DataError(f"{exc}; deleted it, so the next prepare fetches it again from {split.url}") from exc
+    except OSError as exc:
+        raise DataError(
+            f"cannot write the {split.name} arrays into {staging}: {exc.strerror or exc}; "
+            f"free space on the data root (the arrays take {needed:,} bytes)"
+        ) from exc
+
+
 def build_epsilon(
     scratch: Path,
     staging: Path,
@@ -324,53 +372,13 @@ def build_epsilon(
     is about two parsed blocks (2 x chunk_rows x num_features x 4 bytes) plus one line of text.
     """
     splits = (
-        ("train", url_train, md5_train, sha256_train, train_rows, Path(scratch) / TRAIN_ARCHIVE),
-        ("val", url_test, md5_test, sha256_test, test_rows, Path(scratch) / TEST_ARCHIVE),
+        _Split("train", url_train, md5_train, sha256_train, train_rows, Path(scratch) / TRAIN_ARCHIVE),
+        _Split("val", url_test, md5_test, sha256_test, test_rows, Path(scratch) / TEST_ARCHIVE),
     )
-    archives: dict[str, dict[str, str]] = {}
     # Both downloads first: a dead mirror for the second file fails before, not after, the long conversion.
-    for split, url, md5, sha256, _, dest in splits:
-        download(url, dest, md5=md5, log=log)
-        digests = _digests(dest)
-        if sha256 is not None and digests["sha256"] != sha256:
-            _discard(dest, url, log)
-            raise DataError(
-                f"checksum mismatch for {dest} (from {url}): expected sha256 {sha256}, got {digests['sha256']}; "
-                "retry, or point data.url at a good mirror (with data.md5 '<train md5>,<test md5>' "
-                "if it serves different files)"
-            )
-        verified = "sha256 (pinned)" if sha256 is not None else "md5" if md5 is not None else "none"
-        archives[split] = {"url": url, "verified": verified, **digests}
-        if verified == "none":
-            log(
-                f"[data] {dest}: no checksum to verify; recorded md5 {digests['md5']} "
-                "(pin both files with data.md5 '<train md5>,<test md5>')"
-            )
-
-    stats: dict[str, dict[str, int]] = {}
+    archives = {split.name: _fetch_verified(split, log) for split in splits}
     needed = 4 * (train_rows + test_rows) * (num_features + 1)  # float32 features and labels
-    for split, url, _, _, rows, archive in splits:
-        log(f"[data] converting {archive} ({rows:,} rows x {num_features} features) into {staging}")
-        try:
-            stats[split] = convert_libsvm(
-                _archive_lines(archive),
-                staging,
-                split,
-                rows=rows,
-                num_features=num_features,
-                source=str(archive),
-                log=log,
-                chunk_rows=chunk_rows,
-            )
-        except DataError as exc:  # the archive itself is bad (CRC, format, row count): never keep it
-            _discard(archive, url, log)
-            raise DataError(f"{exc}; deleted it, so the next prepare fetches it again from {url}") from exc
-        except OSError as exc:
-            raise DataError(
-                f"cannot write the {split} arrays into {staging}: {exc.strerror or exc}; "
-                f"free space on the data root (the arrays take {needed:,} bytes)"
-            ) from exc
-
+    stats = {split.name: _convert_split(split, staging, num_features, chunk_rows, needed, log) for split in splits}
     files = {
         f"{split}_{kind}": Path(staging) / f"{split}_{kind}.npy"
         for split in ("train", "val")
