@@ -32,7 +32,7 @@ TAGS = ["mlbench", "benchmark"]
 def benchmark_params() -> dict[str, Param]:
     """The manual trigger form; the request step re-validates everything with clear messages."""
     from operators.kubernetes.pools import load_pools
-    from tasks.registry import BACKENDS, TASKS, preset_names
+    from tasks.registry import BACKENDS, TASKS, algorithm_names, preset_names
 
     return {
         "tasks": Param(["cifar10-resnet20"], type="array", items={"type": "string", "enum": sorted(TASKS)},
@@ -44,7 +44,7 @@ def benchmark_params() -> dict[str, Param]:
         "backend": Param("gloo", type=["string", "array"], title="Communication backend(s)",
                          description=f"one of {', '.join(BACKENDS)}, or a list to run every configuration on "
                                      "each and compare them (nccl needs accelerator gpu)"),
-        "algorithm": Param("", type="string", enum=["", "allreduce", "ddp"], title="Algorithm",
+        "algorithm": Param("", type="string", enum=["", *algorithm_names()], title="Algorithm",
                            description="empty: each task's reference algorithm"),
         "repeats": Param(1, type="integer", minimum=1, maximum=100, title="Repeats",
                          description="runs per configuration (seed + repeat); reported as an olympic mean"),

@@ -60,6 +60,11 @@ def preset_names() -> list[str]:
     return list(dict.fromkeys(name for spec in TASKS.values() for name in spec.presets))
 
 
+def algorithm_names() -> list[str]:
+    """Every algorithm some task has, in declaration order."""
+    return list(dict.fromkeys(a.name for spec in TASKS.values() for a in spec.algorithms))
+
+
 def resolve(
     task: str,
     preset: str = "full",

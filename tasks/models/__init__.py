@@ -1,35 +1,53 @@
-"""Model registry: names used by task specs -> constructors."""
+"""Model registry: the names task specs use -> builders (num_classes, options) -> torch module.
+
+Adding a model is a module here and one entry in MODELS; its options come from the task's
+`model.options` (completed from the dataset by the workload: feature count, vocabulary).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from tasks.errors import UserError
 
-MODEL_NAMES = ("resnet20-cifar", "logistic-regression", "awd-lstm")
+
+def _resnet_cifar(num_classes: int | None, options: dict[str, Any]) -> Any:
+    from tasks.models.resnet_cifar import ResNetCIFAR
+
+    return ResNetCIFAR(depth=options.get("depth", 20), num_classes=num_classes)
 
 
-def build_model(name: str, num_classes: int | None, options: dict[str, Any] | None = None):
-    options = options or {}
-    if name == "resnet20-cifar":
-        from tasks.models.resnet_cifar import ResNetCIFAR
+def _logistic_regression(num_classes: int | None, options: dict[str, Any]) -> Any:
+    from torch import nn
 
-        return ResNetCIFAR(depth=options.get("depth", 20), num_classes=num_classes)
-    if name == "logistic-regression":
-        from torch import nn
-
-        # One logit per row, no bias (MLBench's LogisticRegression); the sigmoid lives in the loss
-        # (BCE with logits) and in the 0.5 threshold.
-        return nn.Linear(int(options["num_features"]), 1, bias=False)
-    if name == "awd-lstm":
-        from tasks.models.awd_lstm import AWDLSTM
-
-        try:
-            return AWDLSTM(**options)  # vocab_size comes from the dataset (tasks.runtime.workload_runtime)
-        except (TypeError, ValueError) as exc:
-            raise UserError(f"bad model.options for awd-lstm: {exc}") from None
-    raise UserError(f"unknown model '{name}'; valid models: {', '.join(MODEL_NAMES)}")
+    # One logit per row, no bias (MLBench's LogisticRegression); the sigmoid lives in the loss
+    # (BCE with logits) and in the 0.5 threshold.
+    return nn.Linear(int(options["num_features"]), 1, bias=False)
 
 
-def parameter_count(model) -> int:
+def _awd_lstm(num_classes: int | None, options: dict[str, Any]) -> Any:
+    from tasks.models.awd_lstm import AWDLSTM
+
+    try:
+        return AWDLSTM(**options)  # vocab_size comes from the dataset (tasks.runtime.workload_runtime)
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad model.options for awd-lstm: {exc}") from None
+
+
+MODELS: dict[str, Callable[[int | None, dict[str, Any]], Any]] = {
+    "resnet20-cifar": _resnet_cifar,
+    "logistic-regression": _logistic_regression,
+    "awd-lstm": _awd_lstm,
+}
+MODEL_NAMES = tuple(MODELS)
+
+
+def build_model(name: str, num_classes: int | None, options: dict[str, Any] | None = None) -> Any:
+    if name not in MODELS:
+        raise UserError(f"unknown model '{name}'; valid models: {', '.join(MODELS)}")
+    return MODELS[name](num_classes, options or {})
+
+
+def parameter_count(model: Any) -> int:
     return sum(p.numel() for p in model.parameters())
