@@ -92,8 +92,8 @@ def main() -> None:
         direct_run(home, 0, overrides)
         direct, dag = [], []
         for index in range(1, args.rounds + 1):
-            pair = [("direct", lambda: direct_run(home, index, overrides)),
-                    ("dag", lambda: dag_run(env, home, index, conf))]
+            pair = [("direct", lambda index=index: direct_run(home, index, overrides)),
+                    ("dag", lambda index=index: dag_run(env, home, index, conf))]
             for name, run in pair if index % 2 else reversed(pair):
                 seconds = run()
                 (direct if name == "direct" else dag).append(seconds)

@@ -125,7 +125,7 @@ def main() -> None:
         print(f"{name:15s} median {median * 1e3:8.2f} ms/step  spread {spread * 1e3:7.2f} ms  "
               f"{args.batch_size / median:9.1f} images/s")
     def paired(numerator: str, denominator: str) -> float:
-        return statistics.median(a / b for a, b in zip(samples[numerator], samples[denominator]))
+        return statistics.median(a / b for a, b in zip(samples[numerator], samples[denominator], strict=True))
 
     if "runtime-nosync" in medians:
         print(f"sync_cost_ratio={paired('runtime-nosync', 'runtime'):.4f}  (unsynced/synced step time)")

@@ -68,6 +68,64 @@ def _dag_id() -> str:
     return get_current_context()["dag"].dag_id
 
 
+@task
+def prepare_data(request: dict[str, Any]) -> list[dict[str, str]]:
+    from operators.steps import prepare_data_step
+
+    return prepare_data_step(request, _run_id())
+
+
+@task(retries=0)
+def validate_data(request: dict[str, Any], _prepared: list[dict[str, str]]) -> list[dict[str, Any]]:
+    from operators.steps import validate_data_step
+
+    return validate_data_step(request, _run_id())
+
+
+@task(retries=0)
+def plan(request: dict[str, Any], _validated: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    from operators.steps import plan_step
+
+    return plan_step(request, _run_id())
+
+
+# The recording steps run whatever happened upstream: a failed configuration or gate is still
+# validated, tracked, reported and cleaned up; `check` then fails the DAG run.
+@task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
+def validate_results() -> list[dict[str, Any]]:
+    from operators.steps import validate_results_step
+
+    return validate_results_step(_run_id())
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def track() -> dict[str, Any]:
+    from operators.steps import track_step
+
+    return track_step(_run_id(), dag_id=_dag_id())
+
+
+@task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
+def report() -> str:
+    from operators.steps import report_step
+
+    return report_step(_run_id())
+
+
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def cleanup() -> int:
+    from operators.steps import cleanup_step
+
+    return cleanup_step(_run_id(), dag_id=_dag_id())
+
+
+@task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
+def check() -> None:
+    from operators.steps import check_step
+
+    check_step(_run_id())
+
+
 def build_pipeline(request_from: str) -> None:
     """Add the pipeline's tasks to the DAG being defined. `request_from`: "params" or a sweep file."""
 
@@ -78,54 +136,6 @@ def build_pipeline(request_from: str) -> None:
         if request_from == "params":
             return validate_request_step(dict(get_current_context()["params"]), _run_id())
         return validate_request_step(None, _run_id(), sweep_file=request_from)
-
-    @task
-    def prepare_data(request: dict[str, Any]) -> list[dict[str, str]]:
-        from operators.steps import prepare_data_step
-
-        return prepare_data_step(request, _run_id())
-
-    @task(retries=0)
-    def validate_data(request: dict[str, Any], _prepared: list) -> list[dict[str, Any]]:
-        from operators.steps import validate_data_step
-
-        return validate_data_step(request, _run_id())
-
-    @task(retries=0)
-    def plan(request: dict[str, Any], _validated: list) -> list[dict[str, Any]]:
-        from operators.steps import plan_step
-
-        return plan_step(request, _run_id())
-
-    @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
-    def validate_results() -> list[dict[str, Any]]:
-        from operators.steps import validate_results_step
-
-        return validate_results_step(_run_id())
-
-    @task(trigger_rule=TriggerRule.ALL_DONE)
-    def track() -> dict[str, Any]:
-        from operators.steps import track_step
-
-        return track_step(_run_id(), dag_id=_dag_id())
-
-    @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
-    def report() -> str:
-        from operators.steps import report_step
-
-        return report_step(_run_id())
-
-    @task(trigger_rule=TriggerRule.ALL_DONE)
-    def cleanup() -> int:
-        from operators.steps import cleanup_step
-
-        return cleanup_step(_run_id(), dag_id=_dag_id())
-
-    @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
-    def check() -> None:
-        from operators.steps import check_step
-
-        check_step(_run_id())
 
     request = validate_request()
     configurations = plan(request, validate_data(request, prepare_data(request)))

@@ -206,7 +206,8 @@ def _check_pool(pool: str | None, backend: str, accelerator: str) -> str:
         raise _fail("pool", f"{shown}; the kubernetes launcher needs one of: {', '.join(pools)}")
     profile = pools[pool]
     if profile.accelerator != accelerator:
-        raise _fail("pool", f"pool '{pool}' has {profile.accelerator} nodes but the request's accelerator is {accelerator}")
+        raise _fail("pool", f"pool '{pool}' has {profile.accelerator} nodes but the request's accelerator is "
+                            f"{accelerator}")
     if backend == "nccl" and profile.gpus_per_pod == 0:
         raise _fail("pool", f"pool '{pool}' has no GPUs; nccl needs a GPU pool")
     return pool

@@ -31,7 +31,8 @@ def apply_override(values: dict[str, Any], path: str, raw: str, *, derived: Mapp
     node = values
     for part in parts[:-1]:
         if not isinstance(node.get(part), dict):
-            raise UserError(f"unknown config field '{path}' for task {owner}; see `mlbench tasks show` for valid fields")
+            raise UserError(f"unknown config field '{path}' for task {owner}; "
+                            "see `mlbench tasks show` for valid fields")
         node = node[part]
     leaf = parts[-1]
     replaces_options = leaf in options_fields and isinstance(node.get(leaf), dict)

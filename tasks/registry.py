@@ -30,7 +30,8 @@ def _discover() -> dict[str, AnyTaskSpec]:
     then the others (task 0), as `mlbench tasks` and the trigger form list them."""
     specs = [importlib.import_module(f"{benchmarks.__name__}.{module.name}").TASK
              for module in pkgutil.iter_modules(benchmarks.__path__)]
-    return {spec.name: spec for spec in sorted(specs, key=lambda spec: (spec.kind != "training", spec.mlbench_id, spec.name))}
+    ordered = sorted(specs, key=lambda spec: (spec.kind != "training", spec.mlbench_id, spec.name))
+    return {spec.name: spec for spec in ordered}
 
 
 TASKS: dict[str, AnyTaskSpec] = _discover()

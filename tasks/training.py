@@ -124,7 +124,8 @@ def _check_ranges(config: RunConfig) -> None:
         (config.num_classes is None if language_model
          else isinstance(config.num_classes, int) and config.num_classes >= 2,
          "num_classes must be a whole number >= 2 (none for language models: their vocabulary comes from the data)"),
-        (_optional_count(config.eval_batch_size), "eval_batch_size must be a whole number >= 1 (or none for batch_size)"),
+        (_optional_count(config.eval_batch_size),
+         "eval_batch_size must be a whole number >= 1 (or none for batch_size)"),
         (config.optimizer.grad_clip_norm >= 0, "optimizer.grad_clip_norm must be >= 0 (0 = no clipping)"),
         (config.schedule.nonmonotone_interval >= 0, "schedule.nonmonotone_interval must be >= 0"),
         (loss.activation_alpha >= 0 and loss.temporal_activation_beta >= 0,

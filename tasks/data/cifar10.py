@@ -155,7 +155,7 @@ def _synthetic_batch(rng: np.random.Generator, templates: np.ndarray, size: int)
     amplitudes = rng.uniform(*_AMPLITUDE_RANGE, size=(size, 1, 1, 1))
     shifts = rng.integers(-_MAX_SHIFT, _MAX_SHIFT + 1, size=(size, 2))
     signal = np.stack(
-        [np.roll(templates[label], tuple(shift), axis=(1, 2)) for label, shift in zip(labels, shifts)]
+        [np.roll(templates[label], tuple(shift), axis=(1, 2)) for label, shift in zip(labels, shifts, strict=True)]
     )
     pixels = 128.0 + signal * amplitudes + rng.normal(0.0, _NOISE_STD, size=signal.shape)
     rows = np.clip(np.rint(pixels), 0, 255).astype(np.uint8).reshape(size, ROW_WIDTH)
@@ -196,7 +196,8 @@ def write_cifar10_archive(path: Path, *, train_per_batch: int = 100, test_size: 
             b"batch_label": batch_label.encode(),
             b"labels": labels,
             b"data": rows,
-            b"filenames": [f"synthetic_{CIFAR10_CLASSES[label]}_{i:05d}.png".encode() for i, label in enumerate(labels)],
+            b"filenames": [f"synthetic_{CIFAR10_CLASSES[label]}_{i:05d}.png".encode()
+                           for i, label in enumerate(labels)],
         }
         members.append((file_name, pickle.dumps(batch, protocol=PICKLE_PROTOCOL)))
 

@@ -36,7 +36,7 @@ def stratified_split(labels: np.ndarray, val_fraction: float, seed: int) -> tupl
     classes, class_counts = np.unique(labels, return_counts=True)
     n_val = int(np.ceil(val_fraction * len(labels)))
     val_parts = []
-    for label, n_class_val in zip(classes, _stratified_val_counts(class_counts, n_val)):
+    for label, n_class_val in zip(classes, _stratified_val_counts(class_counts, n_val), strict=True):
         members = np.flatnonzero(labels == label)
         val_parts.append(rng.permutation(members)[:n_class_val])
     val = np.sort(np.concatenate(val_parts))

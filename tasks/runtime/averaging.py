@@ -23,7 +23,7 @@ class WeightAverage:
     @torch.no_grad()
     def update(self) -> None:
         self.steps += 1
-        for average, parameter in zip(self.average, self.parameters):
+        for average, parameter in zip(self.average, self.parameters, strict=True):
             average.add_(parameter.detach() - average, alpha=1.0 / self.steps)
 
     @contextlib.contextmanager
@@ -31,13 +31,13 @@ class WeightAverage:
         """The model holds the averaged weights inside the block, its own ones again after it."""
         with torch.no_grad():
             own = [p.detach().clone() for p in self.parameters]
-            for parameter, average in zip(self.parameters, self.average):
+            for parameter, average in zip(self.parameters, self.average, strict=True):
                 parameter.copy_(average)
         try:
             yield
         finally:
             with torch.no_grad():
-                for parameter, saved in zip(self.parameters, own):
+                for parameter, saved in zip(self.parameters, own, strict=True):
                     parameter.copy_(saved)
 
     def state_dict(self) -> dict[str, Any]:
@@ -46,5 +46,5 @@ class WeightAverage:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.steps = state["steps"]
         with torch.no_grad():
-            for average, saved in zip(self.average, state["average"]):
+            for average, saved in zip(self.average, state["average"], strict=True):
                 average.copy_(saved)

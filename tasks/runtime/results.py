@@ -75,7 +75,8 @@ def failed_training_result(config: RunConfig, reason: str, provenance: dict | No
     return {**base_result(config), "reason": reason, "provenance": provenance or {}}
 
 
-def failed_result(config: RunConfig | CommunicationConfig, reason: str, provenance: dict | None = None) -> dict[str, Any]:
+def failed_result(config: RunConfig | CommunicationConfig, reason: str,
+                  provenance: dict | None = None) -> dict[str, Any]:
     """The record of a run that failed before (or without) its ranks writing one, in its kind's layout."""
     from tasks.registry import kind_of
 

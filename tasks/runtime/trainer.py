@@ -311,7 +311,8 @@ class Trainer:
         dist.all_reduce(totals)
         model.train()
         count = totals[-1].item()
-        return self.workload.derived_metrics({name: value / count for name, value in zip(names, totals[:-1].tolist())})
+        means = {name: value / count for name, value in zip(names, totals[:-1].tolist(), strict=True)}
+        return self.workload.derived_metrics(means)
 
     def run(self) -> dict[str, Any]:
         """Train until the goal or max epochs; returns the result (complete on rank 0)."""

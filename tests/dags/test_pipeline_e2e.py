@@ -81,7 +81,7 @@ def test_task_0_smoke_sweep_lands_in_mlflow_with_its_curves(home):
     assert parent.data.metrics["peak_busbw_gbps_fp32_w1"] == 0
     assert parent.data.metrics["peak_busbw_gbps_fp32_w2"] > 0
     sizes = [1, 10, 100, 1000]
-    for config_id, child in children.items():
+    for child in children.values():
         assert child.info.status == "FINISHED" and child.data.tags["mlflow.parentRunId"] == parent.info.run_id
         assert child.data.tags["validation_success"] == "true" and child.data.params["sizes"] == str(sizes)
         if not torch.distributed.is_mpi_available():  # what the sweep could not measure, and why

@@ -37,13 +37,13 @@ def _gradients(rank: int, world_size: int, port: int, out_dir: str) -> None:
 def test_flat_allreduce_matches_ddp_and_is_identical_across_ranks(tmp_path):
     mp.spawn(_gradients, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
-    for flat, ddp in zip(rank0["flat"], rank0["ddp"]):
+    for flat, ddp in zip(rank0["flat"], rank0["ddp"], strict=True):
         assert torch.allclose(flat, ddp, rtol=1e-5, atol=1e-6)
-    for g0, g1 in zip(rank0["flat"], rank1["flat"]):
+    for g0, g1 in zip(rank0["flat"], rank1["flat"], strict=True):
         assert torch.equal(g0, g1)  # every rank applies the same averaged update
-    for flat, local0, local1 in zip(rank0["flat"], rank0["local"], rank1["local"]):
+    for flat, local0, local1 in zip(rank0["flat"], rank0["local"], rank1["local"], strict=True):
         assert torch.allclose(flat, (local0 + local1) / 2, rtol=1e-5, atol=1e-6)
-    assert not all(torch.allclose(f, l) for f, l in zip(rank0["flat"], rank0["local"]))
+    assert not all(torch.allclose(flat, local) for flat, local in zip(rank0["flat"], rank0["local"], strict=True))
 
 
 def _average(rank: int, world_size: int, port: int, out_dir: str) -> None:
@@ -67,7 +67,7 @@ def _average(rank: int, world_size: int, port: int, out_dir: str) -> None:
 def test_model_averaging_averages_weights_after_each_local_step(tmp_path):
     mp.spawn(_average, args=(2, free_port(), str(tmp_path)), nprocs=2, join=True)
     rank0, rank1 = (torch.load(tmp_path / f"rank{r}.pt") for r in (0, 1))
-    for s0, s1 in zip(rank0["start"], rank1["start"]):
+    for s0, s1 in zip(rank0["start"], rank1["start"], strict=True):
         assert torch.equal(s0, s1)  # weights averaged once at the start
-    for a0, a1, l0, l1 in zip(rank0["averaged"], rank1["averaged"], rank0["local"], rank1["local"]):
+    for a0, a1, l0, l1 in zip(rank0["averaged"], rank1["averaged"], rank0["local"], rank1["local"], strict=True):
         assert torch.equal(a0, a1) and torch.allclose(a0, (l0 + l1) / 2)

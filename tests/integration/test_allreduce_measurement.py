@@ -17,7 +17,8 @@ def _measure(rank, world_size, port, out):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world_size)
     ones = torch.ones(1000)
     dist.all_reduce(ones)
-    rows = [measure_size(n, dtype, torch.device("cpu"), repeats=10, warmup=2, generator=torch.Generator().manual_seed(0))
+    rows = [measure_size(n, dtype, torch.device("cpu"), repeats=10, warmup=2,
+                         generator=torch.Generator().manual_seed(0))
             for n in (1, 10_000, 1_000_000) for dtype in ("fp32", "fp16")]
     if rank == 0:
         out_rows = [row.__dict__ for row in rows]

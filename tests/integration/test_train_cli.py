@@ -104,7 +104,7 @@ def test_killed_run_resumes_from_its_checkpoint_and_ends_like_an_uninterrupted_o
     a = json.loads((tmp_path / "straight" / "result.json").read_text())
     b = json.loads((interrupted / "result.json").read_text())
     assert b["resumes"] == 1 and b["epochs_run"] == a["epochs_run"] == 4
-    for row_a, row_b in zip(a["history"], b["history"]):
+    for row_a, row_b in zip(a["history"], b["history"], strict=True):
         for key in ("lr", "train_loss", "validation_metric", "validation_loss"):
             assert row_a[key] == row_b[key], (row_a["epoch"], key)
     assert b["steps"] == a["steps"]  # step accounting continued instead of starting over
@@ -147,7 +147,8 @@ def _one_error_line(done):
     "args, message",
     [
         (["--task", "imagenet"], "unknown task 'imagenet'; valid tasks: cifar10-resnet20"),
-        (["--preset", "huge"], "unknown preset 'huge' for task cifar10-resnet20; valid presets: full, light, demo, smoke"),
+        (["--preset", "huge"],
+         "unknown preset 'huge' for task cifar10-resnet20; valid presets: full, light, demo, smoke"),
         (["--world-size", "0"], "world size must be >= 1, got 0"),
         (["--backend", "nccl"], "needs a CUDA GPU, and none is visible here; valid on this machine: --backend gloo"),
         (["--set", "optimizer.lr"], "--set takes FIELD=VALUE"),
@@ -161,7 +162,7 @@ def test_bad_input_is_one_clear_line(data_root, tmp_path, args, message):
     if "nccl" in args and torch.cuda.is_available():
         pytest.skip("a GPU is visible, so nccl is valid here")
     options = {"--task": "cifar10-resnet20", "--preset": "smoke", "--world-size": "1"}
-    options.update(zip(args[::2], args[1::2]))
+    options.update(zip(args[::2], args[1::2], strict=True))
     flat = [item for pair in options.items() for item in pair]
     done = run_mlbench("train", *flat, "--output", str(tmp_path / "out"), "--data-root", str(data_root))
     assert message in _one_error_line(done)
@@ -197,5 +198,6 @@ def test_worker_without_prepared_data_says_how_to_prepare(tmp_path):
 
 
 def test_worker_without_rank_environment_says_what_is_missing(tmp_path):
-    done = run_mlbench("worker", "--task", "cifar10-resnet20", "--output", str(tmp_path / "o"), env={"PATH": "/usr/bin"})
+    done = run_mlbench("worker", "--task", "cifar10-resnet20", "--output", str(tmp_path / "o"),
+                       env={"PATH": "/usr/bin"})
     assert "missing: RANK (or JOB_COMPLETION_INDEX), WORLD_SIZE, MASTER_ADDR, MASTER_PORT" in _one_error_line(done)

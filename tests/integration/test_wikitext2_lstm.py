@@ -75,7 +75,7 @@ def test_averaged_sgd_evaluates_the_average_and_resumes_exactly(data_root, tmp_p
     with one_rank() as env:
         straight = _trainer(config, env, data_root, tmp_path / "straight")
         result = straight.run()
-        steps_after_switch = sum(len(straight.train_batches.lengths(epoch)) for epoch in (1, 2, 3))
+        steps_after_switch = sum(len(straight.parts.train_batches.lengths(epoch)) for epoch in (1, 2, 3))
         assert straight.weight_average is not None and straight.weight_average.steps == steps_after_switch
         # the recorded metric is the averaged weights' one, not the plain weights'
         averaged = straight._evaluate()
@@ -97,13 +97,14 @@ def test_averaged_sgd_evaluates_the_average_and_resumes_exactly(data_root, tmp_p
         resumed = _trainer(config, env, data_root, tmp_path / "interrupted")
         again = resumed.run()
     assert again["resumes"] == 1 and again["epochs_run"] == 4
-    for row_a, row_b in zip(result["history"], again["history"]):
+    for row_a, row_b in zip(result["history"], again["history"], strict=True):
         for key in ("lr", "train_loss", "validation_loss"):
             assert row_a[key] == row_b[key], (row_a["epoch"], key)
     assert resumed.weight_average.steps == straight.weight_average.steps
-    for a, b in zip(straight.weight_average.average, resumed.weight_average.average):
+    for a, b in zip(straight.weight_average.average, resumed.weight_average.average, strict=True):
         assert torch.equal(a, b)
-    for (name, a), b in zip(straight.base_model.state_dict().items(), resumed.base_model.state_dict().values()):
+    straight_weights, resumed_weights = straight.parts.base_model.state_dict(), resumed.parts.base_model.state_dict()
+    for (name, a), b in zip(straight_weights.items(), resumed_weights.values(), strict=True):
         assert torch.equal(a, b), name
 
 

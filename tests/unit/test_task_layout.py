@@ -2,7 +2,6 @@
 declaration, a model entry and dataset entries, and nothing else in the code names it."""
 
 import re
-from pathlib import Path
 
 import pytest
 

@@ -145,7 +145,8 @@ def test_load_rejects_array_that_disagrees_with_manifest(tmp_path: Path) -> None
 
 
 def test_unprepared_dataset_is_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=rf"dataset '{NAME}' \(version {VERSION}\) is not prepared under .*mlbench prepare"):
+    not_prepared = rf"dataset '{NAME}' \(version {VERSION}\) is not prepared under .*mlbench prepare"
+    with pytest.raises(DataError, match=not_prepared):
         load_dataset(tmp_path, NAME, VERSION)
 
 

@@ -107,7 +107,8 @@ def test_real_builder_checks_published_figures_and_records_checksums(
     arrays, metadata = build_wikitext2(tmp_path / "c", url=str(archive), md5=file_digest(archive), log=_quiet)
     assert set(arrays) == {"train_tokens", "val_tokens", "test_tokens"}
     assert (metadata["md5"], metadata["sha256"]) == (file_digest(archive), file_digest(archive, "sha256"))
-    assert metadata["md5_expected"] == file_digest(archive) and not metadata["synthetic"] and metadata["vocabulary"][0] == EOS
+    assert metadata["md5_expected"] == file_digest(archive) and not metadata["synthetic"]
+    assert metadata["vocabulary"][0] == EOS
     sizes = [metadata[key] for key in ("train_size", "val_size", "test_size", "vocab_size")]
     assert sizes == [19, 6, 8, 11]
     assert metadata["identical_to_original_archive"] is False  # not the S3 archive's bytes, and said so

@@ -8,7 +8,10 @@ from tasks.spec import Augmentation
 pytestmark = pytest.mark.unit
 
 
-def make_batches(train=True, augmentation=Augmentation(random_crop_padding=4, horizontal_flip=True)):
+CROP_AND_FLIP = Augmentation(random_crop_padding=4, horizontal_flip=True)
+
+
+def make_batches(train=True, augmentation=CROP_AND_FLIP):
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(100, 3, 32, 32), dtype=np.uint8)
     labels = rng.integers(0, 10, size=100).astype(np.int64)
@@ -26,7 +29,7 @@ def test_same_epoch_same_batches_other_epoch_other_order():
     first = [x for x, _ in batches.epoch(3)]
     again = [x for x, _ in batches.epoch(3)]
     other = [x for x, _ in batches.epoch(4)]
-    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert all(torch.equal(a, b) for a, b in zip(first, again, strict=True))
     assert not torch.equal(first[0], other[0])
 
 

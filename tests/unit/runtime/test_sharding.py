@@ -24,7 +24,7 @@ def test_validation_shards_cover_every_sample_once(num_samples, world_size):
 
 
 def test_every_rank_computes_the_same_plan_from_the_seed():
-    assert all(np.array_equal(a, b) for a, b in zip(train_shards(1000, 4, 7), train_shards(1000, 4, 7)))
+    assert all(np.array_equal(a, b) for a, b in zip(train_shards(1000, 4, 7), train_shards(1000, 4, 7), strict=True))
     assert not np.array_equal(train_shards(1000, 4, 7)[0], train_shards(1000, 4, 8)[0])
     assert shard_plan(50_000, 10_000, 8, 42) == {"train": [6250] * 8, "validation": [1250] * 8}
 
