@@ -221,7 +221,7 @@ def _launch(config, args: argparse.Namespace, overrides: dict[str, str], *, data
         timeout_s=args.timeout, rendezvous_timeout_s=args.rendezvous_timeout,
     )
     if communication:
-        from tasks.runtime.allreduce_results import plot_result
+        from tasks.plots import plot_result
 
         plot_result(result, output / "allreduce.png")
         print(sweep_summary_line(result, output))
