@@ -134,7 +134,7 @@ class CommunicationKind:
 
     def finish_local_run(self, result: dict[str, Any], output: Path) -> str:
         """Plots the sweep beside its result.json; returns the one line `mlbench allreduce` ends with."""
-        from tasks.runtime.allreduce_results import plot_result
+        from tasks.plots import plot_result
 
         plot_result(result, output / "allreduce.png")
         if result["status"] != "completed":

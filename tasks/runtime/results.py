@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,14 @@ from tasks.spec import RunConfig
 
 SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
+
+
+def finite_number(value: Any) -> float | None:
+    """`value` as a finite float, or None: None, bools, strings, NaN and infinities are not numbers here."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
 
 
 def utc_now() -> str:

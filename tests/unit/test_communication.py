@@ -9,7 +9,7 @@ import pytest
 from tasks.benchmarks.allreduce import TASK as ALLREDUCE
 from tasks.communication import CommunicationConfig, tensor_sizes
 from tasks.errors import UserError
-from tasks.registry import TASKS, get_task, is_communication_task, resolve, task_summary
+from tasks.registry import TASKS, get_task, kind_of, resolve, task_summary
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.unit
@@ -81,8 +81,10 @@ def test_bad_requests_name_the_field_and_the_valid_values(kwargs, message):
 
 def test_registered_beside_the_training_tasks():
     assert list(TASKS)[-1] == "allreduce" and get_task("allreduce") is ALLREDUCE
-    assert is_communication_task("allreduce") and not is_communication_task("cifar10-resnet20")
-    assert not is_communication_task("no-such-task")
+    assert kind_of("allreduce").name == "communication" and kind_of("cifar10-resnet20").name == "training"
+    assert not kind_of("allreduce").needs_data and not kind_of("allreduce").has_target
+    with pytest.raises(UserError, match="unknown task 'no-such-task'"):
+        kind_of("no-such-task")
     summary = task_summary(ALLREDUCE)
     assert summary["dataset"] == "random tensors" and summary["target_full"] == "n/a"
 

@@ -12,12 +12,11 @@ from operators.report import (
     configuration_rows,
     format_table,
     olympic_mean,
-    plot_curves,
-    plot_scaling,
     plot_time_split,
     to_csv,
     to_markdown,
 )
+from tasks.plots import plot_curves, plot_scaling
 
 pytestmark = pytest.mark.unit
 

@@ -7,7 +7,8 @@ import jsonschema
 import pytest
 
 from tasks.registry import resolve
-from tasks.runtime.allreduce_results import SCHEMA_PATH, failed_result, plot_result
+from tasks.plots import plot_result
+from tasks.runtime.allreduce_results import SCHEMA_PATH, failed_result
 from tasks.runtime.results import failed_result as any_failed_result
 from tasks.runtime.results import load_schema
 from tests.conftest import make_sweep_result

@@ -1,0 +1,296 @@
+"""The report of a training task (every task but task 0): what its runs log and how its
+configurations compare.
+
+Time to accuracy is aggregated the MLPerf way (`olympic_mean`), and speedups follow MLBench:
+speedup(k) = time to accuracy with 1 worker / time to accuracy with k workers, efficiency(k) =
+speedup(k) / k; the compute-only variants use `compute_s` (forward + loss + backward + optimizer,
+communication excluded) instead of the time to accuracy.
+
+A run logs its history per epoch (step = epoch) and its summary; the parent run the speedups per
+algorithm and world size. `rows` is `comparison_rows` and `table` is `format_table`, under the
+names every kind module shares (see `operators.report.dag_run.kind_of`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from operators.report.outcome import (
+    ConfigurationOutcome,
+    by_configuration,
+    configuration_identity,
+    configuration_name,
+    in_order,
+    olympic_mean,
+    primary_algorithm,
+)
+from operators.report.points import Point, configuration_counts, millis, now_ms
+from operators.report.tables import render_table
+from tasks.plots import plot_curves, plot_scaling, plot_time_bars
+from tasks.runtime.results import finite_number
+
+__all__ = [
+    "comparison_rows",
+    "format_table",
+    "parent_metrics",
+    "parent_plots",
+    "plot_time_split",
+    "child_metrics",
+    "child_plots",
+    "configuration_row",
+]
+
+# history[] field -> metric key (step = epoch). The per-epoch training time gets its own key so
+# that `train_time_s` stays the run's total, as in result.json.
+_EPOCH_METRICS = {
+    "train_loss": "train_loss",
+    "validation_metric": "validation_metric",
+    "validation_loss": "validation_loss",
+    "validation_top5": "validation_top5",
+    "lr": "lr",
+    "epoch_time_s": "epoch_time_s",
+    "train_time_s": "epoch_train_time_s",
+    "cumulative_train_time_s": "cumulative_train_time_s",
+}
+_SUMMARY_METRICS = (
+    "time_to_accuracy_s", "wall_time_to_accuracy_s", "compute_s", "communication_s",
+    "train_time_s", "wall_time_s", "throughput_samples_per_s", "epochs_run", "steps",
+    "final_validation_metric", "best_validation_metric", "resumes",
+)
+# Comparison row fields a parent run logs, per algorithm and world size.
+_PARENT_FIELDS = ("speedup", "efficiency", "compute_speedup", "compute_efficiency", "hit_rate",
+                  "comm_share", "tta_s", "compute_s", "communication_s")
+
+
+# ---------------------------------------------------------------------------------------------
+# The comparison
+# ---------------------------------------------------------------------------------------------
+
+def comparison_rows(outcomes: list[ConfigurationOutcome]) -> list[dict]:
+    """One row per (task, algorithm, world size), aggregated over its repeats.
+
+    - `runs`: every repeat, failed ones included; `goal_reached`: those that succeeded and
+      reached the target; `failed`: those that did not succeed; `hit_rate` = goal_reached / runs.
+    - `tta_s`, `wall_tta_s`: olympic means over the runs that reached the goal; `tta_min_s`,
+      `tta_max_s`: their extremes. None if no run reached the goal.
+    - `compute_s`, `communication_s`: olympic means over the runs that reached the goal (each run
+      stops at the target, so these are compute and communication *to accuracy*); if none did,
+      over the runs that succeeded, so the split is still shown (speedups stay None then).
+    - `speedup`, `efficiency`: against the same task and algorithm at world size 1, from
+      `tta_s`; `compute_speedup`, `compute_efficiency`: the same from `compute_s`. None when
+      either side did not reach the goal (no baseline, or this row never got there).
+    - `comm_share` = communication_s / (compute_s + communication_s).
+
+    Rows are sorted by task, algorithm, world size.
+    """
+    aggregated = [(_aggregate(key, group), any(o.goal_reached for o in group))
+                  for key, group in by_configuration(outcomes)]
+    baselines = {(row["task"], row["algorithm"]): (row, reached)
+                 for row, reached in aggregated if row["world_size"] == 1}
+    for row, reached in aggregated:
+        row.update(_speedups(row, reached, baselines.get((row["task"], row["algorithm"]))))
+    return [row for row, _ in aggregated]
+
+
+def _figures(outcomes: list[ConfigurationOutcome], field: str) -> list[float]:
+    """The finite values of a result field over these outcomes."""
+    return [v for v in (finite_number(o.result.get(field)) for o in outcomes) if v is not None]
+
+
+def _aggregate(key: tuple[str, str, int], group: list[ConfigurationOutcome]) -> dict:
+    """A comparison row without its speedups: counts, time to accuracy, compute/communication split."""
+    reached = [o for o in group if o.goal_reached]
+    timed = reached or [o for o in group if o.succeeded]
+    ttas = _figures(reached, "time_to_accuracy_s")
+    compute_s = olympic_mean(_figures(timed, "compute_s"))
+    communication_s = olympic_mean(_figures(timed, "communication_s"))
+    busy = (compute_s or 0.0) + (communication_s or 0.0)
+    return {
+        **configuration_identity(key, group),
+        "configuration": configuration_name(key),
+        "runs": len(group),
+        "goal_reached": len(reached),
+        "failed": sum(1 for o in group if not o.succeeded),
+        "hit_rate": len(reached) / len(group),
+        "tta_s": olympic_mean(ttas),
+        "tta_min_s": min(ttas) if ttas else None,
+        "tta_max_s": max(ttas) if ttas else None,
+        "wall_tta_s": olympic_mean(_figures(reached, "wall_time_to_accuracy_s")),
+        "compute_s": compute_s,
+        "communication_s": communication_s,
+        "comm_share": (communication_s or 0.0) / busy if busy > 0 else None,
+    }
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or denominator is None or denominator <= 0:
+        return None
+    return numerator / denominator
+
+
+def _speedups(row: dict, reached: bool, baseline: tuple[dict, bool] | None) -> dict:
+    """Speedup and efficiency of a row against its 1-worker baseline (row, baseline reached the goal)."""
+    speedup = compute_speedup = None
+    if baseline is not None:
+        base, base_reached = baseline
+        speedup = _ratio(base["tta_s"], row["tta_s"])
+        if base_reached and reached:
+            compute_speedup = _ratio(base["compute_s"], row["compute_s"])
+    k = row["world_size"]
+    return {
+        "speedup": speedup,
+        "efficiency": speedup / k if speedup is not None else None,
+        "compute_speedup": compute_speedup,
+        "compute_efficiency": compute_speedup / k if compute_speedup is not None else None,
+    }
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.0f}%"
+
+
+def format_table(rows: list[dict]) -> str:
+    """Fixed-width text table of comparison rows, for a terminal or a task log.
+
+    Columns: configuration, runs, goal reached (count/runs and hit rate), time to accuracy (olympic
+    mean), speedup, efficiency, compute-only speedup, communication share. '-' marks a value that
+    cannot be computed (goal not reached, no 1-worker baseline).
+    """
+    header = ["configuration", "runs", "goal reached", "time to accuracy", "speedup",
+              "efficiency", "compute speedup", "comm share"]
+    body = [[
+        str(row["configuration"]),
+        str(row["runs"]),
+        f"{row['goal_reached']}/{row['runs']} ({_percent(row['hit_rate'])})",
+        _seconds(row["tta_s"]),
+        _times(row["speedup"]),
+        _percent(row["efficiency"]),
+        _times(row["compute_speedup"]),
+        _percent(row["comm_share"]),
+    ] for row in rows]
+    return render_table(header, body)
+
+
+# ---------------------------------------------------------------------------------------------
+# The parent run of (DAG run, task)
+# ---------------------------------------------------------------------------------------------
+
+def parent_metrics(rows: list[dict], outcomes: list[ConfigurationOutcome], now: int) -> list[Point]:
+    """`speedup_<algorithm>_w<k>` (and the rest of `_PARENT_FIELDS`) for every algorithm, plus the
+    unprefixed `speedup_w<k>` ... for the primary algorithm; counts of configurations. Step 0."""
+    primary = primary_algorithm(outcomes)
+    metrics: dict[str, float] = {}
+    for row in rows:
+        k = row["world_size"]
+        for field in _PARENT_FIELDS:
+            value = finite_number(row.get(field))
+            if value is None:
+                continue
+            metrics[f"{field}_{row['algorithm']}_w{k}"] = value
+            if row["algorithm"] == primary:
+                metrics[f"{field}_w{k}"] = value
+    metrics.update(configuration_counts(outcomes))
+    metrics["goal_reached_configurations"] = float(sum(1 for o in outcomes if o.goal_reached))
+    return [(key, value, now, 0) for key, value in metrics.items()]
+
+
+def parent_plots(rows: list[dict], outcomes: list[ConfigurationOutcome]) -> dict[str, Callable[[Path], Path]]:
+    """File name under `plots/` -> what draws it there: the scaling and the time split."""
+    return {"scaling.png": lambda path: plot_scaling(rows, path),
+            "time_split.png": lambda path: plot_time_split(outcomes, path)}
+
+
+def plot_time_split(outcomes: list[ConfigurationOutcome], path: Path) -> Path:
+    """Stacked compute / communication / other training time per configuration.
+
+    'other' is the rest of the measured training time (host-to-device data copies). Failed
+    configurations are hatched and marked, and one without a result shows an empty slot labelled
+    'no result', so every configuration that ran appears.
+    """
+    ordered = in_order(outcomes)
+    several_tasks = len({o.task for o in ordered}) > 1
+    bars = []
+    for o in ordered:
+        result = o.result or {}
+        bars.append({
+            "label": f"{o.task}\n{o.label}" if several_tasks else o.label,
+            **{field: finite_number(result.get(field)) for field in ("compute_s", "communication_s", "train_time_s")},
+            "status": "succeeded" if o.succeeded else "failed" if o.result is not None else "no result",
+        })
+    return plot_time_bars(bars, path)
+
+
+# ---------------------------------------------------------------------------------------------
+# A configuration's run
+# ---------------------------------------------------------------------------------------------
+
+def child_metrics(result: dict | None) -> list[Point]:
+    """The points of a result: per epoch (step = epoch), then summary and phases (step 0).
+
+    The validation metric is logged twice per epoch: as `validation_metric` (whatever the task) and
+    under its own name (`validation_top1`, `validation_accuracy`, `validation_perplexity`).
+    Timestamps: started_at + the wall time of the epochs so far; finished_at for the summary.
+    """
+    if result is None:
+        return []
+    start = millis(result.get("started_at")) or now_ms()
+    end = millis(result.get("finished_at")) or start
+    metric_name = (result.get("target") or {}).get("metric")
+    points: list[Point] = []
+    elapsed = 0.0
+    for entry in result.get("history") or []:
+        step = entry.get("epoch")
+        if not isinstance(step, int):
+            continue
+        elapsed += finite_number(entry.get("epoch_time_s")) or 0.0
+        stamp = start + int(elapsed * 1000)
+        for field, key in _EPOCH_METRICS.items():
+            value = finite_number(entry.get(field))
+            if value is not None:
+                points.append((key, value, stamp, step))
+        metric = finite_number(entry.get("validation_metric"))
+        if metric is not None and metric_name:  # also by its own name, for charts across tasks
+            points.append((f"validation_{metric_name}", metric, stamp, step))
+    for key in _SUMMARY_METRICS:
+        value = finite_number(result.get(key))
+        if value is not None:
+            points.append((key, value, end, 0))
+    for phase, seconds in (result.get("phases_s") or {}).items():
+        value = finite_number(seconds)
+        if value is not None:
+            points.append((f"phase_{phase}_s", value, end, 0))
+    return points
+
+
+def child_plots(result: dict | None) -> dict[str, Callable[[Path], Path]]:
+    """File name under `plots/` -> what draws it there: the curves, for a run with any epoch."""
+    if result is None or not result.get("history"):
+        return {}
+    return {"curves.png": lambda path: plot_curves(result, path)}
+
+
+def configuration_row(outcome: ConfigurationOutcome) -> dict:
+    """A configuration's time to accuracy and time split, for `configurations.csv`."""
+    result = outcome.result or {}
+    return {
+        "goal_reached": outcome.goal_reached,
+        "tta_s": finite_number(result.get("time_to_accuracy_s")),
+        "wall_tta_s": finite_number(result.get("wall_time_to_accuracy_s")),
+        "compute_s": finite_number(result.get("compute_s")),
+        "communication_s": finite_number(result.get("communication_s")),
+        "epochs_run": result.get("epochs_run"),
+    }
+
+
+# The kind's rows and table under the names every kind module shares (dag_run.kind_of).
+rows = comparison_rows
+table = format_table
