@@ -128,7 +128,7 @@ def prepare_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, st
 
 def validate_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, Any]]:
     """Great Expectations gate: every dataset must pass before any training starts."""
-    from operators.validation import ValidationFailed, validate_dataset
+    from operators.gates import ValidationFailed, validate_dataset
     from tasks.data import catalog
     from tasks.errors import DataError
     from tasks.workloads import get_workload
@@ -147,8 +147,8 @@ def validate_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, A
             message = f"dataset {name}: {exc}; lower the worker counts or the batch size, or use more data"
             directory.record_stop(message)
             raise DataError(message) from None
-        report = validate_dataset(name, arrays, num_classes=config.num_classes or 0, shard_plans=plans,
-                                  vocabulary_size=vocabulary)
+        report = validate_dataset(name, catalog.kind(name), arrays, num_classes=config.num_classes or 0,
+                                  shard_plans=plans, vocabulary_size=vocabulary)
         directory.write_data_report(name, report.to_dict())
         log(report.summary())
         summaries.append({"dataset": name, "success": report.success, "summary": report.summary()})
@@ -200,8 +200,7 @@ def _read_bundle(configuration: Configuration) -> dict[str, Any] | None:
 
 def validate_results_step(run_id: str) -> list[dict[str, Any]]:
     """Great Expectations gate on every bundle that exists; the verdict is stored beside it."""
-    from operators.validation import validate_communication_result, validate_result
-    from tasks.registry import is_communication_task
+    from operators.kinds import pipeline_kind
 
     directory = RunDirectory.of(run_id)
     verdicts = []
@@ -211,9 +210,8 @@ def validate_results_step(run_id: str) -> list[dict[str, Any]]:
             verdicts.append({"config_id": configuration.config_id, "success": False,
                              "summary": "no result.json: the configuration never produced a bundle"})
             continue
-        validate = validate_communication_result if is_communication_task(configuration.task) else validate_result
-        report = validate(result, expected_world_size=configuration.world_size,
-                          suite_name=f"result:{configuration.config_id}")
+        report = pipeline_kind(configuration.task).validate_result(
+            result, expected_world_size=configuration.world_size, suite_name=f"result:{configuration.config_id}")
         (configuration.output_dir / RESULT_VALIDATION_FILE).write_text(
             json.dumps(report.to_dict(), indent=2, default=str))
         log(report.summary())

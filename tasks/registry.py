@@ -102,8 +102,3 @@ def config_from_dict(data: dict[str, Any]) -> ResolvedConfig:
 def task_summary(spec: AnyTaskSpec) -> dict[str, Any]:
     """The row `mlbench tasks` lists."""
     return kind_of(spec).summary(spec)
-
-
-def is_communication_task(name: str) -> bool:
-    """Transitional: callers move to `kind_of(name)`'s answers."""
-    return name in TASKS and TASKS[name].kind == "communication"

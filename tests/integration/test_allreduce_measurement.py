@@ -77,7 +77,7 @@ def test_allreduce_bad_input_is_one_line(tmp_path, args, message):
 @pytest.mark.parametrize("repeats", [1, 2, 3, 10])
 def test_one_rank_figures_pass_the_results_gate_for_any_number_of_calls(repeats):
     """p10/p90 interpolate like the median: p10 <= median <= p90 however few the calls; one rank has busbw 0."""
-    from operators.validation import validate_communication_result
+    from operators.gates import validate_sweep_result
     from tests.conftest import make_sweep_result
 
     result = make_sweep_result(world_size=1)  # the smoke sweep's config, its figures replaced by real ones
@@ -94,16 +94,16 @@ def test_one_rank_figures_pass_the_results_gate_for_any_number_of_calls(repeats)
         assert row["busbw_gbps"] == 0.0 and row["algbw_gbps"] > 0
     for rank in result["ranks"]:
         rank["measurements"] = len(result["measurements"])
-    report = validate_communication_result(result, expected_world_size=1)
+    report = validate_sweep_result(result, expected_world_size=1)
     assert report.success, report.failures
 
 
 def test_a_sweep_broken_part_way_keeps_what_it_measured(tmp_path, monkeypatch):
-    from operators.validation import validate_communication_result
+    from operators.gates import validate_sweep_result
     from tasks.registry import resolve
     from tasks.runtime import allreduce
     from tasks.runtime.distributed import RankEnv
-    from tasks.runtime.worker import EXIT_RUN_FAILED
+    from tasks.errors import ExitCode
 
     config = resolve("allreduce", "smoke", world_size=1)
     real, calls = allreduce.measure_size, []
@@ -119,12 +119,12 @@ def test_a_sweep_broken_part_way_keeps_what_it_measured(tmp_path, monkeypatch):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     try:
         env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=port)
-        assert allreduce.run_sweep(config, env, tmp_path) == EXIT_RUN_FAILED
+        assert allreduce.run_sweep(config, env, tmp_path) == ExitCode.RUN_FAILED
     finally:
         dist.destroy_process_group()
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["status"] == "failed" and len(result["measurements"]) == 2
     assert result["reason"] == ("rank 0 stopped after 2 of 8 measurements: "
                                 "RuntimeError: CUDA out of memory (simulated)")
-    report = validate_communication_result(result, expected_world_size=1)
+    report = validate_sweep_result(result, expected_world_size=1)
     assert report.success, report.failures  # a failed sweep may hold fewer sizes, each still consistent

@@ -1,4 +1,5 @@
-"""The dataset gate on tabular (task 2a) and token-stream (task 3a) layouts, and on unknown layouts."""
+"""The tabular dataset gate (task 2a): real and fabricated data pass; each corruption fails, naming its
+expectation."""
 
 from __future__ import annotations
 
@@ -8,10 +9,9 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from operators import validation
-from operators.validation import ValidationFailed, ValidationReport, check_dataset, validate_dataset
+from operators.gates import ValidationReport, validate_dataset
+from operators.gates import tabular as tabular_gate
 from tasks.runtime.sharding import shard_plan
-from tasks.runtime.token_stream import column_plan
 
 pytestmark = pytest.mark.unit
 
@@ -28,9 +28,6 @@ def _json_roundtrip(report: ValidationReport) -> dict:
 
 def _with(arrays: dict[str, np.ndarray], **changes: np.ndarray) -> dict[str, np.ndarray]:
     return {**arrays, **changes}
-
-
-# --- tabular ------------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +59,7 @@ def breast_cancer() -> dict[str, np.ndarray]:
 
 def _check_tabular(name: str, arrays: dict[str, np.ndarray], plans: dict | None = None) -> ValidationReport:
     plans = plans or _plans(len(arrays["train_labels"]), len(arrays["val_labels"]))
-    return validate_dataset(name, arrays, num_classes=2, shard_plans=plans)
+    return validate_dataset(name, "tabular", arrays, num_classes=2, shard_plans=plans)
 
 
 def test_consistent_fabricated_tabular_passes(tabular):
@@ -80,12 +77,11 @@ def test_real_breast_cancer_passes(breast_cancer):
     assert 0.55 < share < 0.70  # 357 benign of 569: the [0.2, 0.8] bound passes with room
     report = _check_tabular("breast-cancer", breast_cancer)
     assert report.success, report.failures
-    assert check_dataset("breast-cancer", breast_cancer, num_classes=2, shard_plans=_plans(455, 114)).success
 
 
 def test_memory_mapped_features_are_summarised_in_chunks(tmp_path, tabular, monkeypatch):
     """A memmap read many chunks at a time gives the same verdict, and a leak across a chunk edge is seen."""
-    monkeypatch.setattr(validation, "_TABULAR_CHUNK_BYTES", 7 * 24 * 4)  # 7 rows a chunk
+    monkeypatch.setattr(tabular_gate, "_CHUNK_BYTES", 7 * 24 * 4)  # 7 rows a chunk
     train = np.lib.format.open_memmap(tmp_path / "train.npy", mode="w+", dtype=np.float32, shape=(1200, 24))
     train[:] = tabular["train_features"]
     train.flush()
@@ -209,139 +205,22 @@ def test_unequal_train_shard_sizes_fail_on_tabular(tabular):
 
 
 def test_tabular_needs_two_classes(tabular):
-    report = validate_dataset("epsilon-like", tabular, num_classes=10, shard_plans=_plans(1200, 300))
+    report = validate_dataset("epsilon-like", "tabular", tabular, num_classes=10, shard_plans=_plans(1200, 300))
     assert report.failures == [
         "expect_column_values_to_be_in_set on arrays.num_classes [kind == 'labels']: 2 of 2 unexpected, "
         "e.g. train_labels=10, val_labels=10 (expected set [2])"
     ]
 
 
-# --- token streams ------------------------------------------------------------------------------------
-
-VOCABULARY = 1000
-
-
-@pytest.fixture(scope="module")
-def tokens() -> dict[str, np.ndarray]:
+def test_arrays_of_another_kind_fail_naming_the_missing_arrays():
+    """Token streams given as tabular have no features or labels: the arrays part names all four."""
     rng = np.random.default_rng(1)
-    return {
-        "train_tokens": rng.integers(0, VOCABULARY, 60_000, dtype=np.int32),
-        "val_tokens": rng.integers(0, VOCABULARY, 6_000, dtype=np.int32),
-        "test_tokens": rng.integers(0, VOCABULARY, 7_000, dtype=np.int32),
-    }
-
-
-def _column_plans() -> dict[int, dict[str, list[int]]]:
-    """The language-model runtime's plan: 20 training columns per rank, validation whole on every rank."""
-    return {w: column_plan(60_000, 6_000, w, 20, 10) for w in WORLD_SIZES}
-
-
-def _check_tokens(arrays, **kwargs) -> ValidationReport:
-    kwargs.setdefault("num_classes", VOCABULARY)
-    return validate_dataset("wikitext2-like", arrays, shard_plans=_column_plans(), **kwargs)
-
-
-def test_consistent_token_streams_pass(tokens):
-    report = _check_tokens(tokens)
-    assert report.success, report.failures
-    assert set(_json_roundtrip(report)["results"]) == {"arrays", "shard_plans"}
-    without_test = {k: v for k, v in tokens.items() if k != "test_tokens"}
-    assert _check_tokens(without_test).success
-    # an explicit vocabulary_size wins over num_classes
-    assert _check_tokens(tokens, num_classes=10, vocabulary_size=VOCABULARY).success
-    assert check_dataset(
-        "wikitext2-like", tokens, num_classes=0, shard_plans=_column_plans(), vocabulary_size=VOCABULARY
-    ).success
-
-
-def test_token_plans_must_give_equal_training_blocks_and_the_whole_validation_stream(tokens):
-    plans = _column_plans()
-    plans[2] = {"train": [29_980, 29_960], "validation": [3_000, 3_000]}  # uneven blocks, validation sharded
-    report = validate_dataset("wikitext2-like", tokens, num_classes=VOCABULARY, shard_plans=plans)
-    assert report.failures == [
-        "expect_column_values_to_be_in_set on shard_plans.distinct_sizes [split == 'train']: 1 of 3 unexpected, "
-        "e.g. w2/train=2 (expected set [1])",
-        "expect_column_values_to_be_between on shard_plans.min_share [split == 'validation']: 1 of 3 unexpected, "
-        "e.g. w2/validation=0.5 (expected 0.5..)",  # 0.5 itself fails: strictly more than half
-    ]
-    plans[2] = {"train": [40_000, 40_000], "validation": [7_000, 7_000]}  # more than the streams hold
-    failures = validate_dataset("wikitext2-like", tokens, num_classes=VOCABULARY, shard_plans=plans).failures
-    assert failures == [
-        "expect_column_pair_values_a_to_be_greater_than_b on shard_plans.split_size vs total [split == 'train']: "
-        "1 of 3 unexpected, e.g. w2/train=(60000, 80000)",
-        "expect_column_pair_values_a_to_be_greater_than_b on shard_plans.split_size vs max_size "
-        "[split == 'validation']: 1 of 3 unexpected, e.g. w2/validation=(6000, 7000)",
-    ]
-
-
-def test_a_token_id_at_the_vocabulary_size_fails(tokens):
-    train = np.array(tokens["train_tokens"])
-    train[123] = VOCABULARY
-    report = _check_tokens(_with(tokens, train_tokens=train))
-    assert report.failures == [
-        "expect_column_values_to_be_between on arrays.max_token: 1 of 3 unexpected, e.g. train_tokens=1000 "
-        "(expected 0..999)"
-    ]
-    negative = np.array(tokens["val_tokens"])
-    negative[0] = -1
-    assert _check_tokens(_with(tokens, val_tokens=negative)).failures[0].startswith(
-        "expect_column_values_to_be_between on arrays.min_token: 1 of 3 unexpected, e.g. val_tokens=-1"
-    )
-
-
-def test_float_tokens_fail(tokens):
-    report = _check_tokens(_with(tokens, val_tokens=tokens["val_tokens"].astype(np.float32)))
-    assert report.failures == [
-        "expect_column_values_to_be_in_set on arrays.dtype: 1 of 3 unexpected, e.g. val_tokens=float32 "
-        "(expected set [int8, int16, int32, int64, uint8, uint16, uint32, uint64])"
-    ]
-
-
-def test_validation_copied_from_train_fails(tokens):
-    val = np.array(tokens["val_tokens"])
-    val[:] = tokens["train_tokens"][: len(val)]
-    report = _check_tokens(_with(tokens, val_tokens=val))
-    assert report.failures == [
-        "expect_column_values_to_be_null on arrays.copy_of: 1 of 3 unexpected, e.g. val_tokens=train_tokens[:6000]"
-    ]
-
-
-def test_bad_token_shapes_fail(tokens):
-    report = _check_tokens(_with(tokens, train_tokens=tokens["train_tokens"].reshape(600, 100)))
-    assert report.failures[0] == (
-        "expect_column_values_to_be_in_set on arrays.ndim: 1 of 3 unexpected, e.g. train_tokens=2 (expected set [1])"
-    )  # and the plan, made for a 60,000-token stream, no longer fits its 600 rows
-    empty = _check_tokens(_with(tokens, test_tokens=np.zeros(0, dtype=np.int32)))
-    assert empty.failures == [
-        "expect_column_values_to_be_between on arrays.count: 1 of 3 unexpected, e.g. test_tokens=0 (expected 1..)"
-    ]
-
-
-# --- unknown layouts ----------------------------------------------------------------------------------
-
-SUPPORTED = (
-    "supported layouts: images (train_images, train_labels, val_images, val_labels); "
-    "tabular (train_features, train_labels, val_features, val_labels); "
-    "tokens (train_tokens, val_tokens, optional test_tokens)"
-)
-
-
-def test_an_unknown_layout_fails_with_one_clear_line():
-    arrays = {"train_audio": np.zeros((4, 16000), np.float32), "train_labels": np.zeros(4, np.int64)}
-    report = validate_dataset("speech", arrays, num_classes=2, shard_plans={1: {"train": [4], "validation": [0]}})
+    tokens = {"train_tokens": rng.integers(0, 100, 6_000, dtype=np.int32),
+              "val_tokens": rng.integers(0, 100, 600, dtype=np.int32)}
+    report = validate_dataset("wikitext2-like", "tabular", tokens, num_classes=2, shard_plans=_plans(6_000, 600))
     assert not report.success
-    assert report.failures == [
-        f"layout: dataset arrays with keys ['train_audio', 'train_labels'] matches no supported layout; {SUPPORTED}"
-    ]
-    assert report.statistics["unsuccessful_expectations"] == 1
-    assert report.summary().startswith("dataset:speech: 1 of 1 expectations failed: layout: ")
+    for kind, missing in (("features", "train_features=missing, val_features=missing"),
+                          ("labels", "train_labels=missing, val_labels=missing")):
+        assert any(line.startswith(f"expect_column_values_to_be_in_set on arrays.dtype [kind == '{kind}']: 2 of 2 "
+                                   f"unexpected, e.g. {missing}") for line in report.failures), report.failures
     _json_roundtrip(report)
-    with pytest.raises(ValidationFailed):
-        check_dataset("speech", arrays, num_classes=2, shard_plans={})
-
-
-def test_keys_of_two_layouts_fail_as_mixed(tabular, tokens):
-    report = validate_dataset("mixed", {**tabular, **tokens}, num_classes=2, shard_plans={})
-    assert len(report.failures) == 1
-    assert report.failures[0].startswith("layout: dataset arrays with keys ['test_tokens', 'train_features', ")
-    assert "mixes the tabular and tokens layouts; supported layouts: " in report.failures[0]

@@ -1,9 +1,9 @@
-"""The Great Expectations results gate of task 0: a good sweep passes; each corruption fails,
+"""The results gate of task 0 (an all-reduce sweep): a good sweep passes; each corruption fails,
 naming the expectation and the column it broke."""
 
 import pytest
 
-from operators.validation import validate_communication_result, validate_result
+from operators.gates import validate_sweep_result, validate_training_result
 from tests.conftest import make_sweep_result
 
 pytestmark = pytest.mark.unit
@@ -15,20 +15,20 @@ def measurement(result, dtype, index):
 
 def test_a_good_sweep_passes():
     for world_size in (1, 2, 4):
-        report = validate_communication_result(make_sweep_result(world_size), expected_world_size=world_size)
+        report = validate_sweep_result(make_sweep_result(world_size), expected_world_size=world_size)
         assert report.success, report.failures
         assert report.statistics["evaluated_expectations"] >= 20
 
 
 def test_a_failed_sweep_is_validated_for_what_it_has():
-    report = validate_communication_result(make_sweep_result(2, status="failed"), expected_world_size=2)
+    report = validate_sweep_result(make_sweep_result(2, status="failed"), expected_world_size=2)
     assert report.success, report.failures
 
 
 def test_a_training_result_fails_the_sweep_schema():
-    report = validate_communication_result({"status": "completed"}, expected_world_size=2)
+    report = validate_sweep_result({"status": "completed"}, expected_world_size=2)
     assert not report.success and report.failures[0].startswith("schema: (root): 'schema_version' is a required")
-    assert not validate_result(make_sweep_result(2), expected_world_size=2).success
+    assert not validate_training_result(make_sweep_result(2), expected_world_size=2).success
 
 
 def _set(dtype, index, **values):
@@ -65,14 +65,14 @@ def _scale(field, factor):
 def test_each_corruption_fails_naming_its_expectation(corrupt, expected):
     result = make_sweep_result(2)
     corrupt(result)
-    report = validate_communication_result(result, expected_world_size=2, suite_name="result:allreduce__w2")
+    report = validate_sweep_result(result, expected_world_size=2, suite_name="result:allreduce__w2")
     assert not report.success
     assert any(line.startswith(expected) for line in report.failures), report.failures
     assert report.summary().startswith("result:allreduce__w2: ")
 
 
 def test_a_sweep_planned_for_another_world_size_fails():
-    report = validate_communication_result(make_sweep_result(2), expected_world_size=4)
+    report = validate_sweep_result(make_sweep_result(2), expected_world_size=4)
     assert "expect_column_pair_values_to_be_equal on run.world_size vs expected_world_size: 1 of 1 unexpected" in \
         "\n".join(report.failures)
 
@@ -80,6 +80,6 @@ def test_a_sweep_planned_for_another_world_size_fails():
 def test_missing_sizes_of_a_dtype_are_named():
     result = make_sweep_result(2)
     result["measurements"] = [r for r in result["measurements"] if not (r["dtype"] == "fp16" and r["elements"] == 10)]
-    report = validate_communication_result(result, expected_world_size=2)
+    report = validate_sweep_result(result, expected_world_size=2)
     assert any("expect_column_distinct_values_to_equal_set on measurements.elements [dtype == 'fp16']: missing [10]"
                in line for line in report.failures), report.failures

@@ -1,0 +1,63 @@
+"""Great Expectations gates: one on every prepared dataset before training, one on every results bundle after.
+
+A gate turns what it checks into small pandas frames, its parts (one row per array, sample, class, shard
+plan, epoch, rank or measurement; never raw pixels, features or tokens), validates each against a GX
+suite, and gathers every part's expectations into one ValidationReport with one line per failure.
+Imported by Airflow steps, so only the standard library is imported at module level (GX, pandas, numpy
+and jsonschema where they are used); never airflow or torch.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from operators.gates import images, sweep_result, tabular, tokens, training_result
+from operators.gates.bundle import validate_bundle
+from operators.gates.gx import run_gate
+from operators.gates.report import ValidationFailed, ValidationReport
+
+__all__ = [
+    "ValidationFailed",
+    "ValidationReport",
+    "validate_dataset",
+    "validate_sweep_result",
+    "validate_training_result",
+]
+
+_DATASET_GATES = {"image": images.parts, "tabular": tabular.parts, "text": tokens.parts}  # catalog kind -> parts
+
+
+def validate_dataset(
+    name: str,
+    kind: str,
+    arrays: dict[str, Any],
+    *,
+    num_classes: int,
+    shard_plans: dict[int, dict[str, list[int]]],
+    vocabulary_size: int | None = None,
+) -> ValidationReport:
+    """A prepared dataset (``tasks.data.catalog.load``) of ``kind`` (``catalog.kind(name)``) and its shard plans.
+
+    ``vocabulary_size`` is read for text only and defaults to ``num_classes``.
+    """
+    if kind not in _DATASET_GATES:
+        raise ValueError(f"unknown dataset kind {kind!r}; valid kinds: {', '.join(_DATASET_GATES)}")
+    classes = vocabulary_size if kind == "text" and vocabulary_size is not None else num_classes
+    return run_gate(f"dataset:{name}", _DATASET_GATES[kind](arrays, int(classes), shard_plans))
+
+
+def validate_training_result(
+    result: dict, *, expected_world_size: int, suite_name: str | None = None
+) -> ValidationReport:
+    """A training run's parsed result.json: its JSON schema first, then its history, run and ranks."""
+    return validate_bundle(result, training_result.SCHEMA_FILE, training_result.parts,
+                           expected_world_size=expected_world_size, suite_name=suite_name)
+
+
+def validate_sweep_result(
+    result: dict, *, expected_world_size: int, suite_name: str | None = None
+) -> ValidationReport:
+    """Task 0's parsed result.json (an all-reduce sweep): its JSON schema first, then its measurements, run
+    and ranks."""
+    return validate_bundle(result, sweep_result.SCHEMA_FILE, sweep_result.parts,
+                           expected_world_size=expected_world_size, suite_name=suite_name)

@@ -1,0 +1,169 @@
+"""The results gate for a training run's result.json (tasks 1a, 2a, 3a), run after training.
+
+It guards the figures a benchmark reports: an epoch history with finite, non-negative losses and a
+metric in its range; goal_reached that agrees with the history and the target; times that add up
+(compute + communication within train time, train time within wall time); and every planned rank
+reported once, all with the same step count. A failed (e.g. diverged) run is judged the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from operators.gates.bundle import rank_expectations
+from operators.gates.frames import number
+from operators.gates.gx import Part, where
+
+SCHEMA_FILE = "result.schema.json"
+TIME_TOLERANCE_S = 1e-6  # compute_s + communication_s may exceed train_time_s by float rounding only
+ACCURACY_METRICS = frozenset({"top1", "top5", "accuracy"})  # target metrics that are fractions in [0, 1]
+_HISTORY_COLUMNS = (
+    "lr", "train_loss", "validation_metric", "validation_loss", "epoch_time_s", "train_time_s",
+    "cumulative_train_time_s",
+)
+
+
+def parts(result: dict, expected_world_size: int) -> list[Part]:
+    return [
+        ("history", *_history_part(result)),
+        ("run", *_run_part(result, expected_world_size)),
+        ("ranks", *_ranks_part(result, expected_world_size)),
+    ]
+
+
+def _time_budget(entry: dict) -> dict[str, float | None]:
+    """Train time (plus the rounding tolerance) and compute + communication, to compare as a column pair."""
+    train_time = number(entry.get("train_time_s"))
+    compute, communication = number(entry.get("compute_s")), number(entry.get("communication_s"))
+    return {
+        "train_time_s_with_tolerance": None if train_time is None else train_time + TIME_TOLERANCE_S,
+        "compute_plus_communication_s": None if None in (compute, communication) else compute + communication,
+    }
+
+
+def _within_train_time() -> Any:
+    import great_expectations.expectations as gxe
+
+    return gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+        column_A="train_time_s_with_tolerance", column_B="compute_plus_communication_s", or_equal=True
+    )
+
+
+def _history_part(result: dict) -> tuple[Any, list[Any]]:
+    import pandas as pd
+
+    config = result.get("config") or {}
+    every = config.get("eval_every_epochs")
+    every = every if isinstance(every, int) and every >= 1 else 1
+    max_epochs = config.get("max_epochs")
+    rows = []
+    for row in result["history"]:
+        epoch = int(row["epoch"])
+        rows.append(
+            {
+                "epoch": epoch,
+                "evaluated": epoch % every == 0 or epoch == max_epochs,
+                **{c: number(row.get(c)) for c in _HISTORY_COLUMNS},
+            }
+        )
+    frame = pd.DataFrame(rows, columns=["epoch", "evaluated", *_HISTORY_COLUMNS])
+    frame = frame.astype({"epoch": "int64", "evaluated": "bool", **{c: "float64" for c in _HISTORY_COLUMNS}})
+    frame.index = pd.Index([f"epoch {e}" for e in frame["epoch"]], dtype=object)
+    return frame, _history_expectations(int(result["epochs_run"]), result["target"]["metric"])
+
+
+def _history_expectations(epochs_run: int, metric: str) -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    evaluated = where("evaluated", True)
+    expectations = [
+        gxe.ExpectTableRowCountToEqual(value=epochs_run),
+        gxe.ExpectColumnValuesToBeIncreasing(column="epoch", strictly=True),
+        gxe.ExpectColumnValuesToBeBetween(column="epoch", min_value=1, max_value=max(epochs_run, 1)),
+        gxe.ExpectColumnValuesToNotBeNull(column="train_loss"),
+        gxe.ExpectColumnValuesToBeBetween(column="train_loss", min_value=0),
+        gxe.ExpectColumnValuesToNotBeNull(column="validation_loss", **evaluated),
+        gxe.ExpectColumnValuesToBeBetween(column="validation_loss", min_value=0),
+        gxe.ExpectColumnValuesToNotBeNull(column="validation_metric", **evaluated),
+    ]
+    if metric in ACCURACY_METRICS:
+        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="validation_metric", min_value=0, max_value=1))
+    elif metric == "perplexity":  # exp of a cross-entropy, which is >= 0
+        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="validation_metric", min_value=1))
+    expectations.append(gxe.ExpectColumnValuesToBeIncreasing(column="cumulative_train_time_s"))
+    return expectations
+
+
+def _run_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
+    import pandas as pd
+
+    mode = result["target"]["mode"]
+    metrics = [m for m in (number(r.get("validation_metric")) for r in result["history"]) if m is not None]
+    best = (max(metrics) if mode == "max" else min(metrics)) if metrics else None
+    frame = pd.DataFrame(
+        {
+            "goal_reached": bool(result["goal_reached"]),
+            "history_best_metric": best,
+            "target_value": number(result["target"]["value"]),
+            "time_to_accuracy_s": number(result["time_to_accuracy_s"]),
+            "wall_time_to_accuracy_s": number(result["wall_time_to_accuracy_s"]),
+            "train_time_s": number(result["train_time_s"]),
+            **_time_budget(result),
+            "wall_time_s": number(result["wall_time_s"]),
+            "world_size": int(result["world_size"]),
+            "expected_world_size": expected_world_size,
+        },
+        index=pd.Index(["run"], dtype=object),
+    )
+    exact = ("goal_reached", "world_size", "expected_world_size")
+    frame = frame.astype({c: "float64" for c in frame.columns if c not in exact})
+    return frame, _run_expectations(mode)
+
+
+def _run_expectations(mode: str) -> list[Any]:
+    import great_expectations.expectations as gxe
+
+    reached, missed = where("goal_reached", True), where("goal_reached", False)
+    # mode "max": reached <=> best >= target; mode "min": reached <=> best <= target.
+    better, worse = "history_best_metric", "target_value"
+    if mode == "min":
+        better, worse = worse, better
+    return [
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A=better, column_B=worse, or_equal=True, **reached),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A=worse, column_B=better, or_equal=False, ignore_row_if="either_value_is_missing", **missed
+        ),
+        gxe.ExpectColumnValuesToNotBeNull(column="time_to_accuracy_s", **reached),
+        gxe.ExpectColumnValuesToBeNull(column="time_to_accuracy_s", **missed),
+        _within_train_time(),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(
+            column_A="wall_time_to_accuracy_s", column_B="time_to_accuracy_s", or_equal=True,
+            ignore_row_if="either_value_is_missing",
+        ),
+        gxe.ExpectColumnPairValuesAToBeGreaterThanB(column_A="wall_time_s", column_B="train_time_s", or_equal=True),
+        gxe.ExpectColumnPairValuesToBeEqual(column_A="world_size", column_B="expected_world_size"),
+    ]
+
+
+def _ranks_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    rows = [
+        {
+            "rank": int(entry["rank"]),
+            "steps": int(entry["steps"]) if isinstance(entry.get("steps"), int) else None,
+            **_time_budget(entry),
+        }
+        for entry in result["ranks"]
+    ]
+    columns = ["rank", "steps", "train_time_s_with_tolerance", "compute_plus_communication_s"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame = frame.astype({"train_time_s_with_tolerance": "float64", "compute_plus_communication_s": "float64"})
+    frame.index = pd.Index([f"rank {r}" for r in frame["rank"]], dtype=object)
+    return frame, [
+        *rank_expectations(expected_world_size),
+        gxe.ExpectColumnValuesToNotBeNull(column="steps"),
+        gxe.ExpectColumnUniqueValueCountToBeBetween(column="steps", min_value=1, max_value=1),
+        _within_train_time(),
+    ]
