@@ -1,9 +1,9 @@
 """Dotted field overrides (`--set optimizer.lr=0.05`): the one language presets and users share.
 
 A value arrives as text and is typed like the value it replaces: `true`/`false` for flags, a
-whole number for an int, a number for a float, a JSON list (or `a,b` items) for a tuple, a JSON
-object for a free-form options mapping (it replaces the mapping), `none` to clear an optional
-field. Fields computed at resolution (a config class's `DERIVED` map) cannot be set; the error
+whole number for an int, a number for a float, a JSON list for a tuple (a list of names may also
+be written `a,b` or as one name), a JSON object for a free-form options mapping (it replaces the
+mapping), `none` to clear an optional field. Fields computed at resolution (a config class's `DERIVED` map) cannot be set; the error
 says what to set instead.
 """
 
@@ -60,7 +60,7 @@ def _parse(raw: str, current: Any) -> Any:
     if isinstance(current, float):
         return float(raw)
     if isinstance(current, (tuple, list)):
-        return _parse_list(raw)
+        return _parse_list(raw, names=bool(current) and all(isinstance(item, str) for item in current))
     if isinstance(current, dict):
         parsed = json.loads(raw)
         if not isinstance(parsed, dict):
@@ -71,17 +71,17 @@ def _parse(raw: str, current: Any) -> Any:
     return raw
 
 
-def _parse_list(raw: str) -> tuple[Any, ...]:
-    """A JSON list (`[82,109]`), or comma-separated items (`fp32,fp16`), each a JSON scalar or text."""
+def _parse_list(raw: str, *, names: bool) -> tuple[Any, ...]:
+    """A JSON list (`[82,109]`); a list of names also as `fp32,fp16` or one name (`fp16`)."""
     try:
         parsed = json.loads(raw)
     except json.JSONDecodeError:
-        return tuple(_scalar(item.strip()) for item in raw.split(",") if item.strip())
+        parsed = None
     if isinstance(parsed, list):
         return tuple(parsed)
-    if isinstance(parsed, dict):
+    if not names:
         raise TypeError(raw)
-    return (parsed,)
+    return tuple(item.strip() for item in raw.split(",") if item.strip())
 
 
 def _scalar(raw: str) -> Any:
