@@ -152,6 +152,12 @@ def presets(*items: Preset) -> dict[str, Preset]:
     return {preset.name: preset for preset in items}
 
 
+def quality_presets(light_target: str) -> tuple[Preset, Preset]:
+    """`full` (the task as declared) and `light` (the same with MLBench's lighter target)."""
+    return (Preset("full", "the task as MLBench defines it, full quality target"),
+            Preset("light", "the task as MLBench defines it, lighter quality target", {"target_value": light_target}))
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     name: str  # a name from tasks.models

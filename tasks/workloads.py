@@ -51,14 +51,17 @@ class Workload(Protocol):
 
 
 @dataclass(frozen=True)
-class SampleWorkload:
-    """Independent samples (images, tabular rows): shards of one seeded permutation."""
-
+class _WorkloadFacts:
     name: str
     data_kind: str
     loss: str
     metrics: tuple[str, ...]
     split_keys: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SampleWorkload(_WorkloadFacts):
+    """Independent samples (images, tabular rows): shards of one seeded permutation."""
 
     @staticmethod
     def sample_counts(config: RunConfig, arrays: Mapping[str, Any]) -> tuple[int, int]:
@@ -75,14 +78,8 @@ class SampleWorkload:
 
 
 @dataclass(frozen=True)
-class TokenStreamWorkload:
+class TokenStreamWorkload(_WorkloadFacts):
     """A token stream cut into columns: each rank trains on its block, validation is not sharded."""
-
-    name: str
-    data_kind: str
-    loss: str
-    metrics: tuple[str, ...]
-    split_keys: tuple[str, ...]
 
     def shard_plan(self, config: RunConfig, arrays: Mapping[str, Any], world_size: int) -> dict[str, list[int]]:
         from tasks.runtime.token_stream import column_plan

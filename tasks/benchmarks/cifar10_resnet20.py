@@ -11,6 +11,7 @@ from tasks.spec import (
     TargetSpec,
     TaskSpec,
     presets,
+    quality_presets,
 )
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -52,8 +53,7 @@ TASK = TaskSpec(
     seed=42,
     num_classes=10,
     presets=presets(
-        Preset("full", "the task as MLBench defines it, full quality target"),
-        Preset("light", "the task as MLBench defines it, lighter quality target", {"target_value": "0.70"}),
+        *quality_presets(light_target="0.70"),
         # Real handwritten digits that ship with scikit-learn: runs offline in under a minute. Mean and
         # std measured on the digits training split after scaling to [0, 1] (tasks/data/digits.py).
         Preset("demo", "real data bundled with scikit-learn, reaches its target in under a minute on CPU", {

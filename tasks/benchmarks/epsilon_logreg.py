@@ -11,6 +11,7 @@ from tasks.spec import (
     TargetSpec,
     TaskSpec,
     presets,
+    quality_presets,
 )
 
 TASK = TaskSpec(
@@ -42,8 +43,7 @@ TASK = TaskSpec(
     seed=42,
     num_classes=2,
     presets=presets(
-        Preset("full", "the task as MLBench defines it, full quality target"),
-        Preset("light", "the task as MLBench defines it, lighter quality target", {"target_value": "0.80"}),
+        *quality_presets(light_target="0.80"),
         # Real tumour measurements that ship with scikit-learn (569 rows, 30 features); the model's
         # feature count comes from the data.
         Preset("demo", "real data bundled with scikit-learn, reaches its target in under a minute on CPU", {

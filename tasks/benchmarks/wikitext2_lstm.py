@@ -13,6 +13,7 @@ from tasks.spec import (
     TargetSpec,
     TaskSpec,
     presets,
+    quality_presets,
 )
 
 # AWD-LSTM as MLBench task 3a configured it (tasks.models.awd_lstm holds the architecture's defaults).
@@ -69,8 +70,7 @@ TASK = TaskSpec(
     seed=43,
     num_classes=None,  # the vocabulary, from the dataset
     presets=presets(
-        Preset("full", "the task as MLBench defines it, full quality target"),
-        Preset("light", "the task as MLBench defines it, lighter quality target", {"target_value": "90.0"}),
+        *quality_presets(light_target="90.0"),
         # The Python language reference that ships with CPython: real English text, offline.
         Preset("demo", "real text bundled with CPython, reaches its target in under a minute on CPU", {
             "data.dataset": "python-reference-text",
