@@ -373,6 +373,14 @@ def resolve(
     return config
 
 
+def config_from_dict(data: dict[str, Any]) -> RunConfig | CommunicationConfig:
+    """A resolved config back from its `to_dict()` (a launcher's config.json): task 0's
+    CommunicationConfig (`"kind": "communication"`) or a training RunConfig."""
+    if data.get("kind") == ALLREDUCE.kind:
+        return CommunicationConfig.from_dict(data)
+    return RunConfig.from_dict(data)
+
+
 def _apply_override(cfg: dict[str, Any], path: str, raw: str) -> None:
     """Set one dotted field (e.g. `optimizer.lr=0.05`), typed like the value it replaces."""
     head = path.split(".")[0]

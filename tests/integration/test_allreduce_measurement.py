@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tasks.runtime.allreduce import measure_size
-from tasks.runtime.launcher import free_port
+from tasks.runtime.local_job import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ def test_a_sweep_broken_part_way_keeps_what_it_measured(tmp_path, monkeypatch):
     from tasks.registry import resolve
     from tasks.runtime import allreduce
     from tasks.runtime.distributed import RankEnv
-    from tasks.runtime.worker import EXIT_RUN_FAILED
+    from tasks.errors import ExitCode
 
     config = resolve("allreduce", "smoke", world_size=1)
     real, calls = allreduce.measure_size, []
@@ -118,7 +118,7 @@ def test_a_sweep_broken_part_way_keeps_what_it_measured(tmp_path, monkeypatch):
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1)
     try:
         env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=port)
-        assert allreduce.run_sweep(config, env, tmp_path) == EXIT_RUN_FAILED
+        assert allreduce.run_sweep(config, env, tmp_path) == ExitCode.RUN_FAILED
     finally:
         dist.destroy_process_group()
     result = json.loads((tmp_path / "result.json").read_text())
