@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo train-demo airflow-ui test test-fast bench venv clean
+.PHONY: demo train-demo airflow-ui test test-fast lint bench venv clean
 
 venv: $(STAMP)
 
@@ -37,7 +37,13 @@ airflow-ui: $(STAMP)
 		MLBENCH_HOME=$${MLBENCH_HOME:-$(CURDIR)/.mlbench} \
 		AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False $(BIN)/airflow standalone
 
-test: $(STAMP)
+# The linter (pyflakes, pycodestyle, bugbear, Airflow's AIR rules) and the type checker (strict on the
+# typed boundaries: pyproject.toml [tool.mypy]) run before the tests, so CI enforces them.
+lint: $(STAMP)
+	$(BIN)/ruff check tasks operators dags bench tests
+	$(BIN)/mypy
+
+test: lint
 	$(BIN)/python -m pytest -q tests
 
 test-fast: $(STAMP)

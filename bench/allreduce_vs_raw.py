@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from tasks.communication import tensor_sizes  # noqa: E402
 from tasks.runtime.allreduce import bus_bandwidth, measure_size  # noqa: E402
-from tasks.runtime.launcher import free_port  # noqa: E402
+from tasks.runtime.local_job import free_port  # noqa: E402
 
 
 def raw_busbw(elements: int, repeats: int, warmup: int, world_size: int) -> float:

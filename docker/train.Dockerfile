@@ -1,8 +1,11 @@
 # syntax=docker/dockerfile:1
 #
 # Training image: one program, `mlbench` (entrypoint). Every rank of every launcher runs
-#   mlbench worker --task T --preset P --backend nccl --output /results/<run>/<config> --data-root /datasets
-# with RANK (or JOB_COMPLETION_INDEX), WORLD_SIZE, MASTER_ADDR and MASTER_PORT in its environment.
+#   mlbench worker --config /results/<run>/<config>/config.json --output /results/<run>/<config> --data-root /datasets
+# with RANK (or JOB_COMPLETION_INDEX), WORLD_SIZE, MASTER_ADDR and MASTER_PORT in its environment;
+# config.json is the resolved configuration its launcher wrote there.
+# Only tasks/ is installed: operators/ (Airflow side) is not part of the image, so its `mlbench`
+# has no `pools`/`render` (those commands are entry points of operators/cli.py).
 #
 # Build from the repository root (the build context; docker/train.Dockerfile.dockerignore keeps it small):
 #
@@ -65,7 +68,6 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY tasks ./tasks
-COPY operators ./operators
 # Non-editable install; the constraint pins the exact torch build above (e.g. 2.13.0+cu128).
 RUN --mount=type=cache,target=/root/.cache/pip \
     python -c "import torch; print('torch==' + torch.__version__)" > /tmp/torch-constraint.txt \

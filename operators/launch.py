@@ -94,13 +94,13 @@ def launch_configuration(
 
 def _launch_locally(c: Configuration, config: Any, settings: Settings, *, run_timeout_s: float,
                     rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, dict[str, Any]]:
-    from tasks.runtime.launcher import launch_local
+    from tasks.runtime.local_job import launch_local
 
     with local_machine_lock(settings):
         log(f"launching {c.config_id}: {c.world_size} local rank(s), output {c.output}")
         outcome, result = launch_local(
-            config, output=c.output_dir, data_root=Path(c.data_root), overrides=c.overrides,
-            timeout_s=run_timeout_s, rendezvous_timeout_s=rendezvous_timeout_s, stop=stop,
+            config, output=c.output_dir, data_root=Path(c.data_root), timeout_s=run_timeout_s,
+            rendezvous_timeout_s=rendezvous_timeout_s, stop=stop,
         )
     return outcome.returncode, result
 
@@ -131,10 +131,11 @@ def rendezvous_timeout(requested_s: float, settings: Settings) -> float:
 
 def _launch_on_kubernetes(c: Configuration, config: Any, settings: Settings, *, dag_id: str, run_timeout_s: float,
                           rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, dict[str, Any]]:
-    from operators.kubernetes.launcher import KubernetesJobLauncher, clients_from_hook
+    from operators.kubernetes.api import clients_from_hook
+    from operators.kubernetes.indexed_job import KubernetesJobLauncher
     from operators.kubernetes.pools import get_pool
     from operators.kubernetes.spec import build_manifests, default_image
-    from tasks.runtime.launcher import collect_result, prepare_output
+    from tasks.runtime.local_job import collect_result, prepare_output
 
     # Pods write into this directory as another uid in the volume's group: setgid, group-writable.
     os.chmod(c.output_dir, 0o2775)
@@ -152,6 +153,6 @@ def _launch_on_kubernetes(c: Configuration, config: Any, settings: Settings, *, 
     outcome = launcher.run(manifests, stop=stop)
     returncode = outcome.returncode
     codes = {code for code in outcome.exit_codes.values() if code is not None}
-    if returncode == 1 and codes and codes <= {ExitCode.BAD_INPUT, ExitCode.DATA}:
+    if returncode == ExitCode.RUN_FAILED and codes and codes <= {ExitCode.BAD_INPUT, ExitCode.DATA}:
         returncode = max(codes)  # every failed rank rejected its input or data: no retry
     return returncode, collect_result(config, c.output_dir, outcome.message)

@@ -178,7 +178,8 @@ def cleanup_step(run_id: str, *, dag_id: str) -> int:
     if not request or request.get("launcher") != "kubernetes":
         directory.mark_done("cleanup")
         return 0
-    from operators.kubernetes.launcher import cleanup_run, clients_from_hook, label_selector
+    from operators.kubernetes.api import clients_from_hook
+    from operators.kubernetes.run_cleanup import cleanup_run, label_selector
     from operators.kubernetes.spec import run_labels
 
     core, batch = clients_from_hook(settings.k8s_conn_id)

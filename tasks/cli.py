@@ -1,6 +1,10 @@
 """`mlbench`: list tasks, prepare data, train locally, or run one rank (`worker`, used by pods).
 
 Errors a user can fix are printed as one line, without a traceback, with a non-zero exit.
+More commands come from the `mlbench.commands` entry-point group (pyproject.toml): each entry point
+is a function that adds its subcommand to the parser, with a `handler`. `render` and `pools` come
+that way from operators/cli.py; where operators/ is not installed (the training image) they are
+simply absent.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Sequence
 
@@ -16,6 +21,7 @@ from tasks.errors import ExitCode, UserError
 from tasks.settings import Settings
 
 DEFAULT_DATA_ROOT = Settings.from_env().data_root  # $MLBENCH_DATA_ROOT, else $MLBENCH_HOME/data
+COMMAND_GROUP = "mlbench.commands"  # entry points adding more subcommands (operators/cli.py)
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -25,7 +31,7 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _world_size(text: str) -> int:
+def world_size_argument(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -45,7 +51,7 @@ def _positive_seconds(text: str) -> float:
     return value
 
 
-def _override(text: str) -> tuple[str, str]:
+def override_argument(text: str) -> tuple[str, str]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE (e.g. optimizer.lr=0.05), got '{text}'")
     key, value = text.split("=", 1)
@@ -61,7 +67,7 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", required=True, type=Path, help="run directory for the results bundle")
     parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT,
                         help=f"prepared datasets (default: $MLBENCH_DATA_ROOT or {DEFAULT_DATA_ROOT})")
-    parser.add_argument("--set", dest="overrides", type=_override, action="append", default=[],
+    parser.add_argument("--set", dest="overrides", type=override_argument, action="append", default=[],
                         metavar="FIELD=VALUE", help="override a config field, e.g. --set max_epochs=5")
     parser.add_argument("--deterministic", action="store_true", help="deterministic kernels (tests)")
     parser.add_argument("--precision", choices=("fp32", "bf16"), help="autocast precision (default fp32)")
@@ -76,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("action", nargs="?", choices=("list", "show"), default="list")
     tasks.add_argument("name", nargs="?")
     tasks.add_argument("--preset", default="full")
-    tasks.add_argument("--world-size", type=_world_size, default=1)
+    tasks.add_argument("--world-size", type=world_size_argument, default=1)
     tasks.add_argument("--algorithm")
     tasks.add_argument("--backend", default="gloo")
 
@@ -90,18 +96,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="run a benchmark with N local ranks and wait for all")
     _add_run_arguments(train)
-    train.add_argument("--world-size", type=_world_size, default=1, help="number of ranks (default 1)")
+    train.add_argument("--world-size", type=world_size_argument, default=1, help="number of ranks (default 1)")
     train.add_argument("--timeout", type=_positive_seconds, default=24 * 3600, help="whole-run limit in seconds")
     train.add_argument("--rendezvous-timeout", type=_positive_seconds, default=300,
                        help="seconds a rank waits for its peers (rendezvous and each collective)")
 
-    worker = sub.add_parser("worker", help="run one rank; rank and peers come from the environment")
-    _add_run_arguments(worker)
+    worker = sub.add_parser("worker", help="run one rank of a launched configuration; rank and peers come from "
+                                           "the environment")
+    worker.add_argument("--config", required=True, type=Path,
+                        help="the resolved config.json its launcher wrote (`train`: OUTPUT/config.json)")
+    worker.add_argument("--output", required=True, type=Path, help="run directory for the results bundle")
+    worker.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT,
+                        help=f"prepared datasets (default: $MLBENCH_DATA_ROOT or {DEFAULT_DATA_ROOT})")
 
     allreduce = sub.add_parser("allreduce", help="MLBench task 0: all-reduce latency and bandwidth by tensor size "
                                                   "(`train --task allreduce` with the sweep as options)")
     allreduce.add_argument("--preset", default="full", help="full (MLBench's sweep), light, demo or smoke")
-    allreduce.add_argument("--world-size", type=_world_size, default=2)
+    allreduce.add_argument("--world-size", type=world_size_argument, default=2)
     allreduce.add_argument("--backend", default="gloo", help="gloo (CPU) or nccl (GPU); default gloo")
     allreduce.add_argument("--device", choices=("cpu", "cuda"), help="default: cuda for nccl, else cpu")
     allreduce.add_argument("--dtypes", help="comma list of fp32, fp16 (default: the preset's)")
@@ -114,24 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     allreduce.add_argument("--timeout", type=_positive_seconds, default=6 * 3600)
     allreduce.add_argument("--rendezvous-timeout", type=_positive_seconds, default=300)
 
-    sub.add_parser("pools", help="list the Kubernetes node-pool profiles, one per line, name first")
-
-    render = sub.add_parser("render", help="print the Kubernetes manifests a DAG run would create (YAML)")
-    render.add_argument("--task", required=True)
-    render.add_argument("--preset", default="full")
-    render.add_argument("--world-size", type=_world_size, default=1)
-    render.add_argument("--pool", required=True, help="node-pool profile (see `mlbench pools`)")
-    render.add_argument("--image", help="training image (default: $MLBENCH_IMAGE or the pool's variant)")
-    render.add_argument("--algorithm")
-    render.add_argument("--set", dest="overrides", type=_override, action="append", default=[],
-                        metavar="FIELD=VALUE")
-    render.add_argument("--namespace", help="default: $MLBENCH_K8S_NAMESPACE or mlbench")
-    render.add_argument("--dag-run-id", default="manual__render")
+    _add_plugin_commands(sub)
     return parser
 
 
+def _add_plugin_commands(subparsers: argparse._SubParsersAction) -> None:
+    """Subcommands of other packages (the `mlbench.commands` group); one whose module cannot be
+    imported (operators/ absent from the training image) is skipped."""
+    for entry_point in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
+        try:
+            add_command = entry_point.load()
+        except ImportError:
+            continue
+        add_command(subparsers)
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
-    """`--set` fields plus the runtime flags, as the worker receives them."""
+    """`--set` fields plus the runtime flags, as `train` resolves them."""
     overrides = dict(args.overrides)
     if args.deterministic:
         overrides["runtime.deterministic"] = "true"
@@ -172,7 +182,7 @@ def cmd_tasks(args: argparse.Namespace) -> int:
     ]
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
     return 0
 
 
@@ -191,16 +201,16 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = _resolve(args, args.world_size)
-    return _launch(config, args, _overrides(args), data_root=args.data_root)
+    return _launch(config, args, data_root=args.data_root)
 
 
-def _launch(config, args: argparse.Namespace, overrides: dict[str, str], *, data_root: Path) -> int:
+def _launch(config, args: argparse.Namespace, *, data_root: Path) -> int:
     """Start the configuration's ranks on this machine, wait for all, and print how it went."""
     from tasks.data import catalog
     from tasks.registry import kind_of
     from tasks.runtime.checkpoint import check_resumable
     from tasks.runtime.distributed import check_backend
-    from tasks.runtime.launcher import launch_local
+    from tasks.runtime.local_job import launch_local
     from tasks.runtime.worker import ensure_writable_dir
 
     kind = kind_of(config.task)
@@ -212,8 +222,8 @@ def _launch(config, args: argparse.Namespace, overrides: dict[str, str], *, data
     print(f"[mlbench] launching {config.world_size} local rank(s) of {config.task} ({config.preset}); "
           f"logs in {output / 'logs'}", flush=True)
     outcome, result = launch_local(
-        config, output=output, data_root=data_root.resolve(), overrides=overrides,
-        timeout_s=args.timeout, rendezvous_timeout_s=args.rendezvous_timeout,
+        config, output=output, data_root=data_root.resolve(), timeout_s=args.timeout,
+        rendezvous_timeout_s=args.rendezvous_timeout,
     )
     print(kind.finish_local_run(result, output))
     if outcome.returncode != 0:
@@ -224,49 +234,14 @@ def _launch(config, args: argparse.Namespace, overrides: dict[str, str], *, data
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from tasks.runtime.distributed import RankEnv
-    from tasks.runtime.worker import ensure_writable_dir, run_rank
+    from tasks.runtime.worker import ensure_writable_dir, read_launched_config, run_rank
 
     # Bundles live on a volume shared with Airflow (another uid, same group): keep them group-writable.
     os.umask(0o002)
     env = RankEnv.from_environ()
-    config = _resolve(args, env.world_size)
+    config = read_launched_config(args.config, env.world_size)
     output = ensure_writable_dir(args.output)
     return run_rank(config, env, args.data_root, output)
-
-
-def cmd_pools(args: argparse.Namespace) -> int:
-    from operators.kubernetes.pools import load_pools
-
-    for profile in load_pools(Settings.from_env().pools_file).values():
-        gpus = f"{profile.gpus_per_pod} GPU" if profile.gpus_per_pod else "CPU"
-        queue = f", kueue queue {profile.kueue_queue}" if profile.kueue_queue else ""
-        print(f"{profile.name}  {gpus}/pod, {profile.cpu} CPU, {profile.memory}, {profile.backend}{queue}: "
-              f"{profile.description}")
-    return 0
-
-
-def cmd_render(args: argparse.Namespace) -> int:
-    from operators.kubernetes.pools import get_pool
-    from operators.kubernetes.spec import build_manifests, default_image, to_yaml
-    from operators.planning import plan_configurations
-    from operators.request import validate_request
-    from operators.launch import DEFAULT_RENDEZVOUS_S, rendezvous_timeout
-
-    settings = Settings.from_env()
-    pool = get_pool(args.pool, settings.pools_file)
-    request = validate_request({
-        "tasks": [args.task], "preset": args.preset, "world_sizes": [args.world_size],
-        "backend": pool.backend, "accelerator": pool.accelerator, "algorithm": args.algorithm,
-        "launcher": "kubernetes", "pool": args.pool, "overrides": dict(args.overrides),
-    })
-    configuration = plan_configurations(request, run_id=args.dag_run_id, runs_root=Path("/results"),
-                                        data_root=Path("/datasets"))[0]
-    manifests = build_manifests(configuration, pool, image=args.image or default_image(pool, settings),
-                                dag_id="mlbench_benchmark", dag_run_id=args.dag_run_id,
-                                namespace=args.namespace or settings.k8s_namespace,
-                                rendezvous_timeout_s=int(rendezvous_timeout(DEFAULT_RENDEZVOUS_S, settings)))
-    sys.stdout.write(to_yaml(manifests))
-    return 0
 
 
 ALLREDUCE_OPTIONS = {"dtypes": "dtypes", "min_elements": "min_elements", "max_elements": "max_elements",
@@ -286,17 +261,19 @@ def cmd_allreduce(args: argparse.Namespace) -> int:
 
     config = resolve("allreduce", args.preset, world_size=args.world_size, backend=args.backend,
                      device=args.device, overrides=overrides)
-    return _launch(config, args, overrides, data_root=DEFAULT_DATA_ROOT)
+    return _launch(config, args, data_root=DEFAULT_DATA_ROOT)
 
 
-COMMANDS = {"tasks": cmd_tasks, "allreduce": cmd_allreduce, "prepare": cmd_prepare, "train": cmd_train, "worker": cmd_worker,
-            "pools": cmd_pools, "render": cmd_render}
+# Built-in commands; those added by `mlbench.commands` entry points set their own `handler`.
+COMMANDS = {"tasks": cmd_tasks, "allreduce": cmd_allreduce, "prepare": cmd_prepare, "train": cmd_train,
+            "worker": cmd_worker}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        handler = COMMANDS.get(args.command) or args.handler
+        return handler(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -3,7 +3,8 @@
 A value arrives as text and is typed like the value it replaces: `true`/`false` for flags, a
 whole number for an int, a number for a float, a JSON list for a tuple (a list of names may also
 be written `a,b` or as one name), a JSON object for a free-form options mapping (it replaces the
-mapping), `none` to clear an optional field. Fields computed at resolution (a config class's `DERIVED` map) cannot be set; the error
+mapping), `none` to clear an optional field. Fields computed at resolution (a config class's
+`DERIVED` map) cannot be set; the error
 says what to set instead.
 """
 

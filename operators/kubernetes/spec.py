@@ -3,7 +3,8 @@
 One configuration = one Indexed Job (completions = parallelism = world size; rank = completion
 index) plus a headless Service that gives the pods stable DNS names, so rank 0 is reachable at
 `<job>-0.<service>` before any pod is ready. Names are fixed (derived from the DAG run and the
-configuration), so the launcher never has to discover what it created.
+configuration), so the launcher never has to discover what it created. Every pod runs the command
+a local rank runs: `mlbench worker --config /results/<run>/<config>/config.json ...`.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 
 from operators.kubernetes.pools import PoolProfile
 from operators.planning import Configuration, safe_name
-from tasks.runtime.launcher import rank_environment, worker_args
+from tasks.runtime.local_job import CONFIG_FILE, rank_environment, worker_args
 from tasks.settings import Settings
 
 NAMESPACE = "mlbench"
@@ -92,9 +93,8 @@ def build_manifests(
     annotations = {f"{LABEL_PREFIX}/dag-run-id": dag_run_id, f"{LABEL_PREFIX}/config-id": c.config_id}
     # The bundle lives at the same relative path under the shared results volume on both sides.
     output = PurePosixPath(RESULTS_MOUNT) / PurePosixPath(c.output).parent.name / PurePosixPath(c.output).name
-    args = worker_args(task=c.task, preset=c.preset, backend=c.backend, output=str(output),
-                       data_root=DATASETS_MOUNT, algorithm=c.algorithm, device=c.device,
-                       overrides=c.overrides)
+    # Every rank reads the resolved config the launch step wrote there (operators.launch).
+    args = worker_args(str(output / CONFIG_FILE), str(output), DATASETS_MOUNT)
     environment = rank_environment(0, world_size, names.master_addr, RENDEZVOUS_PORT,
                                    local_world_size=1, threads=_threads(pool.cpu))
     del environment["RANK"]  # each pod's rank is its completion index (JOB_COMPLETION_INDEX)

@@ -3,8 +3,8 @@
 Per size: a fresh random tensor, warm-up calls, then timed all-reduce (sum) calls with the device
 synchronized around each; reported as latency (median and spread), algorithm bandwidth and bus
 bandwidth with the nccl-tests formula (busbw = algbw x 2(n-1)/n); then one untimed all-reduce
-of ones per size checks the sums. Runs inside an initialized process group (`mlbench worker
---task allreduce`); every rank measures, rank 0's figures are reported.
+of ones per size checks the sums. Runs inside an initialized process group (`mlbench worker` with
+task 0's config.json); every rank measures, rank 0's figures are reported.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import tempfile
@@ -26,6 +27,26 @@ def ensure_writable_dir(path: Path, what: str = "output directory") -> Path:
     except OSError as exc:
         raise UserError(f"cannot write to {what} {path}: {exc.strerror or exc}; choose a writable path") from None
     return path
+
+
+def read_launched_config(path: Path, world_size: int) -> RunConfig | CommunicationConfig:
+    """The resolved config a launcher recorded (`config.json`, see `prepare_output`), for a rank of a
+    job of `world_size` ranks (WORLD_SIZE): the two must agree."""
+    from tasks.registry import config_from_dict
+
+    try:
+        data = json.loads(path.read_text())
+        config = config_from_dict(data)
+    except OSError as exc:
+        raise UserError(f"cannot read the run's config {path}: {exc.strerror or exc}; a launcher writes it "
+                        "(`mlbench train` writes OUTPUT/config.json)") from None
+    except (ValueError, TypeError, AttributeError) as exc:
+        detail = " ".join(str(exc).split())
+        raise UserError(f"{path} is not a resolved run config ({type(exc).__name__}: {detail})") from None
+    if config.world_size != world_size:
+        raise UserError(f"WORLD_SIZE is {world_size} but {path} is a config for {config.world_size} rank(s); "
+                        "start as many ranks as the config names")
+    return config
 
 
 def run_rank(config: RunConfig | CommunicationConfig, env: RankEnv, data_root: Path, output: Path) -> int:

@@ -7,7 +7,7 @@ import torch.multiprocessing as mp
 
 from tasks.models import build_model
 from tasks.runtime.aggregation import DDPAggregation, FlatAllReduceGradients
-from tasks.runtime.launcher import free_port
+from tasks.runtime.local_job import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from tasks.runtime.allreduce import measure_size
-from tasks.runtime.launcher import free_port
+from tasks.runtime.local_job import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tasks.runtime.launcher import LocalJob, RankProcess, build_local_job, run_local_job, worker_args
+from tasks.runtime.local_job import LocalJob, RankProcess, build_local_job, run_local_job, worker_args
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_killing_the_launcher_kills_its_ranks(tmp_path):
     pid_file = tmp_path / "rank.pid"
     script = (
         "import sys, os; from pathlib import Path; sys.path.insert(0, os.getcwd());"
-        "from tasks.runtime.launcher import *;"
+        "from tasks.runtime.local_job import *;"
         f"job = LocalJob(1, (RankProcess(0, (sys.executable, '-c', "
         f"\"import os,time; open({str(pid_file)!r},'w').write(str(os.getpid())); time.sleep(60)\"), "
         f"dict(os.environ), Path({str(tmp_path)!r}) / 'logs' / 'rank0.log'),), Path({str(tmp_path)!r}));"
@@ -105,11 +105,11 @@ def test_killing_the_launcher_kills_its_ranks(tmp_path):
 
 
 def test_job_description_gives_each_rank_the_same_command_and_its_own_environment(tmp_path):
-    args = worker_args(task="cifar10-resnet20", preset="smoke", backend="gloo", output="/out", data_root="/data",
-                       overrides={"max_epochs": "2"})
+    args = worker_args("/out/config.json", "/out", "/data")
     job = build_local_job(args, 4, tmp_path, master_port=29500, cpu_count=8)
     assert len({r.command for r in job.ranks}) == 1
-    assert job.ranks[0].command[-2:] == ("--set", "max_epochs=2")
+    assert job.ranks[0].command[-7:] == ("worker", "--config", "/out/config.json", "--output", "/out",
+                                         "--data-root", "/data")
     assert [r.env["RANK"] for r in job.ranks] == ["0", "1", "2", "3"]
     assert {r.env["WORLD_SIZE"] for r in job.ranks} == {"4"} and {r.env["MASTER_PORT"] for r in job.ranks} == {"29500"}
     assert {r.env["OMP_NUM_THREADS"] for r in job.ranks} == {"2"}  # 8 cores shared by 4 ranks

@@ -188,16 +188,68 @@ def test_corrupt_download_fails_its_checksum_and_says_so(tmp_path):
     assert done.returncode == 3
 
 
+RANK_ENV = {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29599", "PATH": "/usr/bin"}
+
+
+def launched(output, world_size=1, task="cifar10-resnet20"):
+    """What a launcher leaves before it starts the ranks: the resolved config in OUTPUT/config.json."""
+    from tasks.registry import resolve
+    from tasks.runtime.local_job import prepare_output
+
+    output.mkdir(parents=True, exist_ok=True)
+    prepare_output(resolve(task, "smoke", world_size=world_size), output)
+    return output / "config.json"
+
+
+def worker(output, config, data_root, env):
+    return run_mlbench("worker", "--config", str(config), "--output", str(output), "--data-root", str(data_root),
+                       env=env)
+
+
 def test_worker_without_prepared_data_says_how_to_prepare(tmp_path):
-    env = {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29599", "PATH": "/usr/bin"}
-    done = run_mlbench("worker", "--task", "cifar10-resnet20", "--preset", "smoke", "--output", str(tmp_path / "o"),
-                       "--data-root", str(tmp_path / "empty"), env=env)
+    output = tmp_path / "o"
+    done = worker(output, launched(output), tmp_path / "empty", RANK_ENV)
     assert "is not prepared" in _one_error_line(done)
     result = json.loads((tmp_path / "o" / "result.json").read_text())
     assert result["status"] == "failed" and "not prepared" in result["reason"]
 
 
 def test_worker_without_rank_environment_says_what_is_missing(tmp_path):
-    done = run_mlbench("worker", "--task", "cifar10-resnet20", "--output", str(tmp_path / "o"),
-                       env={"PATH": "/usr/bin"})
+    output = tmp_path / "o"
+    done = worker(output, launched(output), tmp_path / "data", {"PATH": "/usr/bin"})
     assert "missing: RANK (or JOB_COMPLETION_INDEX), WORLD_SIZE, MASTER_ADDR, MASTER_PORT" in _one_error_line(done)
+
+
+def test_worker_refuses_a_config_for_another_world_size(tmp_path):
+    output = tmp_path / "o"
+    config = launched(output, world_size=2)
+    done = worker(output, config, tmp_path / "data", RANK_ENV)
+    assert _one_error_line(done) == (f"error: WORLD_SIZE is 1 but {config} is a config for 2 rank(s); "
+                                     "start as many ranks as the config names")
+    assert done.returncode == 2
+
+
+@pytest.mark.parametrize("content, message", [
+    (None, "cannot read the run's config"),
+    ("{not json", "is not a resolved run config (JSONDecodeError"),
+    ('{"task": "cifar10-resnet20"}', "is not a resolved run config (TypeError"),
+    ('{"task": "cifar10-resnet20", "colour": "red"}', "unknown config field 'colour' in RunConfig"),
+    ('{"task": "x"}', "unknown task 'x'; valid tasks: cifar10-resnet20"),
+])
+def test_worker_without_a_readable_config_is_one_clear_line(tmp_path, content, message):
+    config = tmp_path / "config.json"
+    if content is not None:
+        config.write_text(content)
+    done = worker(tmp_path / "o", config, tmp_path / "data", RANK_ENV)
+    assert message in _one_error_line(done) and done.returncode == 2
+
+
+def test_every_rank_runs_the_config_the_launcher_recorded(data_root, tmp_path):
+    """`train` resolves once (here with an override and a runtime flag) and every rank reads that
+    config.json: the bundle reports exactly it."""
+    done = train(data_root, tmp_path / "run", "--set", "max_epochs=1", "--deterministic")
+    assert done.returncode == 0, done.stderr
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["max_epochs"] == 1 and recorded["runtime"]["deterministic"] is True
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["config"] == recorded and result["epochs_run"] == 1

@@ -8,7 +8,7 @@ import torch.distributed as dist
 from tasks.data import catalog
 from tasks.registry import resolve
 from tasks.runtime.distributed import RankEnv, init_process_group
-from tasks.runtime.launcher import free_port
+from tasks.runtime.local_job import free_port
 from tasks.runtime.loader import ImageBatches
 from tasks.runtime.trainer import Trainer
 

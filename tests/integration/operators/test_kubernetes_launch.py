@@ -11,8 +11,10 @@ from operators import steps
 from tasks.settings import Settings
 from operators.launch import launch_configuration
 from operators.planning import Configuration
-from operators.kubernetes import launcher as k8s_launcher
-from operators.kubernetes.launcher import KubernetesJobOutcome
+from operators.kubernetes import api as k8s_api
+from operators.kubernetes import indexed_job
+from operators.kubernetes.indexed_job import KubernetesJobOutcome
+from tasks.errors import ExitCode
 from tests.conftest import run_mlbench
 
 pytestmark = pytest.mark.integration
@@ -35,8 +37,8 @@ class FakeLauncher:
 @pytest.fixture()
 def configuration(tmp_path, monkeypatch):
     monkeypatch.setenv("MLBENCH_HOME", str(tmp_path))
-    monkeypatch.setattr(k8s_launcher, "KubernetesJobLauncher", FakeLauncher)
-    monkeypatch.setattr(k8s_launcher, "clients_from_hook", lambda conn_id: ("core", "batch"))
+    monkeypatch.setattr(indexed_job, "KubernetesJobLauncher", FakeLauncher)
+    monkeypatch.setattr(k8s_api, "clients_from_hook", lambda conn_id: ("core", "batch"))
     FakeLauncher.calls = []
     request = steps.validate_request_step({"launcher": "kubernetes", "pool": "gke-t4", "backend": "nccl",
                                            "accelerator": "gpu", "preset": "smoke", "world_sizes": [2]}, "manual__k8s")
@@ -55,7 +57,7 @@ def pods_write_bundle(status="completed"):
         result = base_result(RunConfig.from_dict(config))
         result.update(status=status, reason=None if status == "completed" else "rank 1 crashed")
         write_result(output, result)
-        return KubernetesJobOutcome(0 if status == "completed" else 1, "job: done", [], {})
+        return KubernetesJobOutcome(0 if status == "completed" else ExitCode.RUN_FAILED, "job: done", [], {})
     return behave
 
 
@@ -84,7 +86,7 @@ def test_pending_timeout_is_recorded_with_the_launchers_reason_and_retried(confi
 
 def test_ranks_rejecting_their_input_are_not_retried(configuration):
     FakeLauncher.behaviour = lambda manifests: KubernetesJobOutcome(
-        1, "job: rank 0 failed (exit code 2, Error)", [0, 1], {}, False, exit_codes={0: 2, 1: 2})
+        ExitCode.RUN_FAILED, "job: rank 0 failed (exit code 2, Error)", [0, 1], {}, False, exit_codes={0: 2, 1: 2})
     summary = launch_configuration(Configuration.from_dict(configuration), run_timeout_s=3600, rendezvous_timeout_s=600)
     assert summary.status == "failed" and not summary.retryable
 

@@ -29,7 +29,8 @@ def test_steps_run_a_request_end_to_end_without_airflow(home, capsys):
     verdicts = steps.validate_data_step(request, run_id)
     assert [v["success"] for v in verdicts] == [True]
     plan = steps.plan_step(request, run_id)
-    summaries = [launch_configuration(Configuration.from_dict(c), run_timeout_s=300, rendezvous_timeout_s=60) for c in plan]
+    summaries = [launch_configuration(Configuration.from_dict(c), run_timeout_s=300, rendezvous_timeout_s=60)
+                 for c in plan]
     assert [s.status for s in summaries] == ["completed", "completed"]
     assert all(not s.retryable for s in summaries)
     assert all(v["success"] for v in steps.validate_results_step(run_id))

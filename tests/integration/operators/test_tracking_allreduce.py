@@ -55,7 +55,8 @@ def test_child_run_holds_curves_with_step_equal_to_elements(logged):
     client, answer = logged["client"], logged["answer"]
     w2 = logged["outcomes"][1].result
     child = client.get_run(answer["child_runs"]["allreduce__allreduce__w2__r0"])
-    assert child.info.status == "FINISHED" and child.data.tags["mlflow.parentRunId"] == answer["parent_runs"]["allreduce"]
+    assert child.info.status == "FINISHED"
+    assert child.data.tags["mlflow.parentRunId"] == answer["parent_runs"]["allreduce"]
     sizes = w2["config"]["sizes"]
     for dtype in ("fp32", "fp16"):
         expected = {m["elements"]: m for m in w2["measurements"] if m["dtype"] == dtype}
@@ -75,7 +76,8 @@ def test_child_run_holds_curves_with_step_equal_to_elements(logged):
     assert params["repeats"] == str(w2["config"]["repeats"]) and params["world_size"] == "2"
     assert tags["config_hash"] == w2["config_hash"] and tags["mlbench_id"] == "0a" and tags["hardware"] == "AMD EPYC"
     assert "goal_reached" not in tags and tags["status"] == "completed"
-    assert {"result.json", "plots/allreduce.png", "validation.json", "logs/rank0.log"} <= artifacts(client, child.info.run_id)
+    expected = {"result.json", "plots/allreduce.png", "validation.json", "logs/rank0.log"}
+    assert expected <= artifacts(client, child.info.run_id)
 
 
 def test_failed_configuration_is_failed_with_its_reason(logged):
@@ -89,7 +91,8 @@ def test_failed_configuration_is_failed_with_its_reason(logged):
 def test_parent_compares_world_sizes(logged):
     client, answer = logged["client"], logged["answer"]
     parent = client.get_run(answer["parent_runs"]["allreduce"])
-    assert parent.info.status == "FAILED" and parent.data.tags["failed_configurations"] == "allreduce__allreduce__w4__r0"
+    assert parent.info.status == "FAILED"
+    assert parent.data.tags["failed_configurations"] == "allreduce__allreduce__w4__r0"
     metrics = parent.data.metrics
     for k in (1, 2):
         measured = logged["outcomes"][k - 1].result["measurements"]

@@ -222,7 +222,7 @@ def test_compose_named_volumes_are_declared():
     compose = _compose()
     declared = set(compose.get("volumes") or {})
     used = set()
-    for name, service in compose["services"].items():
+    for service in compose["services"].values():
         for volume in service.get("volumes", []):
             if isinstance(volume, dict):
                 if volume.get("type") == "volume":
@@ -417,6 +417,23 @@ def test_train_dockerfile_installs_torch_first_then_the_train_extra():
     assert ("--from=builder", "/opt/mlbench/venv") in sources
     builder_from = next(s[0][1] for s in stages if s[0][1].endswith(" AS builder"))
     assert builder_from.split()[0] == "cpython", "the venv is built by the interpreter that is copied"
+
+
+def test_train_image_holds_the_training_runtime_and_not_operators():
+    """Pods run tasks/ only: operators/ (the Airflow side) is neither copied nor sent as context, and
+    the package list is discovered, so `pip install .[train]` builds from tasks/ alone."""
+    path = DOCKER / "train.Dockerfile"
+    copied = [_copy_parts(rest) for keyword, rest in _instructions(path) if keyword == "COPY"]
+    sources = {source for flags, srcs, _ in copied if not any(f.startswith("--from") for f in flags)
+               for source in srcs}
+    assert sources == {"pyproject.toml", "README.md", "tasks"}
+    rules = _ignore_rules(path)
+    for relative in ("operators/cli.py", "operators/kubernetes/pools.yaml", "dags/mlbench_benchmark.py"):
+        assert not _sent(rules, relative), f"the training image's context would hold {relative}"
+    for relative in ("pyproject.toml", "tasks/cli.py", "tasks/runtime/result.schema.json"):
+        assert _sent(rules, relative), f"the training image's context lacks {relative}"
+    setuptools = _pyproject()["tool"]["setuptools"]
+    assert "tasks*" in setuptools["packages"]["find"]["include"], "packages are found, not listed"
 
 
 def test_airflow_dockerfile_versions_match_pyproject():

@@ -116,7 +116,8 @@ def test_no_one_worker_baseline_means_no_speedup():
 
 
 def test_baseline_that_missed_the_goal_gives_no_speedup():
-    rows = {r["world_size"]: r for r in comparison_rows([outcome(1, 0, result(1, None)), outcome(2, 0, result(2, 5.0))])}
+    outcomes = [outcome(1, 0, result(1, None)), outcome(2, 0, result(2, 5.0))]
+    rows = {r["world_size"]: r for r in comparison_rows(outcomes)}
     assert rows[1]["hit_rate"] == 0.0 and rows[1]["tta_s"] is None
     assert rows[2]["speedup"] is None and rows[2]["compute_speedup"] is None
 

@@ -76,7 +76,8 @@ def test_configuration_rows_carry_the_headline_figures():
     assert row["run_id"] == "abc" and "tta_s" not in row and "goal_reached" not in row
     assert row == {**row, **sweep_summary(sweep(2).result["measurements"])}
     assert set(sweep_summary(sweep(2).result["measurements"])) == {
-        "small_message_latency_ms_fp32", "peak_busbw_gbps_fp32", "small_message_latency_ms_fp16", "peak_busbw_gbps_fp16"}
+        "small_message_latency_ms_fp32", "peak_busbw_gbps_fp32",
+        "small_message_latency_ms_fp16", "peak_busbw_gbps_fp16"}
 
 
 def test_comparison_plot(tmp_path):

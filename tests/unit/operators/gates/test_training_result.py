@@ -108,7 +108,7 @@ def test_consistent_results_pass():
 def test_min_mode_goal_is_the_mirror_image():
     result = _fabricated_result(2)
     losses = [3.0, 2.0, 1.0]
-    for row, loss in zip(result["history"], losses):
+    for row, loss in zip(result["history"], losses, strict=True):
         row["validation_metric"] = loss
     result["target"] = {"metric": "perplexity", "mode": "min", "value": 1.5}
     assert validate_training_result(result, expected_world_size=2).success

@@ -19,15 +19,13 @@ pytest.importorskip("kubernetes")
 from kubernetes import client as k8s  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
 
-from operators.kubernetes.launcher import (  # noqa: E402
-    KubernetesJobLauncher,
-    cleanup_run,
-    clients_from_hook,
-    label_selector,
-)
+from operators.kubernetes.api import clients_from_hook  # noqa: E402
+from operators.kubernetes.indexed_job import KubernetesJobLauncher  # noqa: E402
+from operators.kubernetes.run_cleanup import cleanup_run, label_selector  # noqa: E402
 from operators.kubernetes.pools import get_pool  # noqa: E402
 from operators.planning import Configuration  # noqa: E402
 from operators.kubernetes.spec import build_manifests, run_labels  # noqa: E402
+from tasks.errors import ExitCode  # noqa: E402
 
 pytestmark = pytest.mark.unit
 
@@ -626,7 +624,7 @@ def test_failed_rank_reports_exit_code_and_log_tail():
 
     outcome = launcher.run(ms)
 
-    assert outcome.returncode == 1
+    assert outcome.returncode == ExitCode.RUN_FAILED
     assert outcome.failed_ranks == [1] and outcome.exit_codes == {1: 2}
     assert outcome.message == (f"job {name}: rank 1 failed (exit code 2, Error): "
                                "ValueError: learning rate must be positive")
@@ -667,7 +665,7 @@ def test_rank_failing_during_startup_goes_straight_to_failure(lag):
 
     outcome = launcher.run(ms)
 
-    assert outcome.returncode == 1, outcome
+    assert outcome.returncode == ExitCode.RUN_FAILED, outcome
     assert outcome.failed_ranks == [1] and not outcome.timed_out
     assert "rank 1 failed (exit code 137, OOMKilled)" in outcome.message
     assert cluster.now == 5  # detected at the first poll that saw it, not at the startup timeout
@@ -883,7 +881,7 @@ def test_job_deleted_by_someone_else_is_a_failure():
 
     outcome = launcher.run(ms)
 
-    assert outcome.returncode == 1 and "disappeared" in outcome.message
+    assert outcome.returncode == ExitCode.RUN_FAILED and "disappeared" in outcome.message
 
 
 def test_delete_is_idempotent_and_propagates_to_pods():
@@ -999,7 +997,7 @@ def test_rank0_log_streams_over_real_http_and_stops_on_cleanup():
     import http.server
     import socketserver
 
-    from operators.kubernetes.launcher import _LogFollower
+    from operators.kubernetes.job_logs import LogFollower
 
     release = threading.Event()
     paths = []
@@ -1035,7 +1033,7 @@ def test_rank0_log_streams_over_real_http_and_stops_on_cleanup():
             if len(got) == 2:
                 both.set()
 
-        follower = _LogFollower(core, NS, "pod-0", "worker", emit, prefix="[rank 0] ")
+        follower = LogFollower(core, NS, "pod-0", "worker", emit, prefix="[rank 0] ")
         follower.start()
         assert both.wait(5), got  # delivered while the stream is still open
         follower.finish(0)

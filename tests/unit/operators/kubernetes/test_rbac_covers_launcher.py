@@ -1,4 +1,5 @@
-"""The launcher's Role grants every API call the launcher makes (derived from its source)."""
+"""The launcher's Role grants every API call the launcher makes (derived from the source of
+operators/kubernetes/: the job lifecycle, its diagnosis and logs, and the run cleanup)."""
 
 import re
 
@@ -16,7 +17,7 @@ RESOURCE = {"job": ("batch", "jobs"), "service": ("", "services"), "pod": ("", "
 
 
 def needed_permissions():
-    source = (REPO / "operators" / "kubernetes" / "launcher.py").read_text()
+    source = "\n".join(path.read_text() for path in sorted((REPO / "operators" / "kubernetes").glob("*.py")))
     needs = set()
     for method, action, kind in CALL.findall(source):
         assert kind in RESOURCE, f"map the API call {method} to its RBAC resource in this test"

@@ -12,6 +12,7 @@ from operators.planning import plan_configurations
 from tasks.settings import Settings
 from operators.request import validate_request
 from tasks.registry import TASKS
+from tasks.runtime.local_job import worker_args
 
 pytestmark = pytest.mark.unit
 K8S_VERSION = kubernetes_validate.latest_version()
@@ -21,7 +22,8 @@ DAG_RUN = "scheduled__2026-11-28T02:00:00+00:00"
 
 def manifests_for(task, world_size, pool_name, algorithm=None):
     pool = get_pool(pool_name)
-    request = validate_request({"tasks": [task], "preset": "full", "world_sizes": [world_size], "launcher": "kubernetes",
+    request = validate_request({"tasks": [task], "preset": "full", "world_sizes": [world_size],
+                                "launcher": "kubernetes",
                                 "pool": pool_name, "backend": pool.backend, "accelerator": pool.accelerator,
                                 "algorithm": algorithm})
     configuration = plan_configurations(request, run_id=DAG_RUN, runs_root="/results", data_root="/datasets")[0]
@@ -91,10 +93,12 @@ def test_pods_run_the_same_worker_command_as_local_ranks():
     configuration, _, (_, job) = manifests_for("cifar10-resnet20", 2, "gke-t4")
     container = job["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == ["mlbench"]
-    args = container["args"]
-    assert args[0] == "worker" and args[args.index("--backend") + 1] == "nccl"
-    assert args[args.index("--data-root") + 1] == "/datasets"
-    assert args[args.index("--output") + 1] == "/results/scheduled__2026-11-28T02_00_00_00_00/" + configuration.config_id
+    output = "/results/scheduled__2026-11-28T02_00_00_00_00/" + configuration.config_id
+    # the resolved config the launch step writes into the bundle directory, on the shared volume
+    assert container["args"] == worker_args(f"{output}/config.json", output, "/datasets")
+    assert container["args"] == ["worker", "--config", f"{output}/config.json", "--output", output,
+                                 "--data-root", "/datasets"]
+    assert configuration.backend == "nccl"  # what that config.json is resolved with
 
 
 def test_security_rules():
@@ -146,7 +150,10 @@ def test_task_0_pods_run_the_worker_sweep_on_their_pools_backend(pool_name):
     configuration, pool, (_, job) = manifests_for("allreduce", 4, pool_name)
     assert ("allreduce", 4) in {(task, size) for task, _, size, _ in MATRIX}  # and the schema check covers it
     args = job["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[:3] == ["worker", "--task", "allreduce"] and args[args.index("--preset") + 1] == "full"
-    assert args[args.index("--backend") + 1] == pool.backend
-    assert args[args.index("--device") + 1] == ("cuda" if pool.gpus_per_pod else "cpu")
+    output = "/results/scheduled__2026-11-28T02_00_00_00_00/" + configuration.config_id
+    assert args == ["worker", "--config", f"{output}/config.json", "--output", output, "--data-root", "/datasets"]
+    # the config.json the pods read is resolved from these (operators.launch)
+    assert configuration.task == "allreduce" and configuration.preset == "full"
+    assert configuration.backend == pool.backend
+    assert configuration.device == ("cuda" if pool.gpus_per_pod else "cpu")
     assert job["spec"]["completions"] == 4 and configuration.config_id == "allreduce__allreduce__w4__r0"

@@ -1,8 +1,10 @@
-"""The local launcher: N ranks of the worker as processes on this machine.
+"""A local job: N ranks of the worker as processes on this machine (`mlbench train`, and the
+pipeline's local launcher).
 
 `build_local_job` describes the job (commands and environments) as plain data; `run_local_job`
-executes it. The Kubernetes launcher builds its pods from the same `worker_args` and
-`rank_environment`, so a local run and a pod run execute the same command.
+executes it. The Kubernetes manifests (operators/kubernetes/spec.py) build their pods from the same
+`worker_args` and `rank_environment`, so a local run and a pod run execute the same command: every
+rank reads the resolved config its launcher wrote to `<output>/config.json` (`prepare_output`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tasks.errors import ExitCode
 
 PR_SET_PDEATHSIG = 1
 TERMINATE_GRACE_S = 10.0
+CONFIG_FILE = "config.json"  # in the output directory: the resolved config every rank reads
 
 
 @dataclass(frozen=True)
@@ -49,27 +52,10 @@ class JobOutcome:
     returncodes: dict[int, int | None] = field(default_factory=dict)
 
 
-def worker_args(
-    *,
-    task: str,
-    preset: str,
-    backend: str,
-    output: str,
-    data_root: str,
-    algorithm: str | None = None,
-    device: str | None = None,
-    overrides: dict[str, str] | None = None,
-) -> list[str]:
-    """Arguments after `mlbench` that run one rank; identical for local processes and pods."""
-    args = ["worker", "--task", task, "--preset", preset, "--backend", backend,
-            "--output", output, "--data-root", data_root]
-    if algorithm:
-        args += ["--algorithm", algorithm]
-    if device:
-        args += ["--device", device]
-    for key, value in sorted((overrides or {}).items()):
-        args += ["--set", f"{key}={value}"]
-    return args
+def worker_args(config_path: str, output: str, data_root: str) -> list[str]:
+    """Arguments after `mlbench` that run one rank of the configuration recorded at `config_path`
+    (a `prepare_output` config.json); identical for local processes and pods."""
+    return ["worker", "--config", config_path, "--output", output, "--data-root", data_root]
 
 
 def rank_environment(
@@ -206,13 +192,14 @@ def run_local_job(
 
 
 def prepare_output(config, output: Path) -> None:
-    """Before any launcher starts ranks: refuse another configuration's checkpoints, record the config."""
+    """Before any launcher starts ranks: refuse another configuration's checkpoints, record the config
+    (the config.json every rank reads: `mlbench worker --config`)."""
     import json
 
     from tasks.runtime.checkpoint import check_resumable
 
     check_resumable(output / "checkpoints", config.config_hash())  # before touching anything there
-    (output / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    (output / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
     (output / "result.json").unlink(missing_ok=True)
 
 
@@ -230,7 +217,6 @@ def launch_local(
     *,
     output: Path,
     data_root: Path,
-    overrides: dict[str, str],
     timeout_s: float | None,
     rendezvous_timeout_s: float,
     echo_rank0: bool = True,
@@ -243,9 +229,7 @@ def launch_local(
     """
     prepare_output(config, output)
     job = build_local_job(
-        worker_args(task=config.task, preset=config.preset, backend=config.backend, output=str(output),
-                    data_root=str(data_root), algorithm=config.algorithm, device=config.device,
-                    overrides=overrides),
+        worker_args(str(output / CONFIG_FILE), str(output), str(data_root)),
         config.world_size, output, master_port=free_port(),
         extra_env={"MLBENCH_RENDEZVOUS_TIMEOUT_S": str(rendezvous_timeout_s)},
     )

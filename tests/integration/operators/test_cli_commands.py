@@ -1,0 +1,79 @@
+"""`mlbench pools` and `mlbench render` come from operators/cli.py through the `mlbench.commands`
+entry points: they work through the installed `mlbench` script, and an `mlbench` without operators/
+(the training image) simply lacks them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO, run_mlbench
+
+pytestmark = pytest.mark.integration
+
+POOLS = ["cpu", "gke-t4", "gke-h100", "eks-a10g", "aks-v100", "kueue-h100"]
+# tasks.cli's main as the training image runs it: `import operators` fails there.
+WITHOUT_OPERATORS = ("import sys; sys.modules['operators'] = None; from tasks.cli import main; "
+                     "sys.exit(main(sys.argv[1:]))")
+
+
+def installed_mlbench(*args: str) -> subprocess.CompletedProcess:
+    script = Path(sys.executable).parent / "mlbench"
+    assert script.exists(), f"{script} missing: install the project (`pip install -e '.[all]'`)"
+    return subprocess.run([str(script), *args], capture_output=True, text=True, timeout=300, cwd=REPO)
+
+
+def without_operators(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WITHOUT_OPERATORS, *args], capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+
+
+def test_installed_mlbench_lists_the_pools():
+    done = installed_mlbench("pools")
+    assert done.returncode == 0, done.stderr
+    assert [line.split()[0] for line in done.stdout.splitlines()] == POOLS
+    assert done.stdout.splitlines()[0].startswith("cpu  CPU/pod, ")
+    assert done.stdout == run_mlbench("pools").stdout
+
+
+def test_installed_mlbench_renders_the_manifests_of_a_dag_run():
+    args = ("render", "--task", "cifar10-resnet20", "--world-size", "2", "--pool", "gke-t4",
+            "--image", "registry.example/train:1-cuda", "--set", "max_epochs=3", "--namespace", "bench")
+    done = installed_mlbench(*args)
+    assert done.returncode == 0, done.stderr
+    service, job = yaml.safe_load_all(done.stdout)
+    assert service["kind"] == "Service" and job["kind"] == "Job" and job["spec"]["completions"] == 2
+    assert service["metadata"]["namespace"] == job["metadata"]["namespace"] == "bench"
+    container = job["spec"]["template"]["spec"]["containers"][0]
+    output = "/results/manual__render/cifar10-resnet20__allreduce__w2__r0"
+    assert container["image"] == "registry.example/train:1-cuda" and container["command"] == ["mlbench"]
+    assert container["args"] == ["worker", "--config", f"{output}/config.json", "--output", output,
+                                 "--data-root", "/datasets"]
+    assert done.stdout == run_mlbench(*args).stdout
+
+
+def test_installed_mlbench_render_errors_stay_one_line():
+    done = installed_mlbench("render", "--task", "cifar10-resnet20", "--pool", "tpu")
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0 and "unknown pool 'tpu'" in done.stderr
+    missing = installed_mlbench("render", "--task", "cifar10-resnet20")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "mlbench render: error: the following arguments are required: --pool"
+
+
+def test_help_lists_the_plugin_commands_after_the_built_in_ones():
+    done = installed_mlbench("--help")
+    assert done.returncode == 0
+    assert "{tasks,prepare,train,worker,allreduce,pools,render}" in done.stdout
+
+
+def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_about_it():
+    listed = without_operators("tasks")
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    assert "cifar10-resnet20" in listed.stdout
+    usage = without_operators("--help")
+    assert usage.returncode == 0 and "{tasks,prepare,train,worker,allreduce}" in usage.stdout
+    for command in ("pools", "render"):
+        done = without_operators(command)
+        assert done.returncode == 2 and f"invalid choice: '{command}'" in done.stderr
