@@ -95,15 +95,7 @@ def build_manifests(
     output = PurePosixPath(RESULTS_MOUNT) / PurePosixPath(c.output).parent.name / PurePosixPath(c.output).name
     # Every rank reads the resolved config the launch step wrote there (operators.launch).
     args = worker_args(str(output / CONFIG_FILE), str(output), DATASETS_MOUNT)
-    environment = rank_environment(0, world_size, names.master_addr, RENDEZVOUS_PORT,
-                                   local_world_size=1, threads=_threads(pool.cpu))
-    del environment["RANK"]  # each pod's rank is its completion index (JOB_COMPLETION_INDEX)
-    environment.update({
-        "MLBENCH_RENDEZVOUS_TIMEOUT_S": str(rendezvous_timeout_s),
-        "MLBENCH_IMAGE": image,
-        "MLBENCH_NODE_TYPE": pool.name,
-        "HOME": "/tmp",  # read-only root filesystem: caches go to the writable /tmp
-    })
+    environment = _pod_environment(names, world_size, pool, image, rendezvous_timeout_s)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -116,13 +108,36 @@ def build_manifests(
             "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT, "targetPort": RENDEZVOUS_PORT}],
         },
     }
-    job_metadata = {"name": names.job, "namespace": namespace, "labels": dict(labels), "annotations": dict(annotations)}
+    pod_template = {"metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+                    "spec": _pod_spec(names, pool, image, args, environment)}
+    return [service, _indexed_job(names, namespace, labels, annotations, pool, world_size, run_timeout_s,
+                                  pod_template)]
+
+
+def _pod_environment(names: JobNames, world_size: int, pool: PoolProfile, image: str,
+                     rendezvous_timeout_s: int) -> dict[str, str]:
+    environment = rank_environment(0, world_size, names.master_addr, RENDEZVOUS_PORT,
+                                   local_world_size=1, threads=_threads(pool.cpu))
+    del environment["RANK"]  # each pod's rank is its completion index (JOB_COMPLETION_INDEX)
+    environment.update({
+        "MLBENCH_RENDEZVOUS_TIMEOUT_S": str(rendezvous_timeout_s),
+        "MLBENCH_IMAGE": image,
+        "MLBENCH_NODE_TYPE": pool.name,
+        "HOME": "/tmp",  # read-only root filesystem: caches go to the writable /tmp
+    })
+    return environment
+
+
+def _indexed_job(names: JobNames, namespace: str, labels: dict[str, str], annotations: dict[str, str],
+                 pool: PoolProfile, world_size: int, run_timeout_s: int, pod_template: dict[str, Any]
+                 ) -> dict[str, Any]:
+    metadata = {"name": names.job, "namespace": namespace, "labels": dict(labels), "annotations": dict(annotations)}
     if pool.kueue_queue:
-        job_metadata["labels"]["kueue.x-k8s.io/queue-name"] = pool.kueue_queue
-    job = {
+        metadata["labels"]["kueue.x-k8s.io/queue-name"] = pool.kueue_queue
+    return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": job_metadata,
+        "metadata": metadata,
         "spec": {
             "completionMode": "Indexed",
             "completions": world_size,
@@ -131,13 +146,9 @@ def build_manifests(
             "activeDeadlineSeconds": int(run_timeout_s),
             "ttlSecondsAfterFinished": FINISHED_TTL_S,
             "suspend": bool(pool.kueue_queue),  # Kueue admits the whole gang by unsuspending
-            "template": {
-                "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
-                "spec": _pod_spec(names, pool, image, args, environment),
-            },
+            "template": pod_template,
         },
     }
-    return [service, job]
 
 
 def _threads(cpu: str) -> int:

@@ -159,25 +159,7 @@ def run_local_job(
             )
             pump.start()
             pumps.append(pump)
-        deadline = time.monotonic() + timeout_s if timeout_s else None
-        while True:
-            codes = {rank: p.poll() for rank, p in processes.items()}
-            failed = sorted(r for r, c in codes.items() if c not in (None, 0))
-            if failed:
-                rank = failed[0]
-                _stop_all(processes)
-                return JobOutcome(codes[rank], f"rank {rank} exited with code {codes[rank]}: "
-                                  f"{_last_line(job.ranks[rank].log_path)}", rank, returncodes=codes)
-            if all(c == 0 for c in codes.values()):
-                return JobOutcome(ExitCode.OK, "all ranks finished", returncodes=codes)
-            if stop is not None and stop.is_set():
-                _stop_all(processes)
-                return JobOutcome(ExitCode.TERMINATED, "stopped on request; all ranks stopped", returncodes=codes)
-            if deadline and time.monotonic() > deadline:
-                _stop_all(processes)
-                return JobOutcome(ExitCode.TIMEOUT, f"run timed out after {timeout_s:.0f}s; all ranks stopped",
-                                  timed_out=True, returncodes=codes)
-            time.sleep(0.1)
+        return _watch(job, processes, timeout_s=timeout_s, stop=stop)
     except _Terminated as exc:
         _stop_all(processes)
         return JobOutcome(128 + exc.signum, f"launcher received signal {exc.signum}; all ranks stopped")
@@ -189,6 +171,27 @@ def run_local_job(
             log_file.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _watch(job: LocalJob, processes: dict[int, subprocess.Popen], *, timeout_s: float | None,
+           stop: threading.Event | None) -> JobOutcome:
+    """Poll the ranks until all finished, one failed, `stop` is set or the timeout passes."""
+    deadline = time.monotonic() + timeout_s if timeout_s else None
+    while True:
+        codes = {rank: p.poll() for rank, p in processes.items()}
+        failed = sorted(r for r, c in codes.items() if c not in (None, 0))
+        if failed:
+            rank = failed[0]
+            return JobOutcome(codes[rank], f"rank {rank} exited with code {codes[rank]}: "
+                              f"{_last_line(job.ranks[rank].log_path)}", rank, returncodes=codes)
+        if all(c == 0 for c in codes.values()):
+            return JobOutcome(ExitCode.OK, "all ranks finished", returncodes=codes)
+        if stop is not None and stop.is_set():
+            return JobOutcome(ExitCode.TERMINATED, "stopped on request; all ranks stopped", returncodes=codes)
+        if deadline and time.monotonic() > deadline:
+            return JobOutcome(ExitCode.TIMEOUT, f"run timed out after {timeout_s:.0f}s; all ranks stopped",
+                              timed_out=True, returncodes=codes)
+        time.sleep(0.1)
 
 
 def prepare_output(config, output: Path) -> None:
