@@ -3,7 +3,6 @@ expectation (a violation skips the rest), and the expectations on the ranks that
 
 from __future__ import annotations
 
-import json
 from typing import Any, Callable
 
 from operators.gates.gx import Part, run_gate
@@ -40,11 +39,11 @@ def _default_suite(result: Any) -> str:
 
 
 def _schema_errors(result: Any, schema_file: str) -> list[str]:
-    import importlib.resources
-
     import jsonschema
 
-    schema = json.loads(importlib.resources.files("tasks.runtime").joinpath(schema_file).read_text())
+    from tasks.runtime.results import load_schema
+
+    schema = load_schema(schema_file)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(result), key=lambda e: [str(p) for p in e.absolute_path])
     lines = []

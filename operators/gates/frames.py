@@ -3,8 +3,9 @@ shard-plan frame with what every plan must satisfy."""
 
 from __future__ import annotations
 
-import math
 from typing import Any, Iterator
+
+from tasks.runtime.results import finite_number
 
 SPLITS = (("train", "train"), ("validation", "val"))  # (split name, array key prefix)
 INTEGER_DTYPES = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
@@ -15,11 +16,8 @@ def length(array: Any) -> int:
     return int(shape[0]) if shape else 0
 
 
-def number(value: Any) -> float | None:
-    """A finite float, or None: NaN/inf (and anything not a number) become null, so not-null catches them."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+# A finite float, or None: NaN/inf (and anything not a number) become null, so not-null catches them.
+number = finite_number
 
 
 def real_numbers(array: Any) -> bool:

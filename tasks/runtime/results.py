@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tasks.communication import CommunicationConfig
+from tasks.runtime.timing import PHASES
 from tasks.spec import RunConfig
 
 SCHEMA_VERSION = "1.0"
@@ -62,7 +63,7 @@ def base_result(config: RunConfig) -> dict[str, Any]:
         "wall_time_s": 0.0,
         "compute_s": 0.0,
         "communication_s": 0.0,
-        "phases_s": {p: 0.0 for p in ("data", "forward", "loss", "backward", "communication", "optimizer")},
+        "phases_s": dict.fromkeys(PHASES, 0.0),
         "epochs_run": 0,
         "steps": 0,
         "final_validation_metric": None,
@@ -104,8 +105,9 @@ def read_result(output: Path) -> dict[str, Any]:
     return json.loads((output / "result.json").read_text())
 
 
-def load_schema() -> dict[str, Any]:
-    return json.loads(SCHEMA_PATH.read_text())
+def load_schema(name: str = SCHEMA_PATH.name) -> dict[str, Any]:
+    """A results bundle's JSON schema: `result.schema.json` (training) or `allreduce_result.schema.json`."""
+    return json.loads(SCHEMA_PATH.with_name(name).read_text())
 
 
 def _jsonable(value: Any) -> Any:
