@@ -26,25 +26,23 @@ class PipelineKind:
     name: str
     has_target: bool  # a configuration's run is tagged goal_reached true/false
     report: ModuleType  # rows, table, parent_metrics, parent_plots, child_metrics, child_plots, configuration_row
-    result_gate: str  # the operators.gates function that validates one of its result.json
+    result_gate: ResultGate  # the operators.gates function that validates one of its result.json
 
-    def validate_result(self, result: dict[str, Any], *, expected_world_size: int, suite_name: str
-                        ) -> ValidationReport:
-        from operators import gates
-
-        gate: ResultGate = getattr(gates, self.result_gate)
-        return gate(result, expected_world_size=expected_world_size, suite_name=suite_name)
+    def validate_result(self, document: Any, *, expected_world_size: int, suite_name: str) -> ValidationReport:
+        """The gate's verdict on a result.json as read from disk (its schema first, then its figures)."""
+        return self.result_gate(document, expected_world_size=expected_world_size, suite_name=suite_name)
 
     def plots(self, drawers: dict[str, Callable[[Path], Path]], directory: Path) -> list[Path]:
         return [draw(directory / name) for name, draw in drawers.items()]
 
 
 def _kinds() -> dict[str, PipelineKind]:
+    from operators.gates import validate_sweep_result, validate_training_result
     from operators.report import communication, training
 
     return {
-        "training": PipelineKind("training", True, training, "validate_training_result"),
-        "communication": PipelineKind("communication", False, communication, "validate_sweep_result"),
+        "training": PipelineKind("training", True, training, validate_training_result),
+        "communication": PipelineKind("communication", False, communication, validate_sweep_result),
     }
 
 

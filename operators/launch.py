@@ -17,6 +17,7 @@ from tasks.errors import ExitCode, UserError
 from tasks.settings import Settings
 
 if TYPE_CHECKING:  # the Airflow operator imports this module when a DAG file is parsed: keep it light
+    from tasks.runtime.results import ResultRecord
     from operators.planning import Configuration
 
 DEFAULT_RUN_TIMEOUT_S = 6 * 3600
@@ -37,7 +38,6 @@ class LaunchSummary:
     status: str
     reason: str | None
     goal_reached: bool | None  # None for a task without a target (task 0)
-    time_to_accuracy_s: float | None
     # Bad input or data and divergence fail the same way again: no retry. Crashes, timeouts and
     # kills (preempted nodes) are retried and resume from the checkpoint.
     retryable: bool
@@ -81,19 +81,17 @@ def launch_configuration(
         write_result(output, failed_result(config, f"launch failed: {type(exc).__name__}: {exc}"))
         raise
     summary = LaunchSummary(
-        config_id=c.config_id, output=str(output), status=result["status"], reason=result["reason"],
-        goal_reached=result.get("goal_reached"), time_to_accuracy_s=result.get("time_to_accuracy_s"),
+        config_id=c.config_id, output=str(output), status=result.status, reason=result.reason,
+        goal_reached=result.reached_goal(),
         retryable=(returncode not in (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.DATA)
-                   and not str(result["reason"]).startswith("diverged")),
+                   and not str(result.reason).startswith("diverged")),
     )
-    detail = (f", goal reached: {result['goal_reached']}, time to accuracy: {result['time_to_accuracy_s']}"
-              if "goal_reached" in result else "")  # task 0 has no target
-    log(f"{c.config_id}: {result['status']}{detail}")
+    log(f"{c.config_id}: {result.outcome_text()}")
     return summary
 
 
 def _launch_locally(c: Configuration, config: Any, settings: Settings, *, run_timeout_s: float,
-                    rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, dict[str, Any]]:
+                    rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, ResultRecord]:
     from tasks.runtime.local_job import launch_local
 
     with local_machine_lock(settings):
@@ -130,12 +128,12 @@ def rendezvous_timeout(requested_s: float, settings: Settings) -> float:
 
 
 def _launch_on_kubernetes(c: Configuration, config: Any, settings: Settings, *, dag_id: str, run_timeout_s: float,
-                          rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, dict[str, Any]]:
+                          rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, ResultRecord]:
     from operators.kubernetes.api import clients_from_hook
     from operators.kubernetes.indexed_job import KubernetesJobLauncher
     from operators.kubernetes.pools import get_pool
     from operators.kubernetes.spec import build_manifests, default_image
-    from tasks.runtime.local_job import collect_result, prepare_output
+    from tasks.runtime.bundle import collect_result, prepare_output
 
     # Pods write into this directory as another uid in the volume's group: setgid, group-writable.
     os.chmod(c.output_dir, 0o2775)

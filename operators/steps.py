@@ -18,6 +18,7 @@ from typing import Any
 from operators.planning import Configuration, plan_configurations
 from operators.request import BenchmarkRequest, InvalidRequest, config_overrides, validate_request
 from operators.run_directory import RunDirectory
+from tasks.runtime.results import RESULT_FILE, ResultError, ResultRecord, read_result
 from tasks.settings import Settings
 
 RESULT_VALIDATION_FILE = "validation.json"
@@ -191,12 +192,23 @@ def cleanup_step(run_id: str, *, dag_id: str) -> int:
 
 
 # ---------------------------------------------------------------------------------- results
-def _read_bundle(configuration: Configuration) -> dict[str, Any] | None:
-    path = configuration.output_dir / "result.json"
+def _read_bundle_document(configuration: Configuration) -> Any:
+    """The bundle's result.json as JSON, for the gate to judge; None if there is none (or no JSON)."""
     try:
-        return json.loads(path.read_text())
+        return json.loads((configuration.output_dir / RESULT_FILE).read_text())
     except (OSError, json.JSONDecodeError):
         return None
+
+
+def _read_bundle(configuration: Configuration) -> tuple[ResultRecord | None, str | None]:
+    """The bundle's result.json as its kind's record, or None and why it could not be read (None
+    and None when there is no result.json at all)."""
+    if not (configuration.output_dir / RESULT_FILE).exists():
+        return None, None
+    try:
+        return read_result(configuration.output_dir), None
+    except (OSError, ResultError) as exc:
+        return None, f"unreadable result.json: {exc}"
 
 
 def validate_results_step(run_id: str) -> list[dict[str, Any]]:
@@ -206,13 +218,13 @@ def validate_results_step(run_id: str) -> list[dict[str, Any]]:
     directory = RunDirectory.of(run_id)
     verdicts = []
     for configuration in directory.read_plan() or []:
-        result = _read_bundle(configuration)
-        if result is None:
+        document = _read_bundle_document(configuration)
+        if document is None:
             verdicts.append({"config_id": configuration.config_id, "success": False,
                              "summary": "no result.json: the configuration never produced a bundle"})
             continue
         report = pipeline_kind(configuration.task).validate_result(
-            result, expected_world_size=configuration.world_size, suite_name=f"result:{configuration.config_id}")
+            document, expected_world_size=configuration.world_size, suite_name=f"result:{configuration.config_id}")
         (configuration.output_dir / RESULT_VALIDATION_FILE).write_text(
             json.dumps(report.to_dict(), indent=2, default=str))
         log(report.summary())
@@ -224,21 +236,25 @@ def validate_results_step(run_id: str) -> list[dict[str, Any]]:
 
 def outcomes_of(plan: list[Configuration]) -> list:
     """Everything known about each configuration, read back from its bundle directory."""
+    from operators.gates.report import ValidationReport
     from operators.report import ConfigurationOutcome
 
     outcomes = []
     compares_backends = len({c.backend for c in plan}) > 1
     for c in plan:
-        result = _read_bundle(c)
+        result, unreadable = _read_bundle(c)
         validation_path = c.output_dir / RESULT_VALIDATION_FILE
-        validation = json.loads(validation_path.read_text()) if validation_path.exists() else None
+        validation = (ValidationReport.from_dict(json.loads(validation_path.read_text()))
+                      if validation_path.exists() else None)
         reason = None
-        if result is None:
+        if unreadable is not None:
+            reason = unreadable
+        elif result is None:
             reason = "no result.json: the configuration never produced a bundle"
-        elif result["status"] != "completed":
-            reason = result["reason"]
-        elif validation is not None and not validation["success"]:
-            reason = f"results failed validation: {validation.get('failures', [])[:3]}"
+        elif not result.completed:
+            reason = result.reason
+        elif validation is not None and not validation.success:
+            reason = f"results failed validation: {validation.failures[:3]}"
         outcomes.append(ConfigurationOutcome(
             config_id=c.config_id, task=c.task, world_size=c.world_size, repeat=c.repeat,
             algorithm=c.algorithm, backend=c.backend, launcher=c.launcher, output=c.output,

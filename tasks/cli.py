@@ -227,7 +227,7 @@ def _launch(config, args: argparse.Namespace, *, data_root: Path) -> int:
     )
     print(kind.finish_local_run(result, output))
     if outcome.returncode != 0:
-        print(f"error: run failed: {result.get('reason') or outcome.message}", file=sys.stderr)
+        print(f"error: run failed: {result.reason or outcome.message}", file=sys.stderr)
         return outcome.returncode
     return 0
 

@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from tasks.runtime.results import ResultRecord, SweepResult, TrainingResult
+
 if TYPE_CHECKING:
     from tasks.communication import CommunicationConfig, CommunicationTaskSpec
     from tasks.runtime.distributed import RankEnv
@@ -26,7 +28,7 @@ class RankRunner(Protocol):
         """Runs to the end; returns the process exit code (rank 0 has written result.json)."""
         ...
 
-    def failure_record(self, reason: str) -> dict[str, Any]:
+    def failure_record(self, reason: str) -> ResultRecord:
         """The failed result to record after an error, with whatever was measured before it."""
         ...
 
@@ -35,6 +37,7 @@ class TaskKind(Protocol):
     name: str
     needs_data: bool  # a dataset is prepared and gated before it runs
     has_target: bool  # a quality target (and so a request's target override) applies
+    result_type: type[TrainingResult] | type[SweepResult]  # its result.json, typed
 
     def resolve(self, spec: Any, preset: str, *, world_size: int, backend: str, device: str,
                 algorithm: str | None, overrides: dict[str, str] | None) -> ResolvedConfig: ...
@@ -43,17 +46,18 @@ class TaskKind(Protocol):
 
     def summary(self, spec: Any) -> dict[str, Any]: ...
 
-    def failed_result(self, config: Any, reason: str, provenance: dict[str, Any] | None = None) -> dict[str, Any]: ...
+    def failed_result(self, config: Any, reason: str) -> ResultRecord: ...
 
     def make_runner(self, config: Any, env: RankEnv, data_root: Path, output: Path) -> RankRunner: ...
 
-    def finish_local_run(self, result: dict[str, Any], output: Path) -> str: ...
+    def finish_local_run(self, result: Any, output: Path) -> str: ...
 
 
 class TrainingKind:
     name = "training"
     needs_data = True
     has_target = True
+    result_type: type[TrainingResult] | type[SweepResult] = TrainingResult
 
     def resolve(self, spec: TaskSpec, preset: str, *, world_size: int, backend: str, device: str,
                 algorithm: str | None, overrides: dict[str, str] | None) -> RunConfig:
@@ -72,39 +76,24 @@ class TrainingKind:
 
         return training_summary(spec)
 
-    def failed_result(self, config: RunConfig, reason: str, provenance: dict[str, Any] | None = None
-                      ) -> dict[str, Any]:
-        from tasks.runtime.results import failed_training_result
-
-        return failed_training_result(config, reason, provenance)
+    def failed_result(self, config: RunConfig, reason: str) -> TrainingResult:
+        return TrainingResult.failed(config, reason)
 
     def make_runner(self, config: RunConfig, env: RankEnv, data_root: Path, output: Path) -> RankRunner:
         from tasks.runtime.trainer import Trainer
 
         return Trainer(config, env, data_root, output)
 
-    def finish_local_run(self, result: dict[str, Any], output: Path) -> str:
+    def finish_local_run(self, result: TrainingResult, output: Path) -> str:
         """The one line `mlbench train` ends with."""
-        if result["status"] != "completed":
-            return f"[mlbench] FAILED: {result['reason']} (result: {output / 'result.json'})"
-        target = result["target"]
-        if result["goal_reached"]:
-            return (f"[mlbench] goal reached: {target['metric']} {result['final_validation_metric']:.4f} "
-                    f"(target {target['value']}) in {result['epochs_run']} epochs; "
-                    f"time to accuracy {result['time_to_accuracy_s']:.2f}s, "
-                    f"wall {result['wall_time_to_accuracy_s']:.2f}s; compute {result['compute_s']:.2f}s, "
-                    f"communication {result['communication_s']:.2f}s (result: {output / 'result.json'})")
-        metric = result["best_validation_metric"]
-        best = f"{metric:.4f}" if metric is not None else "n/a"
-        short_of = "<" if target.get("mode", "max") == "max" else ">"
-        return (f"[mlbench] target NOT reached: best {target['metric']} {best} {short_of} {target['value']} "
-                f"after {result['epochs_run']} epochs (result: {output / 'result.json'})")
+        return result.summary_line(output)
 
 
 class CommunicationKind:
     name = "communication"
     needs_data = False  # random tensors from the seed
     has_target = False  # it measures latency and bandwidth, not time to accuracy
+    result_type: type[TrainingResult] | type[SweepResult] = SweepResult
 
     def resolve(self, spec: CommunicationTaskSpec, preset: str, *, world_size: int, backend: str, device: str,
                 algorithm: str | None, overrides: dict[str, str] | None) -> CommunicationConfig:
@@ -121,33 +110,20 @@ class CommunicationKind:
     def summary(self, spec: CommunicationTaskSpec) -> dict[str, Any]:
         return spec.summary()
 
-    def failed_result(self, config: CommunicationConfig, reason: str, provenance: dict[str, Any] | None = None
-                      ) -> dict[str, Any]:
-        from tasks.runtime.allreduce_results import failed_result
-
-        return failed_result(config, reason, provenance)
+    def failed_result(self, config: CommunicationConfig, reason: str) -> SweepResult:
+        return SweepResult.failed(config, reason)
 
     def make_runner(self, config: CommunicationConfig, env: RankEnv, data_root: Path, output: Path) -> RankRunner:
         from tasks.runtime.allreduce import SweepRunner
 
         return SweepRunner(config, env, output)
 
-    def finish_local_run(self, result: dict[str, Any], output: Path) -> str:
+    def finish_local_run(self, result: SweepResult, output: Path) -> str:
         """Plots the sweep beside its result.json; returns the one line `mlbench allreduce` ends with."""
         from tasks.plots import plot_result
 
         plot_result(result, output / "allreduce.png")
-        if result["status"] != "completed":
-            return f"[mlbench] FAILED: {result['reason']} (result: {output / 'result.json'})"
-        parts = []
-        for dtype in result["config"]["dtypes"]:
-            rows = [r for r in result["measurements"] if r["dtype"] == dtype]
-            peak = max(rows, key=lambda r: r["busbw_gbps"])
-            parts.append(f"{dtype}: {rows[0]['latency_median_s'] * 1e3:.3f} ms at {rows[0]['elements']:,} "
-                         f"element(s), peak busbw {peak['busbw_gbps']:.3f} GB/s at {peak['elements']:,}")
-        return (f"[mlbench] all-reduce sweep of {len(result['config']['sizes'])} sizes on {result['world_size']} "
-                f"rank(s), {result['backend']} on {result['device']}: {'; '.join(parts)} "
-                f"(result: {output / 'result.json'}, plot: {output / 'allreduce.png'})")
+        return result.summary_line(output, plot=output / "allreduce.png")
 
 
 TRAINING = TrainingKind()

@@ -16,9 +16,9 @@ The comparison plots take plain rows (dicts); they know nothing of how the pipel
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Callable
 
-from tasks.runtime.results import finite_number
+from tasks.runtime.results import EpochRecord, Measurement, SweepResult, TrainingResult, finite_number
 
 __all__ = [
     "figure",
@@ -58,48 +58,47 @@ def _no_data(ax, text: str) -> None:
 # One training run
 # ---------------------------------------------------------------------------------------------
 
-def _epoch_series(history: list[dict], key: str) -> tuple[list[int], list[float]]:
-    """The epochs of `history` with a finite `key`, and those values."""
-    points = [(entry.get("epoch"), finite_number(entry.get(key))) for entry in history]
-    points = [(epoch, value) for epoch, value in points if epoch is not None and value is not None]
-    return [p[0] for p in points], [p[1] for p in points]
+def _epoch_series(history: list[EpochRecord], value_of: Callable[[EpochRecord], float | None]
+                  ) -> tuple[list[int], list[float]]:
+    """The epochs of `history` where `value_of(epoch)` is finite, and those values."""
+    points = [(entry.epoch, finite_number(value_of(entry))) for entry in history]
+    kept = [(epoch, value) for epoch, value in points if value is not None]
+    return [p[0] for p in kept], [p[1] for p in kept]
 
 
-def _curves_title(result: dict) -> str:
-    title = (f"{result.get('task', '?')} {result.get('algorithm', '')} "
-             f"w{result.get('world_size', '?')}: {result.get('status', '?')}")
-    if result.get("goal_reached") and finite_number(result.get("time_to_accuracy_s")) is not None:
-        title += f", target reached in {result['time_to_accuracy_s']:.2f} s"
-    elif result.get("reason"):
-        title += f" ({str(result['reason'])[:60]})"
+def _curves_title(result: TrainingResult) -> str:
+    title = f"{result.task} {result.algorithm} w{result.world_size}: {result.status}"
+    if result.goal_reached and finite_number(result.time_to_accuracy_s) is not None:
+        title += f", target reached in {result.time_to_accuracy_s:.2f} s"
+    elif result.reason:
+        title += f" ({result.reason[:60]})"
     return title
 
 
-def plot_curves(result: dict, path: str | Path) -> Path:
+def plot_curves(result: TrainingResult, path: str | Path) -> Path:
     """Training loss and validation metric per epoch of one run, with the target as a line.
 
     Loss on the left axis, metric on the right; epochs without a value (diverged, not evaluated)
     are left out. A run without any epoch gives a plot that says so.
     """
-    history = result.get("history") or []
-    target = result.get("target") or {}
+    history, target = result.history, result.target
     fig = figure(8, 4.5)
     ax_loss = fig.subplots()
     ax_metric = ax_loss.twinx()
 
     handles = []
-    epochs, losses = _epoch_series(history, "train_loss")
+    epochs, losses = _epoch_series(history, lambda e: e.train_loss)
     if epochs:
         handles += ax_loss.plot(epochs, losses, "-o", color="C0", markersize=3, label="train loss")
-    epochs, losses = _epoch_series(history, "validation_loss")
+    epochs, losses = _epoch_series(history, lambda e: e.validation_loss)
     if epochs:
         handles += ax_loss.plot(epochs, losses, "--", color="C0", alpha=0.6, label="validation loss")
-    metric_name = target.get("metric") or "metric"
-    epochs, metrics = _epoch_series(history, "validation_metric")
+    metric_name = target.metric
+    epochs, metrics = _epoch_series(history, lambda e: e.validation_metric)
     if epochs:
         handles += ax_metric.plot(epochs, metrics, "-s", color="C2", markersize=3,
                                   label=f"validation {metric_name}")
-    target_value = finite_number(target.get("value"))
+    target_value = finite_number(target.value)
     if target_value is not None:
         handles.append(ax_metric.axhline(target_value, color="C3", linestyle=":",
                                          label=f"target {metric_name} {target_value:g}"))
@@ -119,15 +118,15 @@ def plot_curves(result: dict, path: str | Path) -> Path:
 # Task 0: latency and bus bandwidth over tensor size
 # ---------------------------------------------------------------------------------------------
 
-def by_dtype(measurements: list[dict]) -> dict[str, list[dict]]:
+def by_dtype(measurements: list[Measurement]) -> dict[str, list[Measurement]]:
     """dtype -> its measurement rows, in the order measured."""
-    series: dict[str, list[dict]] = {}
+    series: dict[str, list[Measurement]] = {}
     for row in measurements:
-        series.setdefault(row["dtype"], []).append(row)
+        series.setdefault(row.dtype, []).append(row)
     return series
 
 
-def plot_series(series: dict[str, list[dict]], path: str | Path, title: str) -> Path:
+def plot_series(series: dict[str, list[Measurement]], path: str | Path, title: str) -> Path:
     """Latency (median, p10-p90 band) and bus bandwidth over tensor size in bytes, one line per series.
 
     `series` maps a label (a dtype, or world size and dtype) to its measurement rows.
@@ -136,15 +135,15 @@ def plot_series(series: dict[str, list[dict]], path: str | Path, title: str) -> 
     latency_axis, bandwidth_axis = fig.subplots(1, 2)
     any_traffic = False
     for label, rows in series.items():
-        rows = sorted(rows, key=lambda r: r["bytes"])
-        sizes = [r["bytes"] for r in rows]
-        line, = latency_axis.plot(sizes, [r["latency_median_s"] * 1e3 for r in rows], marker=".", label=label)
-        latency_axis.fill_between(sizes, [r["latency_p10_s"] * 1e3 for r in rows],
-                                  [r["latency_p90_s"] * 1e3 for r in rows], alpha=0.2, color=line.get_color())
-        moving = [r for r in rows if r["busbw_gbps"] > 0]  # one rank moves no data: no bus bandwidth
+        rows = sorted(rows, key=lambda r: r.bytes)
+        sizes = [r.bytes for r in rows]
+        line, = latency_axis.plot(sizes, [r.latency_median_s * 1e3 for r in rows], marker=".", label=label)
+        latency_axis.fill_between(sizes, [r.latency_p10_s * 1e3 for r in rows],
+                                  [r.latency_p90_s * 1e3 for r in rows], alpha=0.2, color=line.get_color())
+        moving = [r for r in rows if r.busbw_gbps > 0]  # one rank moves no data: no bus bandwidth
         if moving:
             any_traffic = True
-            bandwidth_axis.plot([r["bytes"] for r in moving], [r["busbw_gbps"] for r in moving], marker=".",
+            bandwidth_axis.plot([r.bytes for r in moving], [r.busbw_gbps for r in moving], marker=".",
                                 label=label)
     for axis, label, drawn, empty in (
         (latency_axis, "latency, ms (median, p10-p90)", bool(series), "nothing measured"),
@@ -164,11 +163,11 @@ def plot_series(series: dict[str, list[dict]], path: str | Path, title: str) -> 
     return save(fig, path)
 
 
-def plot_result(result: dict[str, Any], path: str | Path) -> Path:
+def plot_result(result: SweepResult, path: str | Path) -> Path:
     """One sweep's curves per dtype, titled with its backend, world size and device."""
-    title = (f"all-reduce ({result.get('config', {}).get('op', 'sum')}), {result.get('backend')}, "
-             f"{result.get('world_size')} ranks, {result.get('device')}: {result.get('status')}")
-    return plot_series(by_dtype(result.get("measurements") or []), path, title)
+    title = (f"all-reduce ({result.config.get('op', 'sum')}), {result.backend}, "
+             f"{result.world_size} ranks, {result.device}: {result.status}")
+    return plot_series(by_dtype(result.measurements), path, title)
 
 
 # ---------------------------------------------------------------------------------------------

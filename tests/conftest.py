@@ -3,6 +3,7 @@ import subprocess
 import tempfile
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -12,6 +13,9 @@ os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="mlbench-airflow-home-")
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 REPO = Path(__file__).resolve().parents[1]
+
+if TYPE_CHECKING:
+    from tasks.runtime.results import TrainingResult
 
 
 def _has_cuda() -> bool:
@@ -74,10 +78,10 @@ def make_sweep_result(world_size: int = 2, *, preset: str = "smoke", status: str
     import json
 
     from tasks.registry import resolve
-    from tasks.runtime.allreduce_results import base_result
+    from tasks.runtime.results import Provenance, SweepResult
 
     config = resolve("allreduce", preset, world_size=world_size)
-    result = base_result(config)
+    result = SweepResult.for_config(config).to_dict()
     from tasks.communication import bus_factor
 
     factor = bus_factor(world_size)
@@ -94,8 +98,19 @@ def make_sweep_result(world_size: int = 2, *, preset: str = "smoke", status: str
     result.update(
         status=status, reason=None if status == "completed" else "rank 1 exited with code 1",
         measurements=measurements, wall_time_s=0.5,
-        provenance={"hostname": "vm", "torch": "2.13.0+cpu", "device_name": "AMD EPYC", "git_sha": "8fc85e4"},
+        provenance=Provenance(hostname="vm", torch="2.13.0+cpu", device_name="AMD EPYC", git_sha="8fc85e4").to_dict(),
         ranks=[{"rank": r, "hostname": "vm", "device_name": "AMD EPYC", "measurements": len(measurements),
                 "wrong_elements": 0} for r in range(world_size)] if status == "completed" else [],
     )
     return json.loads(json.dumps(result))
+
+
+def make_training_record(world_size: int = 1, **fields: Any) -> "TrainingResult":
+    """A TrainingResult of the smoke preset of task 1a at `world_size`, with `fields` replaced."""
+    import dataclasses
+
+    from tasks.registry import resolve
+    from tasks.runtime.results import TrainingResult
+
+    record = TrainingResult.for_config(resolve("cifar10-resnet20", "smoke", world_size=world_size))
+    return dataclasses.replace(record, **fields)

@@ -15,6 +15,7 @@ from operators.gates import images, sweep_result, tabular, tokens, training_resu
 from operators.gates.bundle import validate_bundle
 from operators.gates.gx import run_gate
 from operators.gates.report import ValidationFailed, ValidationReport
+from tasks.runtime.results import SweepResult, TrainingResult
 
 __all__ = [
     "ValidationFailed",
@@ -47,17 +48,17 @@ def validate_dataset(
 
 
 def validate_training_result(
-    result: dict, *, expected_world_size: int, suite_name: str | None = None
+    document: Any, *, expected_world_size: int, suite_name: str | None = None
 ) -> ValidationReport:
-    """A training run's parsed result.json: its JSON schema first, then its history, run and ranks."""
-    return validate_bundle(result, training_result.SCHEMA_FILE, training_result.parts,
+    """A training run's result.json as read from disk: its JSON schema first, then its history, run and ranks."""
+    return validate_bundle(document, TrainingResult, training_result.SCHEMA_FILE, training_result.parts,
                            expected_world_size=expected_world_size, suite_name=suite_name)
 
 
 def validate_sweep_result(
-    result: dict, *, expected_world_size: int, suite_name: str | None = None
+    document: Any, *, expected_world_size: int, suite_name: str | None = None
 ) -> ValidationReport:
-    """Task 0's parsed result.json (an all-reduce sweep): its JSON schema first, then its measurements, run
-    and ranks."""
-    return validate_bundle(result, sweep_result.SCHEMA_FILE, sweep_result.parts,
+    """Task 0's result.json as read from disk (an all-reduce sweep): its JSON schema first, then its
+    measurements, run and ranks."""
+    return validate_bundle(document, SweepResult, sweep_result.SCHEMA_FILE, sweep_result.parts,
                            expected_world_size=expected_world_size, suite_name=suite_name)

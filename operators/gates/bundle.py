@@ -3,22 +3,32 @@ expectation (a violation skips the rest), and the expectations on the ranks that
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from operators.gates.gx import Part, run_gate
 from operators.gates.report import ValidationReport
+from tasks.runtime.results import Record, ResultError
+
+RecordT = TypeVar("RecordT", bound=Record)
 
 MAX_SCHEMA_FAILURE_LINES = 5
 
 
-def validate_bundle(result: Any, schema_file: str, parts: Callable[[dict, int], list[Part]], *,
+def validate_bundle(document: Any, record_type: type[RecordT], schema_file: str,
+                    parts: Callable[[RecordT, int], list[Part]], *,
                     expected_world_size: int, suite_name: str | None) -> ValidationReport:
-    """The schema (``tasks/runtime/<schema_file>``) first; only a bundle that satisfies it has its parts built."""
-    suite = suite_name or _default_suite(result)
-    errors = _schema_errors(result, schema_file)
+    """The schema (``tasks/runtime/<schema_file>``) first; only a bundle that satisfies it is read as its
+    record (``record_type``) and has its parts built."""
+    suite = suite_name or _default_suite(document)
+    errors = _schema_errors(document, schema_file)
+    if not errors:
+        try:
+            record = record_type.from_dict(document)
+        except ResultError as exc:
+            errors = [str(exc)]
     if errors:
         return _schema_failure(suite, errors)
-    return run_gate(suite, parts(result, int(expected_world_size)))
+    return run_gate(suite, parts(record, int(expected_world_size)))
 
 
 def rank_expectations(expected_world_size: int) -> list[Any]:

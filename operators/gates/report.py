@@ -33,6 +33,13 @@ class ValidationReport:
     def to_dict(self) -> dict:
         return jsonable({**asdict(self), "summary": self.summary()})
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ValidationReport:
+        """A report as `to_dict` wrote it (its summary is recomputed)."""
+        return cls(suite=str(data["suite"]), success=data["success"] is True,
+                   failures=[str(line) for line in data.get("failures") or []],
+                   statistics=dict(data.get("statistics") or {}), results=dict(data.get("results") or {}))
+
 
 class ValidationFailed(Exception):
     """A gate failed; str(exc) is the report's summary and exc.report the whole report."""

@@ -13,6 +13,7 @@ from typing import Any
 from operators.gates.bundle import rank_expectations
 from operators.gates.frames import number
 from operators.gates.gx import Part, where
+from tasks.runtime.results import SweepResult
 
 SCHEMA_FILE = "allreduce_result.schema.json"
 SWEEP_TOLERANCE = 1e-6  # relative: algbw and busbw are recomputed from the latency and must agree
@@ -20,7 +21,7 @@ _LATENCIES = ("latency_p10_s", "latency_median_s", "latency_p90_s")
 _NUMBERS = (*_LATENCIES, "algbw_relative_error", "busbw_relative_error")
 
 
-def parts(result: dict, expected_world_size: int) -> list[Part]:
+def parts(result: SweepResult, expected_world_size: int) -> list[Part]:
     return [
         ("measurements", _measurements_frame(result), _measurement_expectations(result)),
         ("run", *_run_part(result, expected_world_size)),
@@ -36,27 +37,29 @@ def _relative_error(value: float | None, expected: float | None, scale: float | 
     return abs(value - expected) / scale
 
 
-def _measurements_frame(result: dict) -> Any:
+def _measurements_frame(result: SweepResult) -> Any:
     """One row per (dtype, size): the latencies, and how far bytes, algbw and busbw are from recomputed."""
     import pandas as pd
 
     from tasks.communication import DTYPE_BYTES, bus_factor
 
-    busbw_factor = bus_factor(int(result["world_size"]))
+    busbw_factor = bus_factor(result.world_size)
     rows = []
-    for row in result["measurements"]:
-        median = number(row["latency_median_s"])
-        algbw = number(row["algbw_gbps"])
-        recomputed_algbw = row["bytes"] / median / 1e9 if median else None
+    for row in result.measurements:
+        median = number(row.latency_median_s)
+        algbw = number(row.algbw_gbps)
+        recomputed_algbw = row.bytes / median / 1e9 if median else None
         rows.append({
-            "dtype": row["dtype"],
-            "elements": int(row["elements"]),
-            "bytes": int(row["bytes"]),
-            "expected_bytes": int(row["elements"]) * DTYPE_BYTES[row["dtype"]],
-            **{c: number(row[c]) for c in _LATENCIES},
+            "dtype": row.dtype,
+            "elements": row.elements,
+            "bytes": row.bytes,
+            "expected_bytes": row.elements * DTYPE_BYTES[row.dtype],
+            "latency_p10_s": number(row.latency_p10_s),
+            "latency_median_s": median,
+            "latency_p90_s": number(row.latency_p90_s),
             "algbw_relative_error": _relative_error(algbw, recomputed_algbw),
             # relative to algbw, not to busbw itself: one rank's busbw is 0
-            "busbw_relative_error": _relative_error(number(row["busbw_gbps"]),
+            "busbw_relative_error": _relative_error(number(row.busbw_gbps),
                                                     None if algbw is None else algbw * busbw_factor, scale=algbw),
         })
     frame = pd.DataFrame(rows, columns=["dtype", "elements", "bytes", "expected_bytes", *_NUMBERS])
@@ -66,10 +69,12 @@ def _measurements_frame(result: dict) -> Any:
     return frame
 
 
-def _measurement_expectations(result: dict) -> list[Any]:
+def _measurement_expectations(result: SweepResult) -> list[Any]:
     import great_expectations.expectations as gxe
 
-    config = result["config"]
+    from tasks.communication import CommunicationConfig
+
+    config = CommunicationConfig.from_dict(result.config)
     expectations: list[Any] = []
     for column in _LATENCIES:
         expectations += [
@@ -85,26 +90,28 @@ def _measurement_expectations(result: dict) -> list[Any]:
         gxe.ExpectColumnValuesToBeBetween(column="algbw_relative_error", min_value=0, max_value=SWEEP_TOLERANCE),
         gxe.ExpectColumnValuesToBeBetween(column="busbw_relative_error", min_value=0, max_value=SWEEP_TOLERANCE),
         gxe.ExpectColumnValuesToNotBeNull(column="busbw_relative_error"),
-        gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=list(config["dtypes"])),
+        gxe.ExpectColumnValuesToBeInSet(column="dtype", value_set=list(config.dtypes)),
     ]
-    for dtype in config["dtypes"]:
+    for dtype in config.dtypes:
         expectations.append(gxe.ExpectColumnValuesToBeIncreasing(column="elements", strictly=True,
                                                                  **where("dtype", dtype)))
-    if result["status"] == "completed":  # a failed sweep reports what it measured, maybe nothing
-        expectations.append(gxe.ExpectTableRowCountToEqual(value=len(config["sizes"]) * len(config["dtypes"])))
-        for dtype in config["dtypes"]:
+    if result.completed:  # a failed sweep reports what it measured, maybe nothing
+        expectations.append(gxe.ExpectTableRowCountToEqual(value=len(config.sizes) * len(config.dtypes)))
+        for dtype in config.dtypes:
             expectations.append(gxe.ExpectColumnDistinctValuesToEqualSet(
-                column="elements", value_set=list(config["sizes"]), **where("dtype", dtype)))
+                column="elements", value_set=list(config.sizes), **where("dtype", dtype)))
     return expectations
 
 
-def _run_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
+def _run_part(result: SweepResult, expected_world_size: int) -> tuple[Any, list[Any]]:
     import great_expectations.expectations as gxe
     import pandas as pd
 
+    from tasks.communication import CommunicationConfig
+
     frame = pd.DataFrame(
-        {"world_size": int(result["world_size"]), "expected_world_size": expected_world_size,
-         "config_world_size": int(result["config"]["world_size"])},
+        {"world_size": result.world_size, "expected_world_size": expected_world_size,
+         "config_world_size": CommunicationConfig.from_dict(result.config).world_size},
         index=pd.Index(["run"], dtype=object),
     )
     return frame, [
@@ -113,18 +120,18 @@ def _run_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
     ]
 
 
-def _ranks_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
+def _ranks_part(result: SweepResult, expected_world_size: int) -> tuple[Any, list[Any]]:
     import great_expectations.expectations as gxe
     import pandas as pd
 
-    rows = [{"rank": int(r["rank"]), "measurements": int(r["measurements"]), "wrong_elements": int(r["wrong_elements"])}
-            for r in result["ranks"]]
+    rows = [{"rank": r.rank, "measurements": r.measurements, "wrong_elements": r.wrong_elements}
+            for r in result.ranks]
     frame = pd.DataFrame(rows, columns=["rank", "measurements", "wrong_elements"])
     frame.index = pd.Index([f"rank {r}" for r in frame["rank"]], dtype=object)
     no_wrong_sum = gxe.ExpectColumnValuesToBeInSet(column="wrong_elements", value_set=[0])
-    if result["status"] != "completed":  # ranks report only once everyone has measured
+    if not result.completed:  # ranks report only once everyone has measured
         return frame, [no_wrong_sum]
-    measured = len(result["measurements"])
+    measured = len(result.measurements)
     return frame, [
         *rank_expectations(expected_world_size),
         gxe.ExpectColumnValuesToBeBetween(column="measurements", min_value=measured, max_value=measured),

@@ -8,22 +8,29 @@ reported once, all with the same step count. A failed (e.g. diverged) run is jud
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 from operators.gates.bundle import rank_expectations
 from operators.gates.frames import number
 from operators.gates.gx import Part, where
+from tasks.runtime.results import EpochRecord, TrainingRankReport, TrainingResult
 
 SCHEMA_FILE = "result.schema.json"
 TIME_TOLERANCE_S = 1e-6  # compute_s + communication_s may exceed train_time_s by float rounding only
 ACCURACY_METRICS = frozenset({"top1", "top5", "accuracy"})  # target metrics that are fractions in [0, 1]
-_HISTORY_COLUMNS = (
-    "lr", "train_loss", "validation_metric", "validation_loss", "epoch_time_s", "train_time_s",
-    "cumulative_train_time_s",
-)
+# Frame column -> its value in an epoch of the history.
+_HISTORY_COLUMNS: dict[str, Callable[[EpochRecord], float | None]] = {
+    "lr": lambda e: e.lr,
+    "train_loss": lambda e: e.train_loss,
+    "validation_metric": lambda e: e.validation_metric,
+    "validation_loss": lambda e: e.validation_loss,
+    "epoch_time_s": lambda e: e.epoch_time_s,
+    "train_time_s": lambda e: e.train_time_s,
+    "cumulative_train_time_s": lambda e: e.cumulative_train_time_s,
+}
 
 
-def parts(result: dict, expected_world_size: int) -> list[Part]:
+def parts(result: TrainingResult, expected_world_size: int) -> list[Part]:
     return [
         ("history", *_history_part(result)),
         ("run", *_run_part(result, expected_world_size)),
@@ -31,10 +38,10 @@ def parts(result: dict, expected_world_size: int) -> list[Part]:
     ]
 
 
-def _time_budget(entry: dict) -> dict[str, float | None]:
+def _time_budget(entry: TrainingResult | TrainingRankReport) -> dict[str, float | None]:
     """Train time (plus the rounding tolerance) and compute + communication, to compare as a column pair."""
-    train_time = number(entry.get("train_time_s"))
-    compute, communication = number(entry.get("compute_s")), number(entry.get("communication_s"))
+    train_time = number(entry.train_time_s)
+    compute, communication = number(entry.compute_s), number(entry.communication_s)
     return {
         "train_time_s_with_tolerance": None if train_time is None else train_time + TIME_TOLERANCE_S,
         "compute_plus_communication_s": None if None in (compute, communication) else compute + communication,
@@ -49,27 +56,34 @@ def _within_train_time() -> Any:
     )
 
 
-def _history_part(result: dict) -> tuple[Any, list[Any]]:
+def _evaluated(result: TrainingResult) -> Callable[[EpochRecord], bool]:
+    """Which epochs the config evaluates after: every `eval_every_epochs`-th and the last one."""
+    from tasks.errors import UserError
+    from tasks.spec import RunConfig
+
+    try:
+        config = RunConfig.from_dict(result.config)
+        every, max_epochs = max(config.eval_every_epochs, 1), config.max_epochs
+    except (UserError, TypeError, ValueError):  # not this version's config: every epoch counts as evaluated
+        every, max_epochs = 1, None
+
+    def evaluated(entry: EpochRecord) -> bool:
+        return entry.epoch % every == 0 or entry.epoch == max_epochs
+
+    return evaluated
+
+
+def _history_part(result: TrainingResult) -> tuple[Any, list[Any]]:
     import pandas as pd
 
-    config = result.get("config") or {}
-    every = config.get("eval_every_epochs")
-    every = every if isinstance(every, int) and every >= 1 else 1
-    max_epochs = config.get("max_epochs")
-    rows = []
-    for row in result["history"]:
-        epoch = int(row["epoch"])
-        rows.append(
-            {
-                "epoch": epoch,
-                "evaluated": epoch % every == 0 or epoch == max_epochs,
-                **{c: number(row.get(c)) for c in _HISTORY_COLUMNS},
-            }
-        )
+    evaluated = _evaluated(result)
+    rows = [{"epoch": entry.epoch, "evaluated": evaluated(entry),
+             **{column: number(value_of(entry)) for column, value_of in _HISTORY_COLUMNS.items()}}
+            for entry in result.history]
     frame = pd.DataFrame(rows, columns=["epoch", "evaluated", *_HISTORY_COLUMNS])
     frame = frame.astype({"epoch": "int64", "evaluated": "bool", **{c: "float64" for c in _HISTORY_COLUMNS}})
     frame.index = pd.Index([f"epoch {e}" for e in frame["epoch"]], dtype=object)
-    return frame, _history_expectations(int(result["epochs_run"]), result["target"]["metric"])
+    return frame, _history_expectations(result.epochs_run, result.target.metric)
 
 
 def _history_expectations(epochs_run: int, metric: str) -> list[Any]:
@@ -94,23 +108,23 @@ def _history_expectations(epochs_run: int, metric: str) -> list[Any]:
     return expectations
 
 
-def _run_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
+def _run_part(result: TrainingResult, expected_world_size: int) -> tuple[Any, list[Any]]:
     import pandas as pd
 
-    mode = result["target"]["mode"]
-    metrics = [m for m in (number(r.get("validation_metric")) for r in result["history"]) if m is not None]
+    mode = result.target.mode
+    metrics = [m for m in (number(entry.validation_metric) for entry in result.history) if m is not None]
     best = (max(metrics) if mode == "max" else min(metrics)) if metrics else None
     frame = pd.DataFrame(
         {
-            "goal_reached": bool(result["goal_reached"]),
+            "goal_reached": result.goal_reached,
             "history_best_metric": best,
-            "target_value": number(result["target"]["value"]),
-            "time_to_accuracy_s": number(result["time_to_accuracy_s"]),
-            "wall_time_to_accuracy_s": number(result["wall_time_to_accuracy_s"]),
-            "train_time_s": number(result["train_time_s"]),
+            "target_value": number(result.target.value),
+            "time_to_accuracy_s": number(result.time_to_accuracy_s),
+            "wall_time_to_accuracy_s": number(result.wall_time_to_accuracy_s),
+            "train_time_s": number(result.train_time_s),
             **_time_budget(result),
-            "wall_time_s": number(result["wall_time_s"]),
-            "world_size": int(result["world_size"]),
+            "wall_time_s": number(result.wall_time_s),
+            "world_size": result.world_size,
             "expected_world_size": expected_world_size,
         },
         index=pd.Index(["run"], dtype=object),
@@ -145,18 +159,11 @@ def _run_expectations(mode: str) -> list[Any]:
     ]
 
 
-def _ranks_part(result: dict, expected_world_size: int) -> tuple[Any, list[Any]]:
+def _ranks_part(result: TrainingResult, expected_world_size: int) -> tuple[Any, list[Any]]:
     import great_expectations.expectations as gxe
     import pandas as pd
 
-    rows = [
-        {
-            "rank": int(entry["rank"]),
-            "steps": int(entry["steps"]) if isinstance(entry.get("steps"), int) else None,
-            **_time_budget(entry),
-        }
-        for entry in result["ranks"]
-    ]
+    rows = [{"rank": entry.rank, "steps": entry.steps, **_time_budget(entry)} for entry in result.ranks]
     columns = ["rank", "steps", "train_time_s_with_tolerance", "compute_plus_communication_s"]
     frame = pd.DataFrame(rows, columns=columns)
     frame = frame.astype({"train_time_s_with_tolerance": "float64", "compute_plus_communication_s": "float64"})

@@ -17,7 +17,8 @@ from typing import Any
 
 from operators.kubernetes.pools import PoolProfile
 from operators.planning import Configuration, safe_name
-from tasks.runtime.local_job import CONFIG_FILE, rank_environment, worker_args
+from tasks.runtime.bundle import CONFIG_FILE
+from tasks.runtime.local_job import rank_environment, worker_args
 from tasks.settings import Settings
 
 NAMESPACE = "mlbench"

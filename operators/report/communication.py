@@ -25,7 +25,7 @@ from operators.report.outcome import (
 from operators.report.points import Point, configuration_counts, millis, now_ms
 from operators.report.tables import render_table
 from tasks.plots import plot_result, plot_series
-from tasks.runtime.results import finite_number
+from tasks.runtime.results import Measurement, SweepResult, finite_number
 
 __all__ = [
     "sweep_summary",
@@ -40,61 +40,64 @@ __all__ = [
     "configuration_row",
 ]
 
-_CURVE_FIELDS = ("latency_median_s", "latency_p10_s", "latency_p90_s", "algbw_gbps", "busbw_gbps")
-# measurement field -> metric key prefix (step = tensor size in elements), with its unit.
-_SWEEP_METRICS = {
-    "latency_median_s": ("latency_median_ms", 1e3),
-    "latency_p10_s": ("latency_p10_ms", 1e3),
-    "latency_p90_s": ("latency_p90_ms", 1e3),
-    "algbw_gbps": ("algbw_gbps", 1.0),
-    "busbw_gbps": ("busbw_gbps", 1.0),
+# Metric key prefix (step = tensor size in elements) -> a measurement's value in that metric's unit.
+_SWEEP_METRICS: dict[str, Callable[[Measurement], float]] = {
+    "latency_median_ms": lambda m: m.latency_median_s * 1e3,
+    "latency_p10_ms": lambda m: m.latency_p10_s * 1e3,
+    "latency_p90_ms": lambda m: m.latency_p90_s * 1e3,
+    "algbw_gbps": lambda m: m.algbw_gbps,
+    "busbw_gbps": lambda m: m.busbw_gbps,
 }
 _ROW_METRICS = ("small_message_latency_ms", "large_message_latency_ms", "peak_busbw_gbps")
-_PARENT_CURVES = ("latency_median_s", "busbw_gbps")
+_PARENT_CURVES = ("latency_median_ms", "busbw_gbps")
 
 
 # ---------------------------------------------------------------------------------------------
 # Curves and the comparison
 # ---------------------------------------------------------------------------------------------
 
-def _curves_by_dtype(measurements: list[dict]) -> dict[str, list[dict]]:
-    """dtype -> its measurement rows, ascending size, finite figures only."""
-    curves: dict[str, list[dict]] = {}
-    for row in measurements:
-        if all(finite_number(row.get(field)) is not None for field in _CURVE_FIELDS):
-            curves.setdefault(row["dtype"], []).append(row)
-    return {dtype: sorted(rows, key=lambda r: r["elements"]) for dtype, rows in curves.items()}
+def sweep_result(outcome: ConfigurationOutcome) -> SweepResult | None:
+    """The outcome's result: task 0's bundle holds a SweepResult (None without one)."""
+    return outcome.result if isinstance(outcome.result, SweepResult) else None
 
 
-def sweep_summary(measurements: list[dict]) -> dict[str, float]:
+def sweep_summary(result: SweepResult | None) -> dict[str, float]:
     """One sweep's headline figures per dtype: `small_message_latency_ms_<dtype>` (median latency
     at the smallest size) and `peak_busbw_gbps_<dtype>` (the highest bus bandwidth over sizes)."""
     summary = {}
-    for dtype, curve in _curves_by_dtype(measurements).items():
-        summary[f"small_message_latency_ms_{dtype}"] = curve[0]["latency_median_s"] * 1e3
-        summary[f"peak_busbw_gbps_{dtype}"] = max(point["busbw_gbps"] for point in curve)
+    for dtype, curve in (result.curves() if result else {}).items():
+        summary[f"small_message_latency_ms_{dtype}"] = curve[0].latency_median_s * 1e3
+        summary[f"peak_busbw_gbps_{dtype}"] = max(point.busbw_gbps for point in curve)
     return summary
 
 
-def communication_curves(outcomes: list[ConfigurationOutcome]) -> dict[tuple[str, str, int, str], list[dict]]:
+def _olympic_measurement(rows: list[Measurement]) -> Measurement:
+    """One size's figures as the olympic mean over repeats."""
+    def mean(value_of: Callable[[Measurement], float]) -> float:
+        return olympic_mean(value_of(row) for row in rows) or 0.0
+
+    first = rows[0]
+    return Measurement(
+        elements=first.elements, dtype=first.dtype, bytes=first.bytes,
+        latency_median_s=mean(lambda r: r.latency_median_s), latency_p10_s=mean(lambda r: r.latency_p10_s),
+        latency_p90_s=mean(lambda r: r.latency_p90_s), algbw_gbps=mean(lambda r: r.algbw_gbps),
+        busbw_gbps=mean(lambda r: r.busbw_gbps))
+
+
+def communication_curves(outcomes: list[ConfigurationOutcome]) -> dict[tuple[str, str, int, str], list[Measurement]]:
     """(task, algorithm, world size, dtype) -> one curve over size: per size, every figure is the
     olympic mean over the repeats that succeeded. Failed repeats are left out."""
-    samples: dict[tuple[str, str, int, str], dict[int, list[dict]]] = {}
+    samples: dict[tuple[str, str, int, str], dict[int, list[Measurement]]] = {}
     for o in outcomes:
-        if not o.succeeded:
+        result = sweep_result(o)
+        if not o.succeeded or result is None:
             continue
-        for dtype, curve in _curves_by_dtype(o.result.get("measurements") or []).items():
+        for dtype, curve in result.curves().items():
             per_size = samples.setdefault((o.task, o.series, int(o.world_size), dtype), {})
             for row in curve:
-                per_size.setdefault(row["elements"], []).append(row)
-    curves = {}
-    for key, per_size in sorted(samples.items()):
-        curves[key] = [
-            {"elements": elements, "dtype": key[3], "bytes": rows[0]["bytes"],
-             **{field: olympic_mean(row[field] for row in rows) for field in _CURVE_FIELDS}}
-            for elements, rows in sorted(per_size.items())
-        ]
-    return curves
+                per_size.setdefault(row.elements, []).append(row)
+    return {key: [_olympic_measurement(rows) for _elements, rows in sorted(per_size.items())]
+            for key, per_size in sorted(samples.items())}
 
 
 def communication_rows(outcomes: list[ConfigurationOutcome]) -> list[dict]:
@@ -123,16 +126,16 @@ def communication_rows(outcomes: list[ConfigurationOutcome]) -> list[dict]:
     return rows
 
 
-def _curve_figures(curve: list[dict]) -> dict:
+def _curve_figures(curve: list[Measurement]) -> dict:
     """A row's figures of one curve (ascending size; None for no curve)."""
-    peak = max(curve, key=lambda point: point["busbw_gbps"]) if curve else None
+    peak = max(curve, key=lambda point: point.busbw_gbps) if curve else None
     return {
-        "small_message_elements": curve[0]["elements"] if curve else None,
-        "small_message_latency_ms": curve[0]["latency_median_s"] * 1e3 if curve else None,
-        "large_message_elements": curve[-1]["elements"] if curve else None,
-        "large_message_latency_ms": curve[-1]["latency_median_s"] * 1e3 if curve else None,
-        "peak_busbw_gbps": peak["busbw_gbps"] if peak else None,
-        "peak_busbw_elements": peak["elements"] if peak else None,
+        "small_message_elements": curve[0].elements if curve else None,
+        "small_message_latency_ms": curve[0].latency_median_s * 1e3 if curve else None,
+        "large_message_elements": curve[-1].elements if curve else None,
+        "large_message_latency_ms": curve[-1].latency_median_s * 1e3 if curve else None,
+        "peak_busbw_gbps": peak.busbw_gbps if peak else None,
+        "peak_busbw_elements": peak.elements if peak else None,
     }
 
 
@@ -177,10 +180,9 @@ def parent_metrics(rows: list[dict], outcomes: list[ConfigurationOutcome], now: 
                 points.append((name(field, row["dtype"], row["algorithm"], row["world_size"]), value, now, 0))
     for (_task, series, world_size, dtype), curve in communication_curves(outcomes).items():
         for point in curve:
-            for field in _PARENT_CURVES:
-                key, scale = _SWEEP_METRICS[field]
-                points.append((name(key, dtype, series, world_size), point[field] * scale, now,
-                               int(point["elements"])))
+            for key in _PARENT_CURVES:
+                points.append((name(key, dtype, series, world_size), _SWEEP_METRICS[key](point), now,
+                               point.elements))
     return points + [(key, value, now, 0) for key, value in configuration_counts(outcomes).items()]
 
 
@@ -206,26 +208,26 @@ def plot_communication(outcomes: list[ConfigurationOutcome], path: Path) -> Path
 # A configuration's run
 # ---------------------------------------------------------------------------------------------
 
-def child_metrics(result: dict | None) -> list[Point]:
+def child_metrics(result: SweepResult | None) -> list[Point]:
     """Each measurement per dtype with step = its size in elements, then the summary (step 0):
     small-message latency and peak bus bandwidth per dtype, and the wall time. At finished_at."""
     if result is None:
         return []
-    end = millis(result.get("finished_at")) or now_ms()
+    end = millis(result.finished_at) or now_ms()
     points: list[Point] = []
-    for row in result.get("measurements") or []:
-        for field, (key, scale) in _SWEEP_METRICS.items():
-            value = finite_number(row.get(field))
+    for row in result.measurements:
+        for key, value_of in _SWEEP_METRICS.items():
+            value = finite_number(value_of(row))
             if value is not None:
-                points.append((f"{key}_{row['dtype']}", value * scale, end, int(row["elements"])))
-    points += [(key, value, end, 0) for key, value in sweep_summary(result.get("measurements") or []).items()]
-    wall = finite_number(result.get("wall_time_s"))
+                points.append((f"{key}_{row.dtype}", value, end, row.elements))
+    points += [(key, value, end, 0) for key, value in sweep_summary(result).items()]
+    wall = finite_number(result.wall_time_s)
     if wall is not None:
         points.append(("wall_time_s", wall, end, 0))
     return points
 
 
-def child_plots(result: dict | None) -> dict[str, Callable[[Path], Path]]:
+def child_plots(result: SweepResult | None) -> dict[str, Callable[[Path], Path]]:
     """File name under `plots/` -> what draws it there: the sweep's curves, for a run with a result."""
     if result is None:
         return {}
@@ -234,7 +236,7 @@ def child_plots(result: dict | None) -> dict[str, Callable[[Path], Path]]:
 
 def configuration_row(outcome: ConfigurationOutcome) -> dict:
     """A configuration's headline figures per dtype (`sweep_summary`), for `configurations.csv`."""
-    return sweep_summary((outcome.result or {}).get("measurements") or [])
+    return sweep_summary(sweep_result(outcome))
 
 
 # The kind's rows and table under the names every kind module shares (dag_run.kind_of).

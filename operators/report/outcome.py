@@ -5,11 +5,13 @@ the MLPerf way (`olympic_mean`), pick the primary algorithm.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from tasks.runtime.results import finite_number
+from tasks.runtime.results import ResultRecord
+
+if TYPE_CHECKING:
+    from operators.gates.report import ValidationReport
 
 __all__ = [
     "ConfigurationOutcome",
@@ -26,10 +28,10 @@ __all__ = [
 class ConfigurationOutcome:
     """What one configuration of a DAG run produced, as the pipeline saw it.
 
-    `result` is the parsed `result.json` (None if the bundle has none), `validation` the Great
-    Expectations report of the bundle (`{"suite", "success", "failures", "statistics", "results"}`,
-    None if it was not validated), and `failure_reason` what the caller knows went wrong outside
-    the bundle (launch failed, pod evicted, bundle unreadable or invalid).
+    `result` is the bundle's `result.json` as its kind's record (None if the bundle has none or it
+    could not be read), `validation` the Great Expectations report of the bundle (None if it was not
+    validated), and `failure_reason` what the caller knows went wrong outside the bundle (launch
+    failed, pod evicted, bundle unreadable or invalid).
     """
 
     config_id: str
@@ -40,8 +42,8 @@ class ConfigurationOutcome:
     backend: str
     launcher: str
     output: str
-    result: dict | None = None
-    validation: dict | None = None
+    result: ResultRecord | None = None
+    validation: ValidationReport | None = None
     failure_reason: str | None = None
     compares_backends: bool = False  # the DAG run ran each configuration on several backends
 
@@ -60,19 +62,15 @@ class ConfigurationOutcome:
         """
         return (
             self.result is not None
-            and self.result.get("status") == "completed"
-            and (self.validation is None or self.validation.get("success") is True)
+            and self.result.completed
+            and (self.validation is None or self.validation.success)
             and not self.failure_reason
         )
 
     @property
     def goal_reached(self) -> bool:
         """Succeeded and reached the target, with a time to accuracy to show for it."""
-        return (
-            self.succeeded
-            and bool(self.result.get("goal_reached"))
-            and finite_number(self.result.get("time_to_accuracy_s")) is not None
-        )
+        return self.succeeded and self.result is not None and self.result.reached_goal() is True
 
     @property
     def failure_summary(self) -> str | None:
@@ -87,33 +85,14 @@ class ConfigurationOutcome:
             return self.failure_reason
         if self.result is None:
             return "result.json is missing"
-        if self.result.get("status") != "completed":
-            return str(self.result.get("reason") or f"run status {self.result.get('status')!r}")
-        return _validation_summary(self.validation or {})
+        if not self.result.completed:
+            return self.result.reason or f"run status {self.result.status!r}"
+        return f"validation failed: {self.validation.summary()}" if self.validation else "validation failed"
 
     @property
     def label(self) -> str:
         """Short name of the configuration for plots: algorithm, world size, repeat."""
         return f"{self.series} w{self.world_size} r{self.repeat}"
-
-
-def _validation_summary(validation: dict) -> str:
-    suite = validation.get("suite") or "validation"
-    failures = validation.get("failures") or []
-    shown = []
-    for failure in failures[:3]:
-        if isinstance(failure, dict):
-            name = (failure.get("expectation") or failure.get("expectation_type")
-                    or failure.get("type") or failure.get("name"))
-            column = failure.get("column") or (failure.get("kwargs") or {}).get("column")
-            text = " ".join(str(part) for part in (name, column) if part) or json.dumps(
-                failure, sort_keys=True, default=str)
-        else:
-            text = str(failure)
-        shown.append(text[:200])
-    more = f" (+{len(failures) - 3} more)" if len(failures) > 3 else ""
-    detail = ": " + "; ".join(shown) + more if shown else ""
-    return f"validation failed: suite {suite}{detail}"
 
 
 def olympic_mean(values: Iterable[float]) -> float | None:
@@ -145,7 +124,7 @@ def by_configuration(
     return sorted(groups.items())
 
 
-def configuration_identity(key: tuple[str, str, int], group: list[ConfigurationOutcome]) -> dict:
+def configuration_identity(key: tuple[str, str, int], group: list[ConfigurationOutcome]) -> dict[str, Any]:
     """The leading columns of a comparison row: task, algorithm (the series), world size, backends."""
     task, algorithm, world_size = key
     return {"task": task, "algorithm": algorithm, "world_size": world_size,
@@ -161,8 +140,7 @@ def configuration_name(key: tuple[str, str, int]) -> str:
 def primary_algorithm(outcomes: list[ConfigurationOutcome]) -> str | None:
     """The algorithm whose metrics also get the unprefixed names (`speedup_w2`): the task's
     reference implementation if it ran, else the only algorithm that ran, else none."""
-    references = {o.series for o in outcomes
-                  if o.result is not None and o.result.get("reference_implementation") is True}
+    references = {o.series for o in outcomes if o.result is not None and o.result.reference_implementation}
     if len(references) == 1:
         return references.pop()
     algorithms = {o.series for o in outcomes}

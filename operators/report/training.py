@@ -28,7 +28,7 @@ from operators.report.outcome import (
 from operators.report.points import Point, configuration_counts, millis, now_ms
 from operators.report.tables import render_table
 from tasks.plots import plot_curves, plot_scaling, plot_time_bars
-from tasks.runtime.results import finite_number
+from tasks.runtime.results import EpochRecord, TrainingResult, finite_number
 
 __all__ = [
     "comparison_rows",
@@ -41,23 +41,33 @@ __all__ = [
     "configuration_row",
 ]
 
-# history[] field -> metric key (step = epoch). The per-epoch training time gets its own key so
-# that `train_time_s` stays the run's total, as in result.json.
-_EPOCH_METRICS = {
-    "train_loss": "train_loss",
-    "validation_metric": "validation_metric",
-    "validation_loss": "validation_loss",
-    "validation_top5": "validation_top5",
-    "lr": "lr",
-    "epoch_time_s": "epoch_time_s",
-    "train_time_s": "epoch_train_time_s",
-    "cumulative_train_time_s": "cumulative_train_time_s",
+# Metric key -> its value in an epoch of the history (step = epoch). The per-epoch training time
+# gets its own key so that `train_time_s` stays the run's total, as in result.json.
+_EPOCH_METRICS: dict[str, Callable[[EpochRecord], float | None]] = {
+    "train_loss": lambda e: e.train_loss,
+    "validation_metric": lambda e: e.validation_metric,
+    "validation_loss": lambda e: e.validation_loss,
+    "validation_top5": lambda e: e.validation_top5,
+    "lr": lambda e: e.lr,
+    "epoch_time_s": lambda e: e.epoch_time_s,
+    "epoch_train_time_s": lambda e: e.train_time_s,
+    "cumulative_train_time_s": lambda e: e.cumulative_train_time_s,
 }
-_SUMMARY_METRICS = (
-    "time_to_accuracy_s", "wall_time_to_accuracy_s", "compute_s", "communication_s",
-    "train_time_s", "wall_time_s", "throughput_samples_per_s", "epochs_run", "steps",
-    "final_validation_metric", "best_validation_metric", "resumes",
-)
+# Metric key -> its value in the run's summary (step 0).
+_SUMMARY_METRICS: dict[str, Callable[[TrainingResult], float | None]] = {
+    "time_to_accuracy_s": lambda r: r.time_to_accuracy_s,
+    "wall_time_to_accuracy_s": lambda r: r.wall_time_to_accuracy_s,
+    "compute_s": lambda r: r.compute_s,
+    "communication_s": lambda r: r.communication_s,
+    "train_time_s": lambda r: r.train_time_s,
+    "wall_time_s": lambda r: r.wall_time_s,
+    "throughput_samples_per_s": lambda r: r.throughput_samples_per_s,
+    "epochs_run": lambda r: r.epochs_run,
+    "steps": lambda r: r.steps,
+    "final_validation_metric": lambda r: r.final_validation_metric,
+    "best_validation_metric": lambda r: r.best_validation_metric,
+    "resumes": lambda r: r.resumes,
+}
 # Comparison row fields a parent run logs, per algorithm and world size.
 _PARENT_FIELDS = ("speedup", "efficiency", "compute_speedup", "compute_efficiency", "hit_rate",
                   "comm_share", "tta_s", "compute_s", "communication_s")
@@ -93,18 +103,25 @@ def comparison_rows(outcomes: list[ConfigurationOutcome]) -> list[dict]:
     return [row for row, _ in aggregated]
 
 
-def _figures(outcomes: list[ConfigurationOutcome], field: str) -> list[float]:
-    """The finite values of a result field over these outcomes."""
-    return [v for v in (finite_number(o.result.get(field)) for o in outcomes) if v is not None]
+def training_result(outcome: ConfigurationOutcome) -> TrainingResult | None:
+    """The outcome's result: a training task's bundle holds a TrainingResult (None without one)."""
+    return outcome.result if isinstance(outcome.result, TrainingResult) else None
+
+
+def _figures(outcomes: list[ConfigurationOutcome], value_of: Callable[[TrainingResult], float | None]
+             ) -> list[float]:
+    """The finite values of a result figure over these outcomes."""
+    results = [r for r in map(training_result, outcomes) if r is not None]
+    return [v for v in (finite_number(value_of(r)) for r in results) if v is not None]
 
 
 def _aggregate(key: tuple[str, str, int], group: list[ConfigurationOutcome]) -> dict:
     """A comparison row without its speedups: counts, time to accuracy, compute/communication split."""
     reached = [o for o in group if o.goal_reached]
     timed = reached or [o for o in group if o.succeeded]
-    ttas = _figures(reached, "time_to_accuracy_s")
-    compute_s = olympic_mean(_figures(timed, "compute_s"))
-    communication_s = olympic_mean(_figures(timed, "communication_s"))
+    ttas = _figures(reached, lambda r: r.time_to_accuracy_s)
+    compute_s = olympic_mean(_figures(timed, lambda r: r.compute_s))
+    communication_s = olympic_mean(_figures(timed, lambda r: r.communication_s))
     busy = (compute_s or 0.0) + (communication_s or 0.0)
     return {
         **configuration_identity(key, group),
@@ -116,7 +133,7 @@ def _aggregate(key: tuple[str, str, int], group: list[ConfigurationOutcome]) -> 
         "tta_s": olympic_mean(ttas),
         "tta_min_s": min(ttas) if ttas else None,
         "tta_max_s": max(ttas) if ttas else None,
-        "wall_tta_s": olympic_mean(_figures(reached, "wall_time_to_accuracy_s")),
+        "wall_tta_s": olympic_mean(_figures(reached, lambda r: r.wall_time_to_accuracy_s)),
         "compute_s": compute_s,
         "communication_s": communication_s,
         "comm_share": (communication_s or 0.0) / busy if busy > 0 else None,
@@ -220,10 +237,12 @@ def plot_time_split(outcomes: list[ConfigurationOutcome], path: Path) -> Path:
     several_tasks = len({o.task for o in ordered}) > 1
     bars = []
     for o in ordered:
-        result = o.result or {}
+        result = training_result(o)
         bars.append({
             "label": f"{o.task}\n{o.label}" if several_tasks else o.label,
-            **{field: finite_number(result.get(field)) for field in ("compute_s", "communication_s", "train_time_s")},
+            "compute_s": finite_number(result.compute_s) if result else None,
+            "communication_s": finite_number(result.communication_s) if result else None,
+            "train_time_s": finite_number(result.train_time_s) if result else None,
             "status": "succeeded" if o.succeeded else "failed" if o.result is not None else "no result",
         })
     return plot_time_bars(bars, path)
@@ -233,7 +252,7 @@ def plot_time_split(outcomes: list[ConfigurationOutcome], path: Path) -> Path:
 # A configuration's run
 # ---------------------------------------------------------------------------------------------
 
-def child_metrics(result: dict | None) -> list[Point]:
+def child_metrics(result: TrainingResult | None) -> list[Point]:
     """The points of a result: per epoch (step = epoch), then summary and phases (step 0).
 
     The validation metric is logged twice per epoch: as `validation_metric` (whatever the task) and
@@ -242,52 +261,48 @@ def child_metrics(result: dict | None) -> list[Point]:
     """
     if result is None:
         return []
-    start = millis(result.get("started_at")) or now_ms()
-    end = millis(result.get("finished_at")) or start
-    metric_name = (result.get("target") or {}).get("metric")
+    start = millis(result.started_at) or now_ms()
+    end = millis(result.finished_at) or start
     points: list[Point] = []
     elapsed = 0.0
-    for entry in result.get("history") or []:
-        step = entry.get("epoch")
-        if not isinstance(step, int):
-            continue
-        elapsed += finite_number(entry.get("epoch_time_s")) or 0.0
+    for entry in result.history:
+        elapsed += finite_number(entry.epoch_time_s) or 0.0
         stamp = start + int(elapsed * 1000)
-        for field, key in _EPOCH_METRICS.items():
-            value = finite_number(entry.get(field))
+        for key, value_of in _EPOCH_METRICS.items():
+            value = finite_number(value_of(entry))
             if value is not None:
-                points.append((key, value, stamp, step))
-        metric = finite_number(entry.get("validation_metric"))
-        if metric is not None and metric_name:  # also by its own name, for charts across tasks
-            points.append((f"validation_{metric_name}", metric, stamp, step))
-    for key in _SUMMARY_METRICS:
-        value = finite_number(result.get(key))
+                points.append((key, value, stamp, entry.epoch))
+        metric = finite_number(entry.validation_metric)
+        if metric is not None:  # also by its own name, for charts across tasks
+            points.append((f"validation_{result.target.metric}", metric, stamp, entry.epoch))
+    for key, summary_of in _SUMMARY_METRICS.items():
+        value = finite_number(summary_of(result))
         if value is not None:
             points.append((key, value, end, 0))
-    for phase, seconds in (result.get("phases_s") or {}).items():
+    for phase, seconds in result.phases_s.items():
         value = finite_number(seconds)
         if value is not None:
             points.append((f"phase_{phase}_s", value, end, 0))
     return points
 
 
-def child_plots(result: dict | None) -> dict[str, Callable[[Path], Path]]:
+def child_plots(result: TrainingResult | None) -> dict[str, Callable[[Path], Path]]:
     """File name under `plots/` -> what draws it there: the curves, for a run with any epoch."""
-    if result is None or not result.get("history"):
+    if result is None or not result.history:
         return {}
     return {"curves.png": lambda path: plot_curves(result, path)}
 
 
 def configuration_row(outcome: ConfigurationOutcome) -> dict:
     """A configuration's time to accuracy and time split, for `configurations.csv`."""
-    result = outcome.result or {}
+    result = training_result(outcome)
     return {
         "goal_reached": outcome.goal_reached,
-        "tta_s": finite_number(result.get("time_to_accuracy_s")),
-        "wall_tta_s": finite_number(result.get("wall_time_to_accuracy_s")),
-        "compute_s": finite_number(result.get("compute_s")),
-        "communication_s": finite_number(result.get("communication_s")),
-        "epochs_run": result.get("epochs_run"),
+        "tta_s": finite_number(result.time_to_accuracy_s) if result else None,
+        "wall_tta_s": finite_number(result.wall_time_to_accuracy_s) if result else None,
+        "compute_s": finite_number(result.compute_s) if result else None,
+        "communication_s": finite_number(result.communication_s) if result else None,
+        "epochs_run": result.epochs_run if result else None,
     }
 
 

@@ -17,6 +17,7 @@ from operators.report.points import millis
 from operators.tracking.store import CHILD_ROLE, ROLE_TAG, failed_on_error, log, open_run
 from operators.tracking.values import MAX_PARAM_VALUE, flatten_params, tag_values, text
 from operators.kinds import pipeline_kind
+from tasks.runtime.results import ResultRecord
 
 __all__ = ["child_params", "child_tags", "log_configuration"]
 
@@ -25,14 +26,13 @@ def _accelerator(outcome: ConfigurationOutcome, request: dict) -> str:
     """The request's accelerator (cpu/gpu); without one, what the run used (or its backend)."""
     if request.get("accelerator"):
         return str(request["accelerator"])
-    device = (outcome.result or {}).get("device")
+    device = outcome.result.device if outcome.result is not None else None
     return "gpu" if device == "cuda" or (device is None and outcome.backend == "nccl") else "cpu"
 
 
 def child_params(outcome: ConfigurationOutcome, request: dict) -> dict[str, str]:
     """The resolved config as dotted params, completed with what identifies the configuration."""
-    result = outcome.result or {}
-    params = flatten_params(result.get("config") or {})
+    params = flatten_params(outcome.result.config if outcome.result is not None else {})
     for key, value in (("task", outcome.task), ("algorithm", outcome.algorithm),
                        ("world_size", outcome.world_size), ("backend", outcome.backend),
                        ("launcher", outcome.launcher), ("accelerator", _accelerator(outcome, request)),
@@ -41,23 +41,25 @@ def child_params(outcome: ConfigurationOutcome, request: dict) -> dict[str, str]
     return params
 
 
-def _provenance_tags(result: dict) -> dict[str, Any]:
-    provenance = result.get("provenance") or {}
-    tags = {
-        "config_hash": result.get("config_hash"),
-        "mlbench_id": result.get("mlbench_id"),
-        "preset": result.get("preset"),
-        "git_sha": provenance.get("git_sha"),
-        "mlflow.source.git.commit": provenance.get("git_sha"),
-        "image": provenance.get("image"),
-        "hardware": provenance.get("device_name"),
-        "node_type": provenance.get("node_type"),
-        "hostname": provenance.get("hostname"),
-        "torch": provenance.get("torch"),
-        "cuda": provenance.get("cuda"),
-        "nccl": provenance.get("nccl"),
+def _provenance_tags(result: ResultRecord | None) -> dict[str, Any]:
+    if result is None:
+        return {}
+    provenance = result.provenance_record
+    tags: dict[str, Any] = {
+        "config_hash": result.config_hash,
+        "mlbench_id": result.mlbench_id,
+        "preset": result.preset,
+        "git_sha": provenance.git_sha,
+        "mlflow.source.git.commit": provenance.git_sha,
+        "image": provenance.image,
+        "hardware": provenance.device_name,
+        "node_type": provenance.node_type,
+        "hostname": provenance.hostname,
+        "torch": provenance.torch,
+        "cuda": provenance.cuda,
+        "nccl": provenance.nccl,
     }
-    for backend, why in (provenance.get("backends_unavailable") or {}).items():  # task 0: what it could not measure
+    for backend, why in (provenance.backends_unavailable or {}).items():  # task 0: what it could not measure
         tags[f"backend_unavailable.{backend}"] = why
     return tags
 
@@ -65,7 +67,7 @@ def _provenance_tags(result: dict) -> dict[str, Any]:
 def child_tags(outcome: ConfigurationOutcome, *, dag_id: str, dag_run_id: str,
                parent_id: str) -> dict[str, str]:
     """Identity (role, parent, DAG run, configuration), outcome, provenance and validation tags."""
-    result = outcome.result or {}
+    result = outcome.result
     goal_reached = "true" if outcome.goal_reached else "false"
     tags: dict[str, Any] = {
         ROLE_TAG: CHILD_ROLE,
@@ -80,7 +82,7 @@ def child_tags(outcome: ConfigurationOutcome, *, dag_id: str, dag_run_id: str,
         "repeat": outcome.repeat,
         "launcher": outcome.launcher,
         "output": outcome.output,
-        "status": result.get("status") if outcome.result is not None else "missing",
+        "status": result.status if result is not None else "missing",
         "outcome": "succeeded" if outcome.succeeded else "failed",
         # Task 0 has no target, so no goal to reach.
         "goal_reached": goal_reached if pipeline_kind(outcome.task).has_target else None,
@@ -88,8 +90,8 @@ def child_tags(outcome: ConfigurationOutcome, *, dag_id: str, dag_run_id: str,
         "failure_reason": outcome.failure_summary,
     }
     if outcome.validation is not None:
-        tags["validation_suite"] = outcome.validation.get("suite")
-        tags["validation_success"] = "true" if outcome.validation.get("success") is True else "false"
+        tags["validation_suite"] = outcome.validation.suite
+        tags["validation_success"] = "true" if outcome.validation.success else "false"
     return tag_values(tags)
 
 
@@ -105,7 +107,7 @@ def _log_bundle(mlflow_client, run_id: str, outcome: ConfigurationOutcome,
         if bundle_result is not None and bundle_result.is_file():
             mlflow_client.log_artifact(run_id, str(bundle_result))
         elif result is not None:
-            (scratch / "result.json").write_text(json.dumps(result, indent=2, default=str))
+            (scratch / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
             mlflow_client.log_artifact(run_id, str(scratch / "result.json"))
         if output is not None:
             for name in ("mllog.log", "config.json"):
@@ -115,7 +117,7 @@ def _log_bundle(mlflow_client, run_id: str, outcome: ConfigurationOutcome,
                 mlflow_client.log_artifacts(run_id, str(output / "logs"), "logs")
         if outcome.validation is not None:
             (scratch / "validation.json").write_text(
-                json.dumps(outcome.validation, indent=2, sort_keys=True, default=str))
+                json.dumps(outcome.validation.to_dict(), indent=2, sort_keys=True, default=str))
             mlflow_client.log_artifact(run_id, str(scratch / "validation.json"))
         for name, plot in plots.items():
             mlflow_client.log_artifact(run_id, str(plot(scratch / name)), "plots")
@@ -127,7 +129,7 @@ def log_configuration(mlflow_client, experiment_id: str, outcome: ConfigurationO
     kind = kind_of(outcome.task)
     result = outcome.result
     tags = child_tags(outcome, dag_id=dag_id, dag_run_id=dag_run_id, parent_id=parent_id)
-    start = millis((result or {}).get("started_at"))
+    start = millis(result.started_at) if result is not None else None
     run, _ = open_run(mlflow_client, experiment_id, found, tags=tags, name=outcome.config_id, start_time=start)
     run_id = run.info.run_id
     with failed_on_error(mlflow_client, run_id):
@@ -135,7 +137,7 @@ def log_configuration(mlflow_client, experiment_id: str, outcome: ConfigurationO
             metrics=kind.child_metrics(result),
             drop_tags=() if outcome.failure_summary else ("failure_reason",))
         _log_bundle(mlflow_client, run_id, outcome, kind.child_plots(result))
-        end = millis((result or {}).get("finished_at"))
+        end = millis(result.finished_at) if result is not None else None
         mlflow_client.set_terminated(run_id, status="FINISHED" if outcome.succeeded else "FAILED",
                                      end_time=end if end is not None and (start is None or end >= start) else None)
     return run_id

@@ -52,10 +52,10 @@ def parent_tags(task: str, *, dag_id: str, dag_run_id: str, **status: str | None
 def _benchmark_status(outcomes: list[ConfigurationOutcome]) -> dict[str, str | None]:
     """The parent's status tags after its configurations ran: what ran, and what failed."""
     results = [o.result for o in outcomes if o.result is not None]
-    shas = {(r.get("provenance") or {}).get("git_sha") for r in results} - {None}
+    shas = {r.provenance_record.git_sha for r in results} - {None}
     failed = [o.config_id for o in outcomes if not o.succeeded]
     return {
-        "mlbench_id": next((r.get("mlbench_id") for r in results if r.get("mlbench_id")), None),
+        "mlbench_id": next((r.mlbench_id for r in results if r.mlbench_id), None),
         "primary_algorithm": primary_algorithm(outcomes),
         "git_sha": shas.pop() if len(shas) == 1 else None,
         "status": "failed" if failed else "completed",

@@ -12,9 +12,8 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -22,6 +21,7 @@ import torch.distributed as dist
 from tasks.communication import CommunicationConfig, bus_factor
 from tasks.errors import ExitCode
 from tasks.runtime.distributed import RankEnv
+from tasks.runtime.results import Measurement, SweepRankReport, SweepResult
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
@@ -43,18 +43,6 @@ def backend_availability() -> dict[str, str | None]:
 def bus_bandwidth(algorithm_bandwidth: float, world_size: int) -> float:
     """nccl-tests' bus bandwidth for all-reduce: comparable across world sizes; 0 for one rank."""
     return algorithm_bandwidth * bus_factor(world_size)
-
-
-@dataclass(frozen=True)
-class SizeMeasurement:
-    elements: int
-    dtype: str
-    bytes: int
-    latency_median_s: float
-    latency_p10_s: float
-    latency_p90_s: float
-    algbw_gbps: float  # GB/s (1e9 bytes), at the median latency
-    busbw_gbps: float
 
 
 def time_allreduce(source: torch.Tensor, repeats: int, sync: Callable[[], None] | None) -> list[float]:
@@ -80,7 +68,7 @@ def time_allreduce(source: torch.Tensor, repeats: int, sync: Callable[[], None] 
 
 
 def measure_size(elements: int, dtype: str, device: torch.device, *, repeats: int, warmup: int,
-                 generator: torch.Generator) -> SizeMeasurement:
+                 generator: torch.Generator) -> Measurement:
     sync = torch.cuda.synchronize if device.type == "cuda" else None
     tensor = torch.rand(elements, generator=generator, dtype=torch.float32).to(device=device, dtype=DTYPES[dtype])
     time_allreduce(tensor, warmup, sync)
@@ -91,7 +79,7 @@ def measure_size(elements: int, dtype: str, device: torch.device, *, repeats: in
         if len(timings) > 1 else (median, median)
     size_bytes = elements * tensor.element_size()
     algbw = size_bytes / median / 1e9
-    return SizeMeasurement(
+    return Measurement(
         elements=elements, dtype=dtype, bytes=size_bytes, latency_median_s=median,
         latency_p10_s=p10, latency_p90_s=p90,
         algbw_gbps=algbw, busbw_gbps=bus_bandwidth(algbw, dist.get_world_size()),
@@ -110,7 +98,7 @@ def count_wrong_sums(elements: int, dtype: str, device: torch.device, sync: Call
 
 def run_benchmark(*, device: str, dtypes: list[str], sizes: list[int], repeats: int, warmup: int,
                   seed: int = 0, log: Callable[[str], None] = print,
-                  rows: list[SizeMeasurement] | None = None) -> tuple[list[SizeMeasurement], int]:
+                  rows: list[Measurement] | None = None) -> tuple[list[Measurement], int]:
     """Every size and dtype on this rank (inside an initialized process group); rank 0 logs progress.
 
     Returns the measurements and how many elements of the checking all-reduces were wrong. Rows are
@@ -142,10 +130,8 @@ class SweepRunner:
     def run_rank(self) -> int:
         return run_sweep(self.config, self.env, self.output)
 
-    def failure_record(self, reason: str) -> dict:
-        from tasks.runtime.allreduce_results import failed_result
-
-        return failed_result(self.config, reason)
+    def failure_record(self, reason: str) -> SweepResult:
+        return SweepResult.failed(self.config, reason)
 
 
 def run_sweep(config: CommunicationConfig, env: RankEnv, output: Path) -> int:
@@ -159,22 +145,19 @@ def run_sweep(config: CommunicationConfig, env: RankEnv, output: Path) -> int:
     import traceback
 
     from tasks.runtime import provenance
-    from tasks.runtime.allreduce_results import base_result
     from tasks.runtime.results import utc_now, write_result
 
     started_at, start = utc_now(), time.perf_counter()
-    host = provenance.collect(config.device, env.local_rank)
     # which backends this machine could have measured, and why not: recorded with every sweep
-    host["backends_unavailable"] = {name: why for name, why in backend_availability().items() if why}
-    rows: list[SizeMeasurement] = []
+    host = dataclasses.replace(
+        provenance.collect(config.device, env.local_rank),
+        backends_unavailable={name: why for name, why in backend_availability().items() if why})
+    rows: list[Measurement] = []
 
-    def record(status: str, reason: str | None, ranks: list) -> None:
-        result = base_result(config)
-        result.update(
-            status=status, reason=reason, provenance=host, measurements=[dataclasses.asdict(row) for row in rows],
-            ranks=ranks, wall_time_s=time.perf_counter() - start, started_at=started_at, finished_at=utc_now(),
-        )
-        write_result(output, result)
+    def record(status: str, reason: str | None, ranks: list[SweepRankReport]) -> None:
+        write_result(output, dataclasses.replace(
+            SweepResult.for_config(config), status=status, reason=reason, provenance=host, measurements=rows,
+            ranks=ranks, wall_time_s=time.perf_counter() - start, started_at=started_at, finished_at=utc_now()))
 
     try:
         _, wrong = run_benchmark(device=config.device, dtypes=list(config.dtypes), sizes=list(config.sizes),
@@ -187,11 +170,11 @@ def run_sweep(config: CommunicationConfig, env: RankEnv, output: Path) -> int:
             record("failed", f"rank 0 stopped after {len(rows)} of {total} measurements: "
                              f"{type(exc).__name__}: {exc}", [])
         return ExitCode.RUN_FAILED
-    mine = {"rank": env.rank, "hostname": host["hostname"], "device_name": host["device_name"],
-            "measurements": len(rows), "wrong_elements": wrong}
-    ranks: list[dict | None] = [None] * env.world_size
+    mine = SweepRankReport(rank=env.rank, hostname=host.hostname, device_name=host.device_name,
+                           measurements=len(rows), wrong_elements=wrong)
+    ranks: list[Any] = [None] * env.world_size
     dist.all_gather_object(ranks, mine)
-    wrong_ranks = [f"rank {r['rank']}: {r['wrong_elements']} elements" for r in ranks if r["wrong_elements"]]
+    wrong_ranks = [f"rank {r.rank}: {r.wrong_elements} elements" for r in ranks if r.wrong_elements]
     if env.rank == 0:
         record("failed" if wrong_ranks else "completed",
                f"all-reduce returned wrong sums ({'; '.join(wrong_ranks)})" if wrong_ranks else None, ranks)

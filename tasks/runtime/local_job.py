@@ -4,7 +4,7 @@ pipeline's local launcher).
 `build_local_job` describes the job (commands and environments) as plain data; `run_local_job`
 executes it. The Kubernetes manifests (operators/kubernetes/spec.py) build their pods from the same
 `worker_args` and `rank_environment`, so a local run and a pod run execute the same command: every
-rank reads the resolved config its launcher wrote to `<output>/config.json` (`prepare_output`).
+rank reads the resolved config its launcher wrote to `<output>/config.json` (`tasks.runtime.bundle.prepare_output`).
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from pathlib import Path
 from typing import Sequence
 
 from tasks.errors import ExitCode
+from tasks.runtime.bundle import CONFIG_FILE, collect_result, prepare_output
+from tasks.runtime.results import ResultRecord
 
 PR_SET_PDEATHSIG = 1
 TERMINATE_GRACE_S = 10.0
-CONFIG_FILE = "config.json"  # in the output directory: the resolved config every rank reads
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ class JobOutcome:
 
 def worker_args(config_path: str, output: str, data_root: str) -> list[str]:
     """Arguments after `mlbench` that run one rank of the configuration recorded at `config_path`
-    (a `prepare_output` config.json); identical for local processes and pods."""
+    (a `tasks.runtime.bundle.prepare_output` config.json); identical for local processes and pods."""
     return ["worker", "--config", config_path, "--output", output, "--data-root", data_root]
 
 
@@ -194,27 +195,6 @@ def _watch(job: LocalJob, processes: dict[int, subprocess.Popen], *, timeout_s: 
         time.sleep(0.1)
 
 
-def prepare_output(config, output: Path) -> None:
-    """Before any launcher starts ranks: refuse another configuration's checkpoints, record the config
-    (the config.json every rank reads: `mlbench worker --config`)."""
-    import json
-
-    from tasks.runtime.checkpoint import check_resumable
-
-    check_resumable(output / "checkpoints", config.config_hash())  # before touching anything there
-    (output / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
-    (output / "result.json").unlink(missing_ok=True)
-
-
-def collect_result(config, output: Path, launcher_message: str) -> dict:
-    """After the ranks are gone: their result.json, or a failed record with the launcher's reason."""
-    from tasks.runtime.results import failed_result, read_result, write_result
-
-    if not (output / "result.json").exists():
-        write_result(output, failed_result(config, launcher_message))
-    return read_result(output)
-
-
 def launch_local(
     config,
     *,
@@ -224,7 +204,7 @@ def launch_local(
     rendezvous_timeout_s: float,
     echo_rank0: bool = True,
     stop: threading.Event | None = None,
-) -> tuple[JobOutcome, dict]:
+) -> tuple[JobOutcome, ResultRecord]:
     """Run one resolved configuration as N local ranks; always leaves a result.json in `output`.
 
     The caller has validated the request and prepared the data. Returns the job outcome and the

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tasks.runtime.results import Provenance
+
 
 def code_version() -> str | None:
     """Git sha of the code that ran: from the image build (MLBENCH_GIT_SHA) or the checkout."""
@@ -45,7 +47,7 @@ def device_name(device: str, local_rank: int = 0) -> str:
     return cpu_model()
 
 
-def collect(device: str, local_rank: int = 0) -> dict:
+def collect(device: str, local_rank: int = 0) -> Provenance:
     import torch
 
     nccl = None
@@ -54,18 +56,18 @@ def collect(device: str, local_rank: int = 0) -> dict:
             nccl = ".".join(str(v) for v in torch.cuda.nccl.version())
         except (AttributeError, RuntimeError):
             nccl = None
-    return {
-        "hostname": socket.gethostname(),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-        "nccl": nccl,
-        "device_name": device_name(device, local_rank),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "git_sha": code_version(),
-        "image": os.environ.get("MLBENCH_IMAGE"),
-        "node_type": os.environ.get("MLBENCH_NODE_TYPE"),
-    }
+    return Provenance(
+        hostname=socket.gethostname(),
+        python=sys.version.split()[0],
+        platform=platform.platform(),
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        cudnn=torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        nccl=nccl,
+        device_name=device_name(device, local_rank),
+        cpu_count=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        git_sha=code_version(),
+        image=os.environ.get("MLBENCH_IMAGE"),
+        node_type=os.environ.get("MLBENCH_NODE_TYPE"),
+    )

@@ -8,6 +8,7 @@ all-reduced values, so all ranks take it at the same epoch and stop together.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -29,7 +30,7 @@ from tasks.runtime.averaging import WeightAverage
 from tasks.runtime.distributed import RankEnv
 from tasks.runtime.loader import derived_seed
 from tasks.runtime.mllog import RunLog, constants
-from tasks.runtime.results import base_result, utc_now, write_result
+from tasks.runtime.results import EpochRecord, ModelInfo, TrainingRankReport, TrainingResult, utc_now, write_result
 from tasks.runtime.schedules import ConstantLR, build_schedule
 from tasks.runtime.timing import PHASES, StepTimer
 from tasks.runtime.workload_runtime import build_workload
@@ -46,7 +47,7 @@ class RunState:
     """What a checkpoint carries besides weights: enough to continue the run's accounting."""
 
     epochs_done: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[EpochRecord] = field(default_factory=list)
     wall_time_s: float = 0.0
     goal_reached: bool = False
     time_to_accuracy_s: float | None = None
@@ -54,6 +55,14 @@ class RunState:
     best_metric: float | None = None
     resumes: int = 0
     started_at: str = field(default_factory=utc_now)
+
+    def to_checkpoint(self) -> dict[str, Any]:
+        """Plain values only (the checkpoint loads without unpickling classes)."""
+        return {**self.__dict__, "history": [row.to_dict() for row in self.history]}
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> RunState:
+        return cls(**{**state, "history": [EpochRecord.from_dict(row) for row in state["history"]]})
 
 
 @dataclass
@@ -194,7 +203,7 @@ class Trainer:
             self.weight_average = WeightAverage(parts.base_model)
             self.weight_average.load_state_dict(payload["weight_average"])
         self.timer.load_state_dict(payload["timer"])
-        self.state = RunState(**payload["state"])
+        self.state = RunState.from_checkpoint(payload["state"])
         self.state.resumes += 1
         self.log(f"[mlbench] resuming after epoch {self.state.epochs_done} from {self._checkpoint_dir()}")
 
@@ -208,7 +217,7 @@ class Trainer:
             "schedule": parts.schedule.state_dict(),
             "weight_average": self.weight_average.state_dict() if self.weight_average else None,
             "timer": self.timer.state_dict(),
-            "state": self.state.__dict__.copy(),
+            "state": self.state.to_checkpoint(),
         }
         error = None
         try:
@@ -314,7 +323,7 @@ class Trainer:
         means = {name: value / count for name, value in zip(names, totals[:-1].tolist(), strict=True)}
         return self.workload.derived_metrics(means)
 
-    def run(self) -> dict[str, Any]:
+    def run(self) -> TrainingResult:
         """Train until the goal or max epochs; returns the result (complete on rank 0)."""
         self.build()
         self._resume()
@@ -336,7 +345,7 @@ class Trainer:
         self.mllog.end(constants.RUN_STOP, status="success" if state.goal_reached else "aborted")
         self.mllog.close()
         ranks: list[Any] = [None] * self.env.world_size
-        dist.all_gather_object(ranks, self.rank_summary())
+        dist.all_gather_object(ranks, self.rank_summary())  # every rank's own figures, to rank 0
         result = self.result(status, reason, ranks)
         if self.is_chief:
             write_result(self.output, result)
@@ -345,9 +354,9 @@ class Trainer:
     def run_rank(self) -> int:
         """The run as one rank's process sees it (tasks.kinds.RankRunner): its exit code."""
         result = self.run()
-        return ExitCode.OK if result["status"] == "completed" else ExitCode.RUN_FAILED
+        return ExitCode.OK if result.completed else ExitCode.RUN_FAILED
 
-    def failure_record(self, reason: str) -> dict[str, Any]:
+    def failure_record(self, reason: str) -> TrainingResult:
         """What this rank knew when the run failed: the epochs done and its own timings."""
         return self.result("failed", reason, [self.rank_summary()])
 
@@ -373,17 +382,17 @@ class Trainer:
             self.weight_average = WeightAverage(self._built().base_model)
             self.log(f"[mlbench] validation loss stopped improving: averaged SGD from epoch {epoch + 2}")
         state.epochs_done = epoch + 1
-        state.history.append({
-            "epoch": epoch + 1,
-            "lr": lr,
-            "train_loss": train_loss,
-            "validation_metric": metrics[config.target_metric] if metrics else None,
-            "validation_loss": metrics["loss"] if metrics else None,
-            "validation_top5": metrics.get("top5") if metrics else None,
-            "epoch_time_s": time.perf_counter() - epoch_start,
-            "train_time_s": epoch_train_time,
-            "cumulative_train_time_s": self.timer.train_time,
-        })
+        state.history.append(EpochRecord(
+            epoch=epoch + 1,
+            lr=lr,
+            train_loss=train_loss,
+            validation_metric=metrics[config.target_metric] if metrics else None,
+            validation_loss=metrics["loss"] if metrics else None,
+            validation_top5=metrics.get("top5") if metrics else None,
+            epoch_time_s=time.perf_counter() - epoch_start,
+            train_time_s=epoch_train_time,
+            cumulative_train_time_s=self.timer.train_time,
+        ))
         self._print_epoch(state.history[-1])
         state.wall_time_s = self._wall_now()
         if state.epochs_done % config.runtime.checkpoint_every_epochs == 0 or state.goal_reached:
@@ -407,39 +416,37 @@ class Trainer:
             state.wall_time_to_accuracy_s = self._wall_now()
         return metrics
 
-    def _print_epoch(self, row: dict[str, Any]) -> None:
-        metric = row["validation_metric"]
+    def _print_epoch(self, row: EpochRecord) -> None:
+        metric = row.validation_metric
         metric_text = f"{self.config.target_metric} {metric:.4f}" if metric is not None else "no eval"
         self.log(
-            f"[mlbench] epoch {row['epoch']}/{self.config.max_epochs} train_loss {row['train_loss']:.4f} "
-            f"{metric_text} lr {row['lr']:.4g} epoch {row['epoch_time_s']:.1f}s "
-            f"train_time {row['cumulative_train_time_s']:.1f}s"
+            f"[mlbench] epoch {row.epoch}/{self.config.max_epochs} train_loss {row.train_loss:.4f} "
+            f"{metric_text} lr {row.lr:.4g} epoch {row.epoch_time_s:.1f}s "
+            f"train_time {row.cumulative_train_time_s:.1f}s"
             + ("  goal reached" if self.state.goal_reached and row is self.state.history[-1] else "")
         )
 
-    def rank_summary(self) -> dict[str, Any]:
-        return {
-            "rank": self.env.rank,
-            "hostname": self.provenance["hostname"],
-            "device_name": self.provenance["device_name"],
-            "train_time_s": self.timer.train_time,
-            "compute_s": self.timer.compute,
-            "communication_s": self.timer.communication,
-            "steps": self.timer.steps,
-            "phases_s": dict(self.timer.totals),
-        }
+    def rank_summary(self) -> TrainingRankReport:
+        return TrainingRankReport(
+            rank=self.env.rank,
+            hostname=self.provenance.hostname,
+            device_name=self.provenance.device_name,
+            train_time_s=self.timer.train_time,
+            compute_s=self.timer.compute,
+            communication_s=self.timer.communication,
+            steps=self.timer.steps,
+            phases_s=dict(self.timer.totals),
+        )
 
-    def result(self, status: str, reason: str | None, ranks: list[dict[str, Any]]) -> dict[str, Any]:
+    def result(self, status: str, reason: str | None, ranks: list[TrainingRankReport]) -> TrainingResult:
         """The result as far as this rank knows it (no collectives: usable after a failure)."""
         state, timer = self.state, self.timer
-        result = base_result(self.config)
         last_metric = next(
-            (row["validation_metric"] for row in reversed(state.history) if row["validation_metric"] is not None),
-            None,
-        )
+            (row.validation_metric for row in reversed(state.history) if row.validation_metric is not None), None)
         shard = self.parts.train_batches.num_samples if self.parts is not None else 0
         samples = shard * self.config.world_size * state.epochs_done
-        result.update(
+        return dataclasses.replace(
+            TrainingResult.for_config(self.config),
             status=status,
             reason=reason,
             goal_reached=state.goal_reached,
@@ -455,17 +462,11 @@ class Trainer:
             final_validation_metric=last_metric,
             best_validation_metric=state.best_metric,
             throughput_samples_per_s=samples / timer.train_time if timer.train_time > 0 else None,
-            history=[_finite_row(row) for row in state.history],
-            model={"name": self.config.model.name, "parameters": self.parameters},
+            history=[row.finite() for row in state.history],
+            model=ModelInfo(self.config.model.name, self.parameters),
             provenance=self.provenance,
             ranks=ranks,
             resumes=state.resumes,
             started_at=state.started_at,
             finished_at=utc_now(),
         )
-        return result
-
-
-def _finite_row(row: dict[str, Any]) -> dict[str, Any]:
-    """JSON has no NaN: a diverged value is recorded as null (the run's reason says why)."""
-    return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in row.items()}

@@ -30,8 +30,8 @@ def ensure_writable_dir(path: Path, what: str = "output directory") -> Path:
 
 
 def read_launched_config(path: Path, world_size: int) -> RunConfig | CommunicationConfig:
-    """The resolved config a launcher recorded (`config.json`, see `prepare_output`), for a rank of a
-    job of `world_size` ranks (WORLD_SIZE): the two must agree."""
+    """The resolved config a launcher recorded (`config.json`, see `tasks.runtime.bundle.prepare_output`),
+    for a rank of a job of `world_size` ranks (WORLD_SIZE): the two must agree."""
     from tasks.registry import config_from_dict
 
     try:

@@ -194,7 +194,7 @@ RANK_ENV = {"RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_
 def launched(output, world_size=1, task="cifar10-resnet20"):
     """What a launcher leaves before it starts the ranks: the resolved config in OUTPUT/config.json."""
     from tasks.registry import resolve
-    from tasks.runtime.local_job import prepare_output
+    from tasks.runtime.bundle import prepare_output
 
     output.mkdir(parents=True, exist_ok=True)
     prepare_output(resolve(task, "smoke", world_size=world_size), output)

@@ -40,10 +40,10 @@ def test_loader_waits_and_evaluation_are_outside_the_timed_steps(data_root, tmp_
     finally:
         dist.destroy_process_group()
 
-    train_batches = result["steps"]
+    train_batches = result.steps
     val_batches = 2 * -(-360 // 32)
     excluded = train_batches * LOADER_WAIT_S + val_batches * LOADER_WAIT_S + 2 * EVAL_WAIT_S
-    assert result["wall_time_s"] - result["train_time_s"] >= 0.95 * excluded
+    assert result.wall_time_s - result.train_time_s >= 0.95 * excluded
     # and the steps themselves are fully accounted for by the phases
-    assert sum(result["phases_s"].values()) == pytest.approx(result["train_time_s"], rel=1e-6)
-    assert result["history"][-1]["cumulative_train_time_s"] == pytest.approx(result["train_time_s"])
+    assert sum(result.phases_s.values()) == pytest.approx(result.train_time_s, rel=1e-6)
+    assert result.history[-1].cumulative_train_time_s == pytest.approx(result.train_time_s)

@@ -79,7 +79,7 @@ def test_averaged_sgd_evaluates_the_average_and_resumes_exactly(data_root, tmp_p
         assert straight.weight_average is not None and straight.weight_average.steps == steps_after_switch
         # the recorded metric is the averaged weights' one, not the plain weights'
         averaged = straight._evaluate()
-        assert averaged["loss"] == pytest.approx(result["history"][-1]["validation_loss"], rel=1e-12)
+        assert averaged["loss"] == pytest.approx(result.history[-1].validation_loss, rel=1e-12)
         assert straight._evaluate_model()["loss"] != pytest.approx(averaged["loss"], rel=1e-9)
 
     original_save = Trainer._save_checkpoint
@@ -96,10 +96,10 @@ def test_averaged_sgd_evaluates_the_average_and_resumes_exactly(data_root, tmp_p
     with one_rank() as env:
         resumed = _trainer(config, env, data_root, tmp_path / "interrupted")
         again = resumed.run()
-    assert again["resumes"] == 1 and again["epochs_run"] == 4
-    for row_a, row_b in zip(result["history"], again["history"], strict=True):
-        for key in ("lr", "train_loss", "validation_loss"):
-            assert row_a[key] == row_b[key], (row_a["epoch"], key)
+    assert again.resumes == 1 and again.epochs_run == 4
+    for row_a, row_b in zip(result.history, again.history, strict=True):
+        assert (row_a.lr, row_a.train_loss, row_a.validation_loss) == (row_b.lr, row_b.train_loss,
+                                                                       row_b.validation_loss), row_a.epoch
     assert resumed.weight_average.steps == straight.weight_average.steps
     for a, b in zip(straight.weight_average.average, resumed.weight_average.average, strict=True):
         assert torch.equal(a, b)

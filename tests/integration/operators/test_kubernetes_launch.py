@@ -51,11 +51,13 @@ def pods_write_bundle(status="completed"):
         relative = Path(args[args.index("--output") + 1]).relative_to("/results")
         output = Settings.from_env().runs_root / relative
         config = json.loads((output / "config.json").read_text())
-        from tasks.runtime.results import base_result, write_result
+        import dataclasses
+
+        from tasks.runtime.results import TrainingResult, write_result
         from tasks.spec import RunConfig
 
-        result = base_result(RunConfig.from_dict(config))
-        result.update(status=status, reason=None if status == "completed" else "rank 1 crashed")
+        result = dataclasses.replace(TrainingResult.for_config(RunConfig.from_dict(config)), status=status,
+                                     reason=None if status == "completed" else "rank 1 crashed")
         write_result(output, result)
         return KubernetesJobOutcome(0 if status == "completed" else ExitCode.RUN_FAILED, "job: done", [], {})
     return behave

@@ -8,7 +8,8 @@ import pytest
 
 from operators.report import ConfigurationOutcome
 from operators.tracking import log_benchmark, log_stopped_run, tracking_uri
-from tasks.runtime.results import load_schema
+from operators.gates.report import ValidationReport
+from tasks.runtime.results import TrainingResult, load_schema
 
 pytestmark = pytest.mark.integration
 
@@ -84,8 +85,7 @@ def write_bundle(root, config_id, result):
     return str(out)
 
 
-VALID = {"suite": "result_bundle", "success": True, "failures": [], "statistics": {"evaluated_expectations": 3},
-         "results": []}
+VALID = ValidationReport("result_bundle", True, [], {"evaluated_expectations": 3})
 
 
 @pytest.fixture(scope="module")
@@ -103,7 +103,8 @@ def logged(tmp_path_factory):
     ]
     outcomes = [
         ConfigurationOutcome(config_id=cid, task=task, world_size=ws, repeat=rep, algorithm="allreduce",
-                             backend="gloo", launcher="local", output=write_bundle(runs, cid, res), result=res,
+                             backend="gloo", launcher="local", output=write_bundle(runs, cid, res),
+                             result=None if res is None else TrainingResult.from_dict(res),
                              validation=VALID if res is not None else None, failure_reason=reason)
         for cid, task, ws, rep, res, reason in specs
     ]

@@ -7,6 +7,8 @@ import pytest
 
 from operators.report import ConfigurationOutcome
 from operators.tracking import log_benchmark
+from operators.gates.report import ValidationReport
+from tasks.runtime.results import SweepResult
 from tests.conftest import make_sweep_result
 
 pytestmark = pytest.mark.integration
@@ -17,7 +19,7 @@ DAG_ID = "mlbench_benchmark"
 DAG_RUN_ID = "manual__2026-11-28T16:00:00+00:00"
 REQUEST = {"tasks": ["allreduce"], "world_sizes": [1, 2, 4], "repeats": 1, "preset": "smoke",
            "launcher": "local", "accelerator": "cpu", "overrides": {}}
-VALID = {"suite": "result:x", "success": True, "failures": [], "statistics": {"evaluated_expectations": 25}}
+VALID = ValidationReport("result:x", True, [], {"evaluated_expectations": 25})
 
 
 def outcome(tmp_path, world_size, status="completed"):
@@ -29,7 +31,7 @@ def outcome(tmp_path, world_size, status="completed"):
     (output / "logs" / "rank0.log").write_text("[allreduce] fp32 1 elements: median 0.1 ms\n")
     return ConfigurationOutcome(config_id=config_id, task="allreduce", world_size=world_size, repeat=0,
                                 algorithm="allreduce", backend="gloo", launcher="local", output=str(output),
-                                result=result, validation=VALID)
+                                result=SweepResult.from_dict(result), validation=VALID)
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +55,7 @@ def artifacts(client, run_id, path=None):
 
 def test_child_run_holds_curves_with_step_equal_to_elements(logged):
     client, answer = logged["client"], logged["answer"]
-    w2 = logged["outcomes"][1].result
+    w2 = logged["outcomes"][1].result.to_dict()  # as result.json has it
     child = client.get_run(answer["child_runs"]["allreduce__allreduce__w2__r0"])
     assert child.info.status == "FINISHED"
     assert child.data.tags["mlflow.parentRunId"] == answer["parent_runs"]["allreduce"]
@@ -95,12 +97,12 @@ def test_parent_compares_world_sizes(logged):
     assert parent.data.tags["failed_configurations"] == "allreduce__allreduce__w4__r0"
     metrics = parent.data.metrics
     for k in (1, 2):
-        measured = logged["outcomes"][k - 1].result["measurements"]
+        measured = logged["outcomes"][k - 1].result.measurements
         assert metrics[f"peak_busbw_gbps_fp32_w{k}"] == pytest.approx(
-            max(m["busbw_gbps"] for m in measured if m["dtype"] == "fp32"))
+            max(m.busbw_gbps for m in measured if m.dtype == "fp32"))
         assert f"small_message_latency_ms_fp16_w{k}" in metrics and f"large_message_latency_ms_fp16_w{k}" in metrics
         curve = client.get_metric_history(parent.info.run_id, f"busbw_gbps_fp32_w{k}")
-        assert sorted(p.step for p in curve) == logged["outcomes"][0].result["config"]["sizes"]
+        assert sorted(p.step for p in curve) == logged["outcomes"][0].result.config["sizes"]
     assert not any(key.endswith("_w4") for key in metrics)  # the failed sweep measured nothing
     assert metrics["configurations"] == 3 and metrics["failed_configurations"] == 1
     assert not any(key.startswith(("speedup", "hit_rate")) for key in metrics)
@@ -120,7 +122,7 @@ def test_a_run_comparing_backends_names_them_on_the_parent(tmp_path, monkeypatch
     outcomes = []
     for backend, bandwidth in (("gloo", 1.0), ("nccl", 40.0)):
         o = outcome(tmp_path / backend, 2)
-        o.result = make_sweep_result(2, bandwidth_gbps=bandwidth)
+        o.result = SweepResult.from_dict(make_sweep_result(2, bandwidth_gbps=bandwidth))
         o.backend, o.compares_backends = backend, True
         o.config_id = f"allreduce__allreduce__{backend}__w2__r0"
         outcomes.append(o)

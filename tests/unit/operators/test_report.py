@@ -1,4 +1,5 @@
 import csv
+import dataclasses
 import io
 import subprocess
 import sys
@@ -6,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from operators.gates.report import ValidationReport
 from operators.report import (
     ConfigurationOutcome,
     comparison_rows,
@@ -17,6 +19,8 @@ from operators.report import (
     to_markdown,
 )
 from tasks.plots import plot_curves, plot_scaling
+from tasks.runtime.results import EpochRecord, Target
+from tests.conftest import make_training_record
 
 pytestmark = pytest.mark.unit
 
@@ -24,26 +28,28 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def result(world_size, tta, *, compute=1.0, communication=0.0, status="completed", algorithm="allreduce"):
-    """The fields of result.json the comparison reads (plotting reads a few more)."""
+    """A run's result with the figures the comparison reads (plotting reads a few more)."""
     reached = status == "completed" and tta is not None
-    return {
-        "status": status,
-        "reason": None if status == "completed" else "diverged: training loss is nan at epoch 1",
-        "task": "t",
-        "algorithm": algorithm,
-        "world_size": world_size,
-        "goal_reached": reached,
-        "time_to_accuracy_s": tta,
-        "wall_time_to_accuracy_s": None if tta is None else tta + 1.0,
-        "train_time_s": compute + communication + 0.1,
-        "compute_s": compute,
-        "communication_s": communication,
-        "target": {"metric": "top1", "mode": "max", "value": 0.9},
-        "history": [
-            {"epoch": e, "train_loss": 2.0 / e, "validation_metric": 0.3 * e, "validation_loss": 2.5 / e}
+    return make_training_record(
+        world_size,
+        status=status,
+        reason=None if status == "completed" else "diverged: training loss is nan at epoch 1",
+        task="t",
+        algorithm=algorithm,
+        reference_implementation=algorithm == "allreduce",
+        goal_reached=reached,
+        time_to_accuracy_s=tta,
+        wall_time_to_accuracy_s=None if tta is None else tta + 1.0,
+        train_time_s=compute + communication + 0.1,
+        compute_s=compute,
+        communication_s=communication,
+        target=Target("top1", "max", 0.9),
+        history=[
+            EpochRecord(epoch=e, lr=0.1, train_loss=2.0 / e, validation_metric=0.3 * e, validation_loss=2.5 / e,
+                        epoch_time_s=1.0, train_time_s=1.0, cumulative_train_time_s=float(e))
             for e in (1, 2, 3)
         ],
-    }
+    )
 
 
 def outcome(world_size, repeat, res, *, algorithm="allreduce", task="t", validation=None, failure_reason=None):
@@ -134,9 +140,9 @@ def test_baselines_are_per_algorithm():
 
 
 def test_failed_invalid_and_missing_configurations_count_as_runs_that_missed_the_goal():
-    bad_validation = {"suite": "result", "success": False,
-                      "failures": [{"expectation": "expect_column_values_to_not_be_null", "column": "train_loss"}],
-                      "statistics": {}, "results": []}
+    bad_validation = ValidationReport(
+        "result", False, ["history: expect_column_values_to_not_be_null(train_loss): 1 of 3 unexpected"],
+        {"evaluated_expectations": 9, "unsuccessful_expectations": 1})
     outcomes = [
         outcome(2, 0, result(2, 5.0)),
         outcome(2, 1, result(2, None, status="failed")),
@@ -201,7 +207,7 @@ def test_plots_write_png_files(tmp_path, scaling_outcomes):
 def test_plots_cope_with_nothing_to_show(tmp_path):
     _assert_png(plot_scaling(comparison_rows([outcome(2, 0, result(2, None))]), tmp_path / "scaling.png"))
     _assert_png(plot_time_split([outcome(2, 0, None, failure_reason="x")], tmp_path / "split.png"))
-    diverged = {**result(2, None, status="failed"), "history": []}
+    diverged = dataclasses.replace(result(2, None, status="failed"), history=[])
     _assert_png(plot_curves(diverged, tmp_path / "curves.png"))
 
 

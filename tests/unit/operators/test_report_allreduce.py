@@ -12,13 +12,16 @@ from operators.report import (
     plot_communication,
     sweep_summary,
 )
+from operators.gates.report import ValidationReport
+from tasks.runtime.results import SweepResult
 from tests.conftest import make_sweep_result
 
 pytestmark = pytest.mark.unit
 
 
 def sweep(world_size, repeat=0, *, bandwidth=2.0, result="completed", validation=None):
-    res = None if result is None else make_sweep_result(world_size, status=result, bandwidth_gbps=bandwidth)
+    res = None if result is None else SweepResult.from_dict(
+        make_sweep_result(world_size, status=result, bandwidth_gbps=bandwidth))
     return ConfigurationOutcome(
         config_id=f"allreduce__allreduce__w{world_size}__r{repeat}", task="allreduce", world_size=world_size,
         repeat=repeat, algorithm="allreduce", backend="gloo", launcher="local", output="/nowhere", result=res,
@@ -33,10 +36,10 @@ def test_rows_per_world_size_and_dtype_with_olympic_means_over_repeats():
     assert w2["runs"] == 3 and w2["failed"] == 0
     assert (w2["small_message_elements"], w2["large_message_elements"]) == (1, 1000)
     # the olympic mean drops the 1 and 100 GB/s repeats: the 2 GB/s one is left
-    alone = sweep(2, bandwidth=2.0).result["measurements"]
-    largest = [m for m in alone if m["dtype"] == "fp32"][-1]
-    assert w2["large_message_latency_ms"] == pytest.approx(largest["latency_median_s"] * 1e3)
-    assert w2["peak_busbw_gbps"] == pytest.approx(largest["busbw_gbps"]) and w2["peak_busbw_elements"] == 1000
+    alone = sweep(2, bandwidth=2.0).result.measurements
+    largest = [m for m in alone if m.dtype == "fp32"][-1]
+    assert w2["large_message_latency_ms"] == pytest.approx(largest.latency_median_s * 1e3)
+    assert w2["peak_busbw_gbps"] == pytest.approx(largest.busbw_gbps) and w2["peak_busbw_elements"] == 1000
     assert w2["small_message_latency_ms"] == pytest.approx((50e-6 + 4 / 2e9) * 1e3)
 
 
@@ -49,11 +52,11 @@ def test_a_world_size_whose_runs_all_failed_still_has_a_row():
 
 
 def test_invalid_sweeps_are_left_out_of_the_curves():
-    invalid = {"suite": "s", "success": False, "failures": ["x"]}
+    invalid = ValidationReport("s", False, ["x"])
     curves = communication_curves([sweep(2, 0, bandwidth=1.0), sweep(2, 1, bandwidth=50.0, validation=invalid)])
-    only = sweep(2, bandwidth=1.0).result["measurements"]
-    assert [p["busbw_gbps"] for p in curves[("allreduce", "allreduce", 2, "fp32")]] == pytest.approx(
-        [m["busbw_gbps"] for m in only if m["dtype"] == "fp32"])
+    only = sweep(2, bandwidth=1.0).result.measurements
+    assert [p.busbw_gbps for p in curves[("allreduce", "allreduce", 2, "fp32")]] == pytest.approx(
+        [m.busbw_gbps for m in only if m.dtype == "fp32"])
 
 
 def test_table_shows_latency_and_bandwidth_with_sizes():
@@ -74,8 +77,8 @@ def test_a_mixed_run_reports_a_table_per_kind(tmp_path):
 def test_configuration_rows_carry_the_headline_figures():
     (row,) = configuration_rows([sweep(2)], {"allreduce__allreduce__w2__r0": "abc"})
     assert row["run_id"] == "abc" and "tta_s" not in row and "goal_reached" not in row
-    assert row == {**row, **sweep_summary(sweep(2).result["measurements"])}
-    assert set(sweep_summary(sweep(2).result["measurements"])) == {
+    assert row == {**row, **sweep_summary(sweep(2).result)}
+    assert set(sweep_summary(sweep(2).result)) == {
         "small_message_latency_ms_fp32", "peak_busbw_gbps_fp32",
         "small_message_latency_ms_fp16", "peak_busbw_gbps_fp16"}
 

@@ -8,13 +8,11 @@ import pytest
 
 from tasks.registry import resolve
 from tasks.plots import plot_result
-from tasks.runtime.allreduce_results import SCHEMA_PATH, failed_result
-from tasks.runtime.results import failed_result as any_failed_result
-from tasks.runtime.results import load_schema
+from tasks.runtime.results import SCHEMA_PATH, SweepResult, failed_result, load_schema
 from tests.conftest import make_sweep_result
 
 pytestmark = pytest.mark.unit
-SCHEMA = json.loads(SCHEMA_PATH.read_text())
+SCHEMA = json.loads(SCHEMA_PATH.with_name("allreduce_result.schema.json").read_text())
 
 
 def test_a_completed_sweep_is_schema_valid_and_not_a_training_result():
@@ -28,10 +26,9 @@ def test_a_completed_sweep_is_schema_valid_and_not_a_training_result():
 
 def test_a_failure_is_recorded_with_provenance_of_the_config():
     config = resolve("allreduce", "smoke", world_size=2)
-    result = any_failed_result(config, "rank 1 exited with code 1: boom")  # dispatches on the config's kind
-    assert result == {**failed_result(config, "rank 1 exited with code 1: boom"),
-                      "started_at": result["started_at"], "finished_at": result["finished_at"]}
-    result = json.loads(json.dumps(result))  # as the pipeline reads it back
+    record = failed_result(config, "rank 1 exited with code 1: boom")  # dispatches on the config's kind
+    assert isinstance(record, SweepResult)
+    result = json.loads(json.dumps(record.to_dict()))  # as the pipeline reads it back
     jsonschema.validate(result, SCHEMA)
     assert result["status"] == "failed" and result["measurements"] == []
     assert result["config_hash"] == config.config_hash()
@@ -52,6 +49,14 @@ def test_the_schema_rejects_malformed_bundles(corrupt, where):
         jsonschema.validate(result, SCHEMA)
 
 
+def test_a_sweep_reads_back_as_the_record_it_was_written_from():
+    document = make_sweep_result(2)
+    record = SweepResult.from_dict(document)
+    assert record.to_dict() == document and list(record.to_dict()) == list(document)
+    assert record.measurements[0].dtype == "fp32" and record.ranks[1].rank == 1
+
+
 def test_plot_of_a_sweep_and_of_a_failed_one(tmp_path):
-    assert plot_result(make_sweep_result(2), tmp_path / "ok.png").read_bytes()[:4] == b"\x89PNG"
-    assert plot_result(make_sweep_result(2, status="failed"), tmp_path / "failed.png").read_bytes()[:4] == b"\x89PNG"
+    ok, failed = (SweepResult.from_dict(make_sweep_result(2, status=s)) for s in ("completed", "failed"))
+    assert plot_result(ok, tmp_path / "ok.png").read_bytes()[:4] == b"\x89PNG"
+    assert plot_result(failed, tmp_path / "failed.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,41 @@
+"""The results bundle directory around a launch, whatever launches the ranks (local processes, pods):
+before they start, the resolved config they read; after they are gone, their result.json or a
+failed record of why there is none.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tasks.runtime.results import RESULT_FILE, ResultError, ResultRecord, failed_result, read_result, write_result
+
+if TYPE_CHECKING:
+    from tasks.communication import CommunicationConfig
+    from tasks.spec import RunConfig
+
+CONFIG_FILE = "config.json"  # in the output directory: the resolved config every rank reads
+
+
+def prepare_output(config: RunConfig | CommunicationConfig, output: Path) -> None:
+    """Before any launcher starts ranks: refuse another configuration's checkpoints, record the config
+    (the config.json every rank reads: `mlbench worker --config`)."""
+    from tasks.runtime.checkpoint import check_resumable  # imports torch: not at the Airflow side's import
+
+    check_resumable(output / "checkpoints", config.config_hash())  # before touching anything there
+    (output / CONFIG_FILE).write_text(json.dumps(config.to_dict(), indent=2))
+    (output / RESULT_FILE).unlink(missing_ok=True)
+
+
+def collect_result(config: RunConfig | CommunicationConfig, output: Path, launcher_message: str) -> ResultRecord:
+    """After the ranks are gone: their result.json, or a failed record with the launcher's reason.
+
+    A result.json that is not a record of its kind stays on disk as the ranks left it; the run is
+    reported failed with what is wrong with it."""
+    if not (output / RESULT_FILE).exists():
+        write_result(output, failed_result(config, launcher_message))
+    try:
+        return read_result(output)
+    except ResultError as exc:
+        return failed_result(config, f"unreadable result.json: {exc}")
