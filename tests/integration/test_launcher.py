@@ -65,9 +65,16 @@ def test_stop_event_stops_every_rank(tmp_path):
     import threading
 
     stop = threading.Event()
-    threading.Timer(0.5, stop.set).start()
-    sleepers = [f"import os,time; open({str(tmp_path / f'{r}.pid')!r},'w').write(str(os.getpid())); time.sleep(60)"
-                for r in range(2)]
+    pid_files = [tmp_path / f"{r}.pid" for r in range(2)]
+
+    def stop_once_every_rank_runs():  # not on a fixed delay: a loaded machine starts Python slowly
+        while not all(path.exists() for path in pid_files):
+            time.sleep(0.05)
+        stop.set()
+
+    threading.Thread(target=stop_once_every_rank_runs, daemon=True).start()
+    sleepers = [f"import os,time; open({str(path)!r},'w').write(str(os.getpid())); time.sleep(60)"
+                for path in pid_files]
     started = time.monotonic()
     outcome = run_local_job(job_of(tmp_path, sleepers), timeout_s=60, echo_rank0=False, stop=stop)
     assert outcome.returncode == 143 and "stopped on request" in outcome.message
