@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     allreduce.add_argument("--count", type=int, help="log-spaced sizes (full preset: 80, as MLBench)")
     allreduce.add_argument("--repeats", type=int, help="timed calls per size (full preset: 100)")
     allreduce.add_argument("--warmup", type=int, help="untimed calls before them")
+    allreduce.add_argument("--mlbench-calls", type=int,
+                           help="calls per size of the MLBench-compatible pass (full preset: 100; 0: skip it)")
     allreduce.add_argument("--output", required=True, type=Path)
     allreduce.add_argument("--timeout", type=_positive_seconds, default=6 * 3600)
     allreduce.add_argument("--rendezvous-timeout", type=_positive_seconds, default=300)
@@ -245,7 +247,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 ALLREDUCE_OPTIONS = {"dtypes": "dtypes", "min_elements": "min_elements", "max_elements": "max_elements",
-                     "count": "size_count", "repeats": "repeats", "warmup": "warmup"}
+                     "count": "size_count", "repeats": "repeats", "warmup": "warmup",
+                     "mlbench_calls": "mlbench_calls"}
 
 
 def cmd_allreduce(args: argparse.Namespace) -> int:

@@ -26,9 +26,9 @@ DTYPES = tuple(DTYPE_BYTES)
 
 
 def tensor_sizes(min_elements: int = 1, max_elements: int = 10**8, count: int = 80) -> list[int]:
-    """MLBench's sizes: `count` log-spaced element counts from min to max, rounded to whole elements,
-    duplicates removed (so fewer than `count` when the small ones collide: 77 of MLBench's 80).
-    Both ends are exact."""
+    """Our sizes: `count` log-spaced element counts from min to max, rounded (not truncated, as
+    MLBench did) to whole elements, duplicates removed (77 distinct of 80 at MLBench's range).
+    Both ends are exact. MLBench's own list is `mlbench_sizes`."""
     import numpy as np
 
     if not 1 <= min_elements <= max_elements or count < 1:
@@ -36,6 +36,15 @@ def tensor_sizes(min_elements: int = 1, max_elements: int = 10**8, count: int = 
                          f"{max_elements}, {count}")
     sizes = np.rint(np.logspace(np.log10(min_elements), np.log10(max_elements), count)).astype(np.int64)
     return sorted({min_elements, max_elements if count > 1 else min_elements, *(int(s) for s in sizes[1:-1])})
+
+
+def mlbench_sizes(min_elements: int = 1, max_elements: int = 10**8, count: int = 80) -> list[int]:
+    """MLBench's sizes exactly: `int()` of each of `count` log-spaced points from min to max, in order,
+    duplicates kept (MLBench measured 1 element three times). At MLBench's range this is
+    `[int(x) for x in np.logspace(0, 8, 80)]`."""
+    import numpy as np
+
+    return [int(x) for x in np.logspace(np.log10(min_elements), np.log10(max_elements), count)]
 
 
 def bus_factor(world_size: int) -> float:
@@ -54,6 +63,7 @@ class SweepSpec:
     dtypes: tuple[str, ...]
     repeats: int  # timed calls per size and dtype
     warmup: int  # untimed calls before them
+    mlbench_calls: int  # calls per size of the MLBench-compatible pass (mean, no warm-up); 0: no such pass
 
 
 @dataclass(frozen=True)
@@ -97,6 +107,7 @@ class CommunicationTaskSpec(AlgorithmChoice[CollectiveSpec]):
 # Fields of the resolved config that come from elsewhere; set those instead.
 COMMUNICATION_DERIVED_FIELDS = {
     "sizes": "min_elements, max_elements and size_count",
+    "mlbench_sizes": "min_elements, max_elements and size_count",
     "task": "--task", "task_version": "the task spec", "mlbench_id": "the task spec", "kind": "the task spec",
     "preset": "--preset", "algorithm": "--algorithm", "collective": "--algorithm", "op": "--algorithm",
     "reference_implementation": "--algorithm", "world_size": "--world-size", "backend": "--backend",
@@ -129,6 +140,8 @@ class CommunicationConfig(ResolvedConfig):
     sizes: tuple[int, ...]  # derived: the distinct element counts measured, ascending
     repeats: int
     warmup: int
+    mlbench_calls: int
+    mlbench_sizes: tuple[int, ...]  # derived: MLBench's int()-truncated sizes, duplicates kept
     seed: int
 
 
@@ -156,7 +169,9 @@ def resolve_communication(
         dtypes=tuple(values["dtypes"]), min_elements=values["min_elements"], max_elements=values["max_elements"],
         size_count=values["size_count"],
         sizes=tuple(tensor_sizes(values["min_elements"], values["max_elements"], values["size_count"])),
-        repeats=values["repeats"], warmup=values["warmup"], seed=values["seed"],
+        repeats=values["repeats"], warmup=values["warmup"], mlbench_calls=values["mlbench_calls"],
+        mlbench_sizes=tuple(mlbench_sizes(values["min_elements"], values["max_elements"], values["size_count"])),
+        seed=values["seed"],
     )
 
 
@@ -169,6 +184,6 @@ def _check_sweep(values: dict[str, Any]) -> None:
     if not 1 <= values["min_elements"] <= values["max_elements"]:
         raise UserError(f"bad values for 'min_elements', 'max_elements': need 1 <= min_elements <= max_elements, "
                         f"got {values['min_elements']} and {values['max_elements']}")
-    for field, low in (("size_count", 1), ("repeats", 1), ("warmup", 0), ("seed", 0)):
+    for field, low in (("size_count", 1), ("repeats", 1), ("warmup", 0), ("mlbench_calls", 0), ("seed", 0)):
         if values[field] < low:
             raise UserError(f"bad value {values[field]} for '{field}'; valid: a whole number >= {low}")

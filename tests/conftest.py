@@ -95,9 +95,13 @@ def make_sweep_result(world_size: int = 2, *, preset: str = "smoke", status: str
                 measurements.append({"elements": elements, "dtype": dtype, "bytes": size, "latency_median_s": median,
                                      "latency_p10_s": median * 0.9, "latency_p90_s": median * 1.3,
                                      "algbw_gbps": algbw, "busbw_gbps": algbw * factor})
+    mlbench = [{"elements": elements, "dtype": dtype, "calls": config.mlbench_calls,
+                "mean_latency_s": 60e-6 + elements * item / (bandwidth_gbps * 1e9)}
+               for dtype, item in (("fp32", 4), ("fp16", 2)) for elements in config.mlbench_sizes
+               ] if status == "completed" else []
     result.update(
         status=status, reason=None if status == "completed" else "rank 1 exited with code 1",
-        measurements=measurements, wall_time_s=0.5,
+        measurements=measurements, mlbench_measurements=mlbench, wall_time_s=0.5,
         provenance=Provenance(hostname="vm", torch="2.13.0+cpu", device_name="AMD EPYC", git_sha="8fc85e4").to_dict(),
         ranks=[{"rank": r, "hostname": "vm", "device_name": "AMD EPYC", "measurements": len(measurements),
                 "wrong_elements": 0} for r in range(world_size)] if status == "completed" else [],

@@ -24,6 +24,7 @@ _NUMBERS = (*_LATENCIES, "algbw_relative_error", "busbw_relative_error")
 def parts(result: SweepResult, expected_world_size: int) -> list[Part]:
     return [
         ("measurements", _measurements_frame(result), _measurement_expectations(result)),
+        ("mlbench_measurements", *_mlbench_part(result)),
         ("run", *_run_part(result, expected_world_size)),
         ("ranks", *_ranks_part(result, expected_world_size)),
     ]
@@ -101,6 +102,31 @@ def _measurement_expectations(result: SweepResult) -> list[Any]:
             expectations.append(gxe.ExpectColumnDistinctValuesToEqualSet(
                 column="elements", value_set=list(config.sizes), **where("dtype", dtype)))
     return expectations
+
+
+def _mlbench_part(result: SweepResult) -> tuple[Any, list[Any]]:
+    """MLBench's figures: a finite positive mean per size; a completed sweep has every one of MLBench's
+    sizes (duplicates included) per dtype when the pass was asked for."""
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    from tasks.communication import CommunicationConfig
+
+    config = CommunicationConfig.from_dict(result.config)
+    rows = [{"dtype": m.dtype, "elements": m.elements, "calls": m.calls, "mean_latency_s": number(m.mean_latency_s)}
+            for m in result.mlbench_measurements]
+    frame = pd.DataFrame(rows, columns=["dtype", "elements", "calls", "mean_latency_s"])
+    frame = frame.astype({"elements": "int64", "calls": "int64", "mean_latency_s": "float64"})
+    expectations = [
+        gxe.ExpectColumnValuesToNotBeNull(column="mean_latency_s"),
+        gxe.ExpectColumnValuesToBeBetween(column="mean_latency_s", min_value=0, strict_min=True),
+        gxe.ExpectColumnValuesToBeBetween(column="calls", min_value=config.mlbench_calls,
+                                          max_value=config.mlbench_calls),
+    ]
+    if result.completed:
+        expected = len(config.mlbench_sizes) * len(config.dtypes) if config.mlbench_calls else 0
+        expectations.append(gxe.ExpectTableRowCountToEqual(value=expected))
+    return frame, expectations
 
 
 def _run_part(result: SweepResult, expected_world_size: int) -> tuple[Any, list[Any]]:

@@ -10,7 +10,8 @@ Vocabulary:
 
 Modules:
 
-- `outcome`: `ConfigurationOutcome`, `olympic_mean`, grouping the repeats of a configuration;
+- `outcome`: `ConfigurationOutcome`, `olympic_mean`, `mlperf_score` (MLPerf's score of a set of
+  repeats), grouping the repeats of a configuration;
 - `training`, `communication`: one module per task kind (training tasks; task 0, the all-reduce
   sweep), each with the same functions: `rows`, `table`, `parent_metrics`, `parent_plots`,
   `child_metrics`, `child_plots`, `configuration_row`;
@@ -26,13 +27,14 @@ from operators.report.communication import (
     sweep_summary,
 )
 from operators.report.dag_run import configuration_rows, format_tables, kind_of
-from operators.report.outcome import ConfigurationOutcome, olympic_mean
+from operators.report.outcome import ConfigurationOutcome, mlperf_score, olympic_mean
 from operators.report.tables import to_csv, to_markdown
 from operators.report.training import comparison_rows, format_table, plot_time_split
 
 __all__ = [
     "ConfigurationOutcome",
     "olympic_mean",
+    "mlperf_score",
     "comparison_rows",
     "configuration_rows",
     "format_table",

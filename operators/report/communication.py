@@ -4,7 +4,9 @@ Task 0 has no target: its rows compare latency and bus bandwidth per world size 
 size's figures an olympic mean over the repeats that succeeded. A run logs its curves over tensor
 size: per dtype, `latency_median_ms_<dtype>`, `latency_p10_ms_<dtype>`, `latency_p90_ms_<dtype>`,
 `algbw_gbps_<dtype>` and `busbw_gbps_<dtype>` with step = tensor size in *elements* (the same
-steps for every dtype, so fp32 and fp16 share an x axis); the parent run the curves and headline
+steps for every dtype, so fp32 and fp16 share an x axis), and MLBench's own statistic as
+`mlbench_mean_latency_ms_<dtype>` (the mean of its calls at MLBench's sizes: not comparable with the
+median); the parent run the curves and headline
 figures per world size and dtype. `rows` is `communication_rows` and `table` is
 `format_communication_table`, under the names every kind module shares (see
 `operators.report.dag_run.kind_of`).
@@ -220,6 +222,10 @@ def child_metrics(result: SweepResult | None) -> list[Point]:
             value = finite_number(value_of(row))
             if value is not None:
                 points.append((f"{key}_{row.dtype}", value, end, row.elements))
+    for mlbench in result.mlbench_measurements:  # MLBench's statistic under its own name: a mean, not a median
+        value = finite_number(mlbench.mean_latency_s)
+        if value is not None:
+            points.append((f"mlbench_mean_latency_ms_{mlbench.dtype}", value * 1e3, end, mlbench.elements))
     points += [(key, value, end, 0) for key, value in sweep_summary(result).items()]
     wall = finite_number(result.wall_time_s)
     if wall is not None:

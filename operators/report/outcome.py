@@ -1,6 +1,6 @@
 """What one configuration of a DAG run produced (`ConfigurationOutcome`), and what every task
 kind's comparison does with a list of them: group the repeats of a configuration, aggregate them
-the MLPerf way (`olympic_mean`), pick the primary algorithm.
+the MLPerf way (`mlperf_score`, `olympic_mean`), pick the primary algorithm.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ConfigurationOutcome",
     "olympic_mean",
+    "mlperf_score",
     "in_order",
     "by_configuration",
     "configuration_identity",
@@ -108,6 +109,23 @@ def olympic_mean(values: Iterable[float]) -> float | None:
     if len(values) >= 3:
         values = values[1:-1]
     return sum(values) / len(values)
+
+
+def mlperf_score(converged: Iterable[float], not_converged: int) -> float | None:
+    """A set of runs' time to accuracy as MLPerf scores it: the olympic mean with every run that did
+    not converge counted as the slowest.
+
+    One such run is the slowest, so it is the one dropped (the set needs 3 or more runs for that);
+    with two or more the set has no score. Without any, this is `olympic_mean` (plain mean of 1 or 2
+    runs). None when the set has no score.
+    """
+    times = sorted(float(v) for v in converged)
+    if not_converged > 1 or (not_converged == 1 and len(times) + not_converged < 3):
+        return None
+    if not_converged == 1:  # the slowest, dropped with the fastest
+        times = times[1:]
+        return sum(times) / len(times)
+    return olympic_mean(times)
 
 
 def in_order(outcomes: Iterable[ConfigurationOutcome]) -> list[ConfigurationOutcome]:

@@ -1,7 +1,8 @@
 """The report of a training task (every task but task 0): what its runs log and how its
 configurations compare.
 
-Time to accuracy is aggregated the MLPerf way (`olympic_mean`), and speedups follow MLBench:
+Time to accuracy is scored the MLPerf way (`mlperf_score`: the olympic mean, a run that did not
+reach the target counting as the slowest, no score with two such runs), and speedups follow MLBench:
 speedup(k) = time to accuracy with 1 worker / time to accuracy with k workers, efficiency(k) =
 speedup(k) / k; the compute-only variants use `compute_s` (forward + loss + backward + optimizer,
 communication excluded) instead of the time to accuracy.
@@ -22,6 +23,7 @@ from operators.report.outcome import (
     configuration_identity,
     configuration_name,
     in_order,
+    mlperf_score,
     olympic_mean,
     primary_algorithm,
 )
@@ -67,6 +69,7 @@ _SUMMARY_METRICS: dict[str, Callable[[TrainingResult], float | None]] = {
     "final_validation_metric": lambda r: r.final_validation_metric,
     "best_validation_metric": lambda r: r.best_validation_metric,
     "resumes": lambda r: r.resumes,
+    "lost_time_s": lambda r: r.lost_time_s,
 }
 # Comparison row fields a parent run logs, per algorithm and world size.
 _PARENT_FIELDS = ("speedup", "efficiency", "compute_speedup", "compute_efficiency", "hit_rate",
@@ -82,8 +85,10 @@ def comparison_rows(outcomes: list[ConfigurationOutcome]) -> list[dict]:
 
     - `runs`: every repeat, failed ones included; `goal_reached`: those that succeeded and
       reached the target; `failed`: those that did not succeed; `hit_rate` = goal_reached / runs.
-    - `tta_s`, `wall_tta_s`: olympic means over the runs that reached the goal; `tta_min_s`,
-      `tta_max_s`: their extremes. None if no run reached the goal.
+    - `tta_s`, `wall_tta_s`: MLPerf's score of the repeats (`mlperf_score`): the olympic mean, where
+      each run that did not reach the goal (failed runs included) counts as the slowest; None when
+      two or more did not, or one did not among fewer than 3 runs. `tta_min_s`, `tta_max_s`: the
+      extremes over the runs that reached the goal (None if none did).
     - `compute_s`, `communication_s`: olympic means over the runs that reached the goal (each run
       stops at the target, so these are compute and communication *to accuracy*); if none did,
       over the runs that succeeded, so the split is still shown (speedups stay None then).
@@ -120,6 +125,7 @@ def _aggregate(key: tuple[str, str, int], group: list[ConfigurationOutcome]) -> 
     reached = [o for o in group if o.goal_reached]
     timed = reached or [o for o in group if o.succeeded]
     ttas = _figures(reached, lambda r: r.time_to_accuracy_s)
+    missed = len(group) - len(ttas)
     compute_s = olympic_mean(_figures(timed, lambda r: r.compute_s))
     communication_s = olympic_mean(_figures(timed, lambda r: r.communication_s))
     busy = (compute_s or 0.0) + (communication_s or 0.0)
@@ -130,10 +136,10 @@ def _aggregate(key: tuple[str, str, int], group: list[ConfigurationOutcome]) -> 
         "goal_reached": len(reached),
         "failed": sum(1 for o in group if not o.succeeded),
         "hit_rate": len(reached) / len(group),
-        "tta_s": olympic_mean(ttas),
+        "tta_s": mlperf_score(ttas, missed),
         "tta_min_s": min(ttas) if ttas else None,
         "tta_max_s": max(ttas) if ttas else None,
-        "wall_tta_s": olympic_mean(_figures(reached, lambda r: r.wall_time_to_accuracy_s)),
+        "wall_tta_s": mlperf_score(_figures(reached, lambda r: r.wall_time_to_accuracy_s), missed),
         "compute_s": compute_s,
         "communication_s": communication_s,
         "comm_share": (communication_s or 0.0) / busy if busy > 0 else None,

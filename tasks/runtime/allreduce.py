@@ -21,7 +21,7 @@ import torch.distributed as dist
 from tasks.communication import CommunicationConfig, bus_factor
 from tasks.errors import ExitCode
 from tasks.runtime.distributed import RankEnv
-from tasks.runtime.results import Measurement, SweepRankReport, SweepResult
+from tasks.runtime.results import Measurement, MlbenchMeasurement, SweepRankReport, SweepResult
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
@@ -84,6 +84,40 @@ def measure_size(elements: int, dtype: str, device: torch.device, *, repeats: in
         latency_p10_s=p10, latency_p90_s=p90,
         algbw_gbps=algbw, busbw_gbps=bus_bandwidth(algbw, dist.get_world_size()),
     )
+
+
+def time_mlbench_style(source: torch.Tensor, calls: int, sync: Callable[[], None] | None) -> list[float]:
+    """Seconds per call as MLBench's task 0 timed them: no warm-up, no barrier, the device
+    synchronized after the call only (so a rank's timer may include waiting for a slower peer).
+    Fresh values for every call, copied outside the timed window as MLBench drew a fresh tensor."""
+    tensor = torch.empty_like(source)
+    timings = []
+    for _ in range(calls):
+        tensor.copy_(source)
+        start = time.perf_counter()
+        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        if sync:
+            sync()
+        timings.append(time.perf_counter() - start)
+    return timings
+
+
+def run_mlbench_pass(*, device: str, dtypes: list[str], sizes: list[int], calls: int, seed: int = 0,
+                     log: Callable[[str], None] = print,
+                     rows: list[MlbenchMeasurement] | None = None) -> list[MlbenchMeasurement]:
+    """MLBench's own figures: every one of its sizes (duplicates included, in its order) per dtype,
+    the mean of `calls` calls (`time_mlbench_style`). Rows are appended to `rows` when given."""
+    torch_device = torch.device(f"cuda:{torch.cuda.current_device()}" if device == "cuda" else "cpu")
+    sync = torch.cuda.synchronize if torch_device.type == "cuda" else None
+    generator = torch.Generator().manual_seed(seed + 1)  # not the values of our own pass
+    rows = [] if rows is None else rows
+    for dtype in dtypes:
+        for elements in sizes:
+            source = torch.rand(elements, generator=generator, dtype=torch.float32).to(torch_device, DTYPES[dtype])
+            mean = statistics.fmean(time_mlbench_style(source, calls, sync))
+            rows.append(MlbenchMeasurement(elements=elements, dtype=dtype, calls=calls, mean_latency_s=mean))
+        log(f"[allreduce] MLBench-compatible pass, {dtype}: {len(sizes)} sizes, mean of {calls} calls each")
+    return rows
 
 
 def count_wrong_sums(elements: int, dtype: str, device: torch.device, sync: Callable[[], None] | None) -> int:
@@ -153,16 +187,21 @@ def run_sweep(config: CommunicationConfig, env: RankEnv, output: Path) -> int:
         provenance.collect(config.device, env.local_rank),
         backends_unavailable={name: why for name, why in backend_availability().items() if why})
     rows: list[Measurement] = []
+    mlbench_rows: list[MlbenchMeasurement] = []
+    log: Callable[[str], None] = print if env.rank == 0 else (lambda _message: None)
 
     def record(status: str, reason: str | None, ranks: list[SweepRankReport]) -> None:
         write_result(output, dataclasses.replace(
             SweepResult.for_config(config), status=status, reason=reason, provenance=host, measurements=rows,
-            ranks=ranks, wall_time_s=time.perf_counter() - start, started_at=started_at, finished_at=utc_now()))
+            mlbench_measurements=mlbench_rows, ranks=ranks, wall_time_s=time.perf_counter() - start,
+            started_at=started_at, finished_at=utc_now()))
 
     try:
         _, wrong = run_benchmark(device=config.device, dtypes=list(config.dtypes), sizes=list(config.sizes),
-                                 repeats=config.repeats, warmup=config.warmup, seed=config.seed,
-                                 log=print if env.rank == 0 else (lambda _message: None), rows=rows)
+                                 repeats=config.repeats, warmup=config.warmup, seed=config.seed, log=log, rows=rows)
+        if config.mlbench_calls:
+            run_mlbench_pass(device=config.device, dtypes=list(config.dtypes), sizes=list(config.mlbench_sizes),
+                             calls=config.mlbench_calls, seed=config.seed, log=log, rows=mlbench_rows)
     except Exception as exc:  # no collective is safe any more: each rank reports alone
         traceback.print_exc()
         if env.rank == 0:

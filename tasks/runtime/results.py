@@ -281,7 +281,7 @@ class TrainingResult(RunRecord):
         "time_to_accuracy_s", "wall_time_to_accuracy_s", "train_time_s", "wall_time_s", "compute_s",
         "communication_s", "phases_s", "epochs_run", "steps", "final_validation_metric", "best_validation_metric",
         "throughput_samples_per_s", "history", "config", "config_hash", "model", "provenance", "ranks", "resumes",
-        "started_at", "finished_at")
+        "lost_time_s", "started_at", "finished_at")
 
     target: Target
     goal_reached: bool = False
@@ -300,6 +300,7 @@ class TrainingResult(RunRecord):
     model: ModelInfo
     ranks: list[TrainingRankReport] = field(default_factory=list)
     resumes: int = 0
+    lost_time_s: float = 0.0  # wall time between the last checkpoint before a crash and the resume
 
     @classmethod
     def for_config(cls, config: RunConfig) -> TrainingResult:
@@ -360,6 +361,17 @@ class Measurement(Record):
 
 
 @dataclass
+class MlbenchMeasurement(Record):
+    """MLBench's own figure for one dtype and size: the mean of `calls` all-reduce calls, no warm-up,
+    the device synchronized after each call only. Not comparable with `Measurement`'s median."""
+
+    elements: int
+    dtype: str
+    calls: int
+    mean_latency_s: float
+
+
+@dataclass
 class SweepRankReport(Record):
     """One rank's part in a sweep: how many sizes it measured, and how many sums came back wrong."""
 
@@ -377,10 +389,12 @@ class SweepResult(RunRecord):
     LAYOUT: ClassVar[tuple[str, ...]] = (
         "schema_version", "kind", "status", "reason", "task", "task_version", "mlbench_id", "preset", "algorithm",
         "reference_implementation", "world_size", "backend", "device", "seed", "config", "config_hash",
-        "provenance", "measurements", "ranks", "wall_time_s", "started_at", "finished_at")
+        "provenance", "measurements", "mlbench_measurements", "ranks", "wall_time_s", "started_at", "finished_at")
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"mlbench_measurements"})  # bundles of task 0 1.0 have none
 
     kind: str  # the collective: allreduce
-    measurements: list[Measurement] = field(default_factory=list)
+    measurements: list[Measurement] = field(default_factory=list)  # ours: rounded sizes, median of timed calls
+    mlbench_measurements: list[MlbenchMeasurement] = field(default_factory=list)  # MLBench's sizes and mean
     ranks: list[SweepRankReport] = field(default_factory=list)
 
     @classmethod

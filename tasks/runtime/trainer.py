@@ -48,7 +48,9 @@ class RunState:
 
     epochs_done: int = 0
     history: list[EpochRecord] = field(default_factory=list)
-    wall_time_s: float = 0.0
+    wall_time_s: float = 0.0  # MLPerf's clock at the last epoch's end: since the first run start
+    run_start_unix: float | None = None  # the first segment's run start (epoch seconds); never paused
+    lost_time_s: float = 0.0  # wall time no completed step kept: checkpoint to crash, plus the restart
     goal_reached: bool = False
     time_to_accuracy_s: float | None = None
     wall_time_to_accuracy_s: float | None = None
@@ -119,7 +121,8 @@ class Trainer:
         self.mllog = RunLog(output / "mllog.log", enabled=self.is_chief)
         self.parts: TrainingParts | None = None  # set by build()
         self._segment_start = time.perf_counter()  # reset at the run start, in build()
-        self._wall_before = 0.0
+        self._segment_start_unix = time.time()
+        self._wall_at_segment_start = 0.0  # MLPerf's clock when this segment started (0 unless resumed)
 
     # ----------------------------------------------------------------------------- set-up
     def build(self) -> TrainingParts:
@@ -145,6 +148,7 @@ class Trainer:
         self.mllog.end(constants.INIT_STOP)
         self.mllog.start(constants.RUN_START)
         self._segment_start = time.perf_counter()  # MLPerf's run start: before the first data is touched
+        self._segment_start_unix = time.time()
         train_batches, val_batches, num_val = self.workload.data(arrays, self.env.rank, config.world_size)
         self.mllog.event(constants.TRAIN_SAMPLES, train_batches.num_samples * config.world_size)
         self.mllog.event(constants.EVAL_SAMPLES, num_val)
@@ -328,7 +332,7 @@ class Trainer:
         self.build()
         self._resume()
         config, state = self.config, self.state
-        self._wall_before = state.wall_time_s  # what earlier segments of a resumed run took
+        self._start_wall_clock()
         self.log(
             f"[mlbench] {config.task} preset={config.preset} algorithm={config.algorithm} "
             f"world_size={config.world_size} backend={config.backend} device={config.device} "
@@ -360,9 +364,20 @@ class Trainer:
         """What this rank knew when the run failed: the epochs done and its own timings."""
         return self.result("failed", reason, [self.rank_summary()])
 
+    def _start_wall_clock(self) -> None:
+        """MLPerf's clock may not be paused: a resumed run's clock runs from the first segment's run
+        start, so the time from the last checkpoint to the crash and the restart stay inside it; that
+        gap is also added up as `lost_time_s`."""
+        state = self.state
+        if state.run_start_unix is None:  # a fresh run, or a checkpoint written before this clock
+            state.run_start_unix = self._segment_start_unix - state.wall_time_s
+        self._wall_at_segment_start = max(self._segment_start_unix - state.run_start_unix, state.wall_time_s)
+        state.lost_time_s += self._wall_at_segment_start - state.wall_time_s
+
     def _wall_now(self) -> float:
-        """MLPerf's clock: this segment's time since its run start, after what earlier segments ran."""
-        return self._wall_before + time.perf_counter() - self._segment_start
+        """MLPerf's clock: seconds since the first segment's run start (this segment's part timed
+        with the monotonic clock)."""
+        return self._wall_at_segment_start + time.perf_counter() - self._segment_start
 
     def _run_epoch(self, epoch: int) -> None:
         config, state = self.config, self.state
@@ -467,6 +482,7 @@ class Trainer:
             provenance=self.provenance,
             ranks=ranks,
             resumes=state.resumes,
+            lost_time_s=state.lost_time_s,
             started_at=state.started_at,
             finished_at=utc_now(),
         )

@@ -53,6 +53,9 @@ def test_allreduce_command_writes_a_bundle_and_a_plot(tmp_path):
     assert len(result["measurements"]) == 8 and {r["dtype"] for r in result["measurements"]} == {"fp32", "fp16"}
     assert [r["rank"] for r in result["ranks"]] == [0, 1] and all(r["wrong_elements"] == 0 for r in result["ranks"])
     assert result["provenance"]["torch"] == torch.__version__
+    mlbench = result["mlbench_measurements"]  # MLBench's sizes, in its order, per dtype; 100 calls each
+    assert [m["elements"] for m in mlbench] == result["config"]["mlbench_sizes"] * 2
+    assert all(m["calls"] == 100 and m["mean_latency_s"] > 0 for m in mlbench)
     assert (tmp_path / "ar" / "allreduce.png").read_bytes()[:4] == b"\x89PNG"
     assert "all-reduce sweep of 4 sizes on 2 rank(s), gloo on cpu" in done.stdout
 

@@ -47,3 +47,41 @@ def test_loader_waits_and_evaluation_are_outside_the_timed_steps(data_root, tmp_
     # and the steps themselves are fully accounted for by the phases
     assert sum(result.phases_s.values()) == pytest.approx(result.train_time_s, rel=1e-6)
     assert result.history[-1].cumulative_train_time_s == pytest.approx(result.train_time_s)
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_a_resumed_runs_wall_clock_keeps_the_gap_and_counts_it_lost(data_root, tmp_path, monkeypatch):
+    """MLPerf's clock is never paused: the time from the last checkpoint to the crash and the restart
+    stay inside the wall time, and are recorded as lost."""
+    gap_s = 1.5
+    catalog.prepare("synthetic-epsilon", data_root)
+    config = resolve("epsilon-logreg", "smoke", world_size=1, overrides={"target_value": "1.0"})
+    original_save = Trainer._save_checkpoint
+
+    def crash_before_saving_epoch_two(self):  # epoch 2's work is lost: the last checkpoint is epoch 1's
+        if self.state.epochs_done == 2:
+            raise Interrupted
+        original_save(self)
+
+    def run_one_rank():
+        env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=free_port())
+        init_process_group(env, "gloo")
+        try:
+            return Trainer(config, env, data_root, tmp_path, log=lambda _m: None).run()
+        finally:
+            dist.destroy_process_group()
+
+    monkeypatch.setattr(Trainer, "_save_checkpoint", crash_before_saving_epoch_two)
+    with pytest.raises(Interrupted):
+        run_one_rank()
+    time.sleep(gap_s)  # the restart
+    monkeypatch.setattr(Trainer, "_save_checkpoint", original_save)
+    result = run_one_rank()
+
+    assert result.resumes == 1 and result.epochs_run == 3
+    assert result.lost_time_s >= gap_s  # and epoch 2's first run, which no checkpoint kept
+    # the epochs kept and the time lost are disjoint parts of the wall time
+    assert result.wall_time_s >= result.lost_time_s + 0.99 * sum(e.epoch_time_s for e in result.history)

@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tasks.benchmarks.allreduce import TASK as ALLREDUCE
@@ -23,6 +24,15 @@ def test_full_preset_is_mlbenchs_sweep():
     assert (config.min_elements, config.max_elements, config.size_count) == (1, 10**8, 80)
     assert config.sizes == tuple(tensor_sizes(1, 10**8, 80)) and config.sizes[-1] == 10**8
     assert config.world_size == 4 and config.backend == "gloo" and config.device == "cpu"
+
+
+def test_the_mlbench_compatible_pass_uses_mlbenchs_own_sizes_and_call_count():
+    config = resolve("allreduce", "full", world_size=2)
+    mlbench = [int(x) for x in np.logspace(0, 8, 80)]  # MLBench's list: int() truncation, duplicates kept
+    assert config.mlbench_sizes == tuple(mlbench) and len(config.mlbench_sizes) == 80
+    assert config.mlbench_sizes[:3] == (1, 1, 1) and config.mlbench_calls == 100
+    assert set(config.sizes) != set(config.mlbench_sizes)  # ours round: the two lists differ
+    assert resolve("allreduce", "full", world_size=2, overrides={"mlbench_calls": "0"}).mlbench_calls == 0
 
 
 def test_presets_shrink_the_sweep_in_order():

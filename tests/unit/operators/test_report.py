@@ -13,6 +13,7 @@ from operators.report import (
     comparison_rows,
     configuration_rows,
     format_table,
+    mlperf_score,
     olympic_mean,
     plot_time_split,
     to_csv,
@@ -88,6 +89,23 @@ def test_olympic_mean_of_nothing_is_none():
     assert olympic_mean([]) is None
 
 
+def test_mlperf_score_counts_one_run_that_missed_the_goal_as_the_slowest():
+    assert mlperf_score([10.0, 1.0, 2.0, 3.0], not_converged=1) == pytest.approx(5.0)  # mean of 2, 3, 10
+    assert mlperf_score([3.0, 1.0], not_converged=1) == pytest.approx(3.0)
+    assert mlperf_score([3.0], not_converged=1) is None  # two runs: nothing can be dropped
+
+
+def test_mlperf_score_has_no_score_with_two_runs_that_missed_the_goal():
+    assert mlperf_score([1.0, 2.0, 3.0, 4.0, 5.0], not_converged=2) is None
+    assert mlperf_score([], not_converged=2) is None
+
+
+def test_mlperf_score_without_misses_is_the_olympic_mean():
+    assert mlperf_score([10.0, 1.0, 2.0, 3.0, 100.0], not_converged=0) == pytest.approx(5.0)
+    assert mlperf_score([1.0, 4.0], not_converged=0) == pytest.approx(2.5)
+    assert mlperf_score([], not_converged=0) is None
+
+
 def test_comparison_rows_aggregate_repeats_and_compute_speedups(scaling_outcomes):
     rows = {row["world_size"]: row for row in comparison_rows(scaling_outcomes)}
     assert sorted(rows) == [1, 2]
@@ -100,10 +118,11 @@ def test_comparison_rows_aggregate_repeats_and_compute_speedups(scaling_outcomes
 
     assert two["runs"] == 3 and two["goal_reached"] == 2 and two["failed"] == 0
     assert two["hit_rate"] == pytest.approx(2 / 3)
-    assert two["tta_s"] == pytest.approx(7.5)  # 2 runs reached the goal: plain mean
+    # MLPerf: the run that missed the goal is the slowest; it and the fastest (7) are dropped
+    assert two["tta_s"] == pytest.approx(8.0)
     assert (two["tta_min_s"], two["tta_max_s"]) == (7.0, 8.0)
-    assert two["speedup"] == pytest.approx(12.0 / 7.5)
-    assert two["efficiency"] == pytest.approx(12.0 / 7.5 / 2)
+    assert two["speedup"] == pytest.approx(12.0 / 8.0)
+    assert two["efficiency"] == pytest.approx(12.0 / 8.0 / 2)
     # compute and communication over the runs that reached the goal only
     assert two["compute_s"] == pytest.approx(4.5)
     assert two["communication_s"] == pytest.approx(2.5)
@@ -157,7 +176,7 @@ def test_failed_invalid_and_missing_configurations_count_as_runs_that_missed_the
     (row,) = comparison_rows(outcomes)
     assert row["runs"] == 4 and row["goal_reached"] == 1 and row["failed"] == 3
     assert row["hit_rate"] == pytest.approx(0.25)
-    assert row["tta_s"] == pytest.approx(5.0)
+    assert row["tta_s"] is None and row["tta_min_s"] == pytest.approx(5.0)  # 3 misses: no MLPerf score
 
 
 def test_tables_render_every_row(scaling_outcomes):
@@ -166,7 +185,7 @@ def test_tables_render_every_row(scaling_outcomes):
     lines = text.splitlines()
     assert lines[0].startswith("configuration") and "speedup" in lines[0] and "comm share" in lines[0]
     assert len(lines) == 2 + len(rows)
-    assert "2/3" in lines[-1] and "1.60x" in lines[-1] and "80%" in lines[-1]
+    assert "2/3" in lines[-1] and "1.50x" in lines[-1] and "75%" in lines[-1]  # 12 s / 8 s (MLPerf score)
 
     markdown = to_markdown(rows).splitlines()
     assert markdown[0].startswith("| task | algorithm | world_size")
@@ -174,7 +193,7 @@ def test_tables_render_every_row(scaling_outcomes):
 
     parsed = list(csv.DictReader(io.StringIO(to_csv(rows))))
     assert len(parsed) == 2
-    assert float(parsed[1]["speedup"]) == pytest.approx(1.6)
+    assert float(parsed[1]["speedup"]) == pytest.approx(1.5)
     assert parsed[0]["world_size"] == "1"
 
     configurations = configuration_rows(scaling_outcomes, {"t-allreduce-w1-r0": "abc"})

@@ -84,3 +84,10 @@ def test_missing_sizes_of_a_dtype_are_named():
     report = validate_sweep_result(result, expected_world_size=2)
     assert any("expect_column_distinct_values_to_equal_set on measurements.elements [dtype == 'fp16']: missing [10]"
                in line for line in report.failures), report.failures
+
+
+def test_a_completed_sweep_without_mlbenchs_figures_fails():
+    result = make_sweep_result(2)
+    result["mlbench_measurements"] = result["mlbench_measurements"][:-1]
+    report = validate_sweep_result(result, expected_world_size=2)
+    assert any("mlbench_measurements" in line and "row_count" in line for line in report.failures), report.failures
