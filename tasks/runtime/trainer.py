@@ -371,7 +371,8 @@ class Trainer:
         schedule.end_epoch(epoch, metrics["loss"] if metrics else None)
         if schedule.averaging and self.weight_average is None:
             self.weight_average = WeightAverage(self._built().base_model)
-            self.log(f"[mlbench] validation loss stopped improving: averaged SGD from epoch {epoch + 2}")
+            self.log(f"[mlbench] validation loss stopped improving: averaged SGD at lr {schedule.lr:g} "
+                     f"from epoch {epoch + 2}")
         state.epochs_done = epoch + 1
         state.history.append({
             "epoch": epoch + 1,

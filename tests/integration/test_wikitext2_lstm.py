@@ -69,7 +69,7 @@ def test_averaged_sgd_evaluates_the_average_and_resumes_exactly(data_root, tmp_p
     def switch_after_first_epoch(self, epoch, val_loss):
         original(self, epoch, val_loss)
         if epoch == 0:
-            self.averaging = True
+            self.start_averaging()
 
     monkeypatch.setattr(NonMonotoneAveraging, "end_epoch", switch_after_first_epoch)
     with one_rank() as env:
