@@ -74,7 +74,7 @@ class ScheduleSpec:
     gamma: float = 0.1
     # nt-asgd (Merity et al.'s non-monotonically triggered averaged SGD, as MLBench's task 3a ran it):
     # switch to averaging once the validation loss is worse than the best of all epochs but the last
-    # `nonmonotone_interval`; the rate stays the one in use.
+    # `nonmonotone_interval`; the averaged phase runs at optimizer.lr, unscaled (MLBench's ASGD).
     nonmonotone_interval: int = 5
 
 

@@ -262,7 +262,8 @@ def child_metrics(result: TrainingResult | None) -> list[Point]:
     """The points of a result: per epoch (step = epoch), then summary and phases (step 0).
 
     The validation metric is logged twice per epoch: as `validation_metric` (whatever the task) and
-    under its own name (`validation_top1`, `validation_accuracy`, `validation_perplexity`).
+    under its own name (`validation_top1`, `validation_accuracy`, `validation_perplexity`); the
+    training-batch metrics as `train_<name>` (`train_top1`, `train_perplexity`, ...).
     Timestamps: started_at + the wall time of the epochs so far; finished_at for the summary.
     """
     if result is None:
@@ -278,6 +279,10 @@ def child_metrics(result: TrainingResult | None) -> list[Point]:
             value = finite_number(value_of(entry))
             if value is not None:
                 points.append((key, value, stamp, entry.epoch))
+        for name, value in entry.train_metrics.items():  # MLBench's per-batch metrics, the epoch's mean
+            finite = finite_number(value)
+            if finite is not None:
+                points.append((f"train_{name}", finite, stamp, entry.epoch))
         metric = finite_number(entry.validation_metric)
         if metric is not None:  # also by its own name, for charts across tasks
             points.append((f"validation_{result.target.metric}", metric, stamp, entry.epoch))

@@ -120,13 +120,15 @@ class NonMonotoneAveraging(ConstantLR):
 
     SGD at `scaled_lr` until the end of an epoch whose validation loss is worse than the best of
     all earlier epochs except the last `interval` ones; from then on `averaging` is true (the
-    trainer averages the weights after every step and evaluates the average). The rate stays what
-    it was: MLBench and Merity et al. built the averaged optimizer with the rate in use. The check
-    precedes recording the epoch's loss, as in the reference.
+    trainer averages the weights after every step and evaluates the average) and the rate is
+    `averaged_lr`. MLBench's task-3a `main.py` (mlbench-benchmarks, develop) built its ASGD with the
+    unscaled base rate, not the √k-scaled one in use; its older `master` kept the rate in use.
+    The check precedes recording the epoch's loss, as in the reference.
     """
 
-    def __init__(self, scaled_lr: float, interval: int) -> None:
+    def __init__(self, scaled_lr: float, averaged_lr: float, interval: int) -> None:
         super().__init__(scaled_lr)
+        self.averaged_lr = averaged_lr
         self.interval = interval
         self.val_losses: list[float] = []
         self.averaging = False
@@ -136,8 +138,12 @@ class NonMonotoneAveraging(ConstantLR):
             return
         earlier = self.val_losses[: -self.interval] if self.interval else self.val_losses
         if not self.averaging and len(self.val_losses) > self.interval and val_loss > min(earlier):
-            self.averaging = True
+            self.start_averaging()
         self.val_losses.append(val_loss)
+
+    def start_averaging(self) -> None:
+        self.averaging = True
+        self.lr = self.averaged_lr
 
     def state_dict(self) -> dict[str, Any]:
         return {"lr": self.lr, "val_losses": list(self.val_losses), "averaging": self.averaging}
@@ -165,5 +171,5 @@ def build_schedule(config: RunConfig) -> ConstantLR:
             min_lr=schedule.min_lr,
         )
     if schedule.kind == "nt-asgd":
-        return NonMonotoneAveraging(config.scaled_lr, schedule.nonmonotone_interval)
+        return NonMonotoneAveraging(config.scaled_lr, config.optimizer.lr, schedule.nonmonotone_interval)
     raise ValueError(f"unknown schedule kind {schedule.kind!r}")

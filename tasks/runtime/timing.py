@@ -1,7 +1,9 @@
 """Per-step timing with the phases MLBench reports, synchronized on GPU.
 
-A step runs from the moment the loader has handed over a batch to the end of the optimizer step:
-loader waits, validation, checkpoints and logging fall outside it (MLBench's time-to-accuracy).
+A step runs from the moment the loader has handed over a batch to the end of the batch's training
+metrics, as MLBench's code timed it (`batch_start` ... `record_batch_comp_metrics`, `batch_end`):
+loader waits, validation, checkpoints and logging fall outside it. `metrics` is the last phase,
+so the step up to the optimizer's end is `train_time` minus it.
 On CUDA the device is synchronized at each phase boundary, so asynchronous kernels are charged
 to the phase that launched them and communication is not hidden inside backward.
 """
@@ -11,7 +13,7 @@ from __future__ import annotations
 import time
 from typing import Callable
 
-PHASES = ("data", "forward", "loss", "backward", "communication", "optimizer")
+PHASES = ("data", "forward", "loss", "backward", "communication", "optimizer", "metrics")
 COMPUTE_PHASES = ("forward", "loss", "backward", "optimizer")
 
 

@@ -248,7 +248,8 @@ class Trainer:
             yield
 
     def train_step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One timed step on a batch the loader has handed over; returns the batch's summed loss."""
+        """One timed step on a batch the loader has handed over; returns the batch's summed loss, then
+        its training metrics' sums (the workload's train_metrics)."""
         parts, timer = self._built(), self.timer
         timer.start_step()
         inputs, labels = self._to_device(inputs, labels)
@@ -272,14 +273,19 @@ class Trainer:
         if self.weight_average is not None:  # the weights every rank holds after the step
             self.weight_average.update()
             timer.mark("optimizer")
+        with torch.no_grad():  # MLBench's step computed these before its batch_end
+            metric_sums = self.workload.train_metric_sums(outputs, labels)
+        timer.mark("metrics")
         timer.end_step()
-        return loss.detach().float() * labels.numel()
+        return torch.cat([(loss.detach().float() * labels.numel()).reshape(1), metric_sums])
 
-    def _train_epoch(self, epoch: int) -> tuple[float, float]:
-        """One pass over this rank's shard; returns (global mean train loss, this rank's train time)."""
+    def _train_epoch(self, epoch: int) -> tuple[float, dict[str, float], float]:
+        """One pass over this rank's shard; returns the global mean train loss, the global means of the
+        training metrics (per sample, over the epoch's batches) and this rank's train time."""
         parts, device = self._built(), self.device
         parts.model.train()
-        loss_sum = torch.zeros((), device=device)
+        names = self.workload.train_metrics
+        sums = torch.zeros(len(names) + 2, device=device)  # loss, the metrics, then the sample count
         samples = 0
         train_time_before = self.timer.train_time
         current_lr = None
@@ -293,11 +299,12 @@ class Trainer:
                 for group in parts.optimizer.param_groups:
                     group["lr"] = lr
                 current_lr = lr
-            loss_sum += self.train_step(inputs, labels)
+            sums[:-1] += self.train_step(inputs, labels)
             samples += labels.numel()
-        totals = torch.stack([loss_sum, torch.tensor(float(samples), device=device)])
-        dist.all_reduce(totals)
-        return (totals[0] / totals[1]).item(), self.timer.train_time - train_time_before
+        sums[-1] = samples
+        dist.all_reduce(sums)
+        means = (sums[:-1] / sums[-1]).tolist()
+        return means[0], dict(zip(names, means[1:], strict=True)), self.timer.train_time - train_time_before
 
     def _evaluate(self) -> dict[str, float]:
         """Global validation metrics (of the averaged weights once averaging has begun)."""
@@ -383,7 +390,7 @@ class Trainer:
         config, state = self.config, self.state
         epoch_start = time.perf_counter()
         self.mllog.start(constants.EPOCH_START, epoch_num=epoch + 1)
-        train_loss, epoch_train_time = self._train_epoch(epoch)
+        train_loss, train_metrics, epoch_train_time = self._train_epoch(epoch)
         self.mllog.end(constants.EPOCH_STOP, epoch_num=epoch + 1)
         if not math.isfinite(train_loss):
             raise Diverged(f"training loss is {train_loss} at epoch {epoch + 1}")
@@ -395,12 +402,14 @@ class Trainer:
         schedule.end_epoch(epoch, metrics["loss"] if metrics else None)
         if schedule.averaging and self.weight_average is None:
             self.weight_average = WeightAverage(self._built().base_model)
-            self.log(f"[mlbench] validation loss stopped improving: averaged SGD from epoch {epoch + 2}")
+            self.log(f"[mlbench] validation loss stopped improving: averaged SGD at lr {schedule.lr:g} "
+                     f"from epoch {epoch + 2}")
         state.epochs_done = epoch + 1
         state.history.append(EpochRecord(
             epoch=epoch + 1,
             lr=lr,
             train_loss=train_loss,
+            train_metrics=train_metrics,
             validation_metric=metrics[config.target_metric] if metrics else None,
             validation_loss=metrics["loss"] if metrics else None,
             validation_top5=metrics.get("top5") if metrics else None,

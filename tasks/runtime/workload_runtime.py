@@ -10,6 +10,8 @@ a workload runtime supplies the parts that depend on the kind of data and model:
   lr_factor(inputs)               the step's learning-rate multiplier
   loss(outputs, labels, model), evaluation_sums(outputs, labels, model), derived_metrics(metrics)
   summed_metrics                  the metrics evaluation_sums returns, in order
+  train_metric_sums(outputs, labels)  the training batch's metrics that MLBench computed inside its
+                                  timed step, each times the batch's samples (train_metrics: names)
 """
 
 from __future__ import annotations
@@ -74,8 +76,15 @@ class SampleClassification:
         return metrics
 
 
+def topk_correct(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[top-1 correct, top-5 correct] of a batch of class scores."""
+    top5 = outputs.topk(min(5, outputs.shape[1]), dim=1).indices
+    return torch.stack([(top5[:, 0] == labels).sum().float(), (top5 == labels[:, None]).any(dim=1).sum().float()])
+
+
 class ImageClassification(SampleClassification):
     summed_metrics = ("loss", "top1", "top5")
+    train_metrics = ("top1", "top5")  # MLBench's TopKAccuracy(1) and (5) on every training batch
 
     def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
@@ -95,19 +104,19 @@ class ImageClassification(SampleClassification):
     def evaluation_sums(self, outputs: torch.Tensor, labels: torch.Tensor, model: nn.Module) -> torch.Tensor:
         """[loss sum, top-1 correct, top-5 correct] for one validation batch."""
         outputs = outputs.float()
-        top5 = outputs.topk(min(5, outputs.shape[1]), dim=1).indices
-        return torch.stack([
-            nn.functional.cross_entropy(outputs, labels, reduction="sum")
-            + regularization(model, self.config.loss) * labels.numel(),
-            (top5[:, 0] == labels).sum().float(),
-            (top5 == labels[:, None]).any(dim=1).sum().float(),
-        ])
+        loss = (nn.functional.cross_entropy(outputs, labels, reduction="sum")
+                + regularization(model, self.config.loss) * labels.numel())
+        return torch.cat([loss.reshape(1), topk_correct(outputs, labels)])
+
+    def train_metric_sums(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return topk_correct(outputs.float(), labels)
 
 
 class BinaryClassification(SampleClassification):
     """Tabular rows, one logit per row, binary cross-entropy; accuracy at threshold 0.5."""
 
     summed_metrics = ("loss", "accuracy")
+    train_metrics = ("accuracy", "f1", "dice")  # MLBench's TopKAccuracy, F1Score, DiceCoefficient per batch
 
     def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
@@ -139,6 +148,20 @@ class BinaryClassification(SampleClassification):
             ((logits >= 0) == (labels >= 0.5)).sum().float(),
         ])
 
+    def train_metric_sums(self, outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """[correct, F1 · n, Dice · n] of a training batch of n rows: MLBench's per-batch F1 (threshold
+        0.5, epsilon 1e-9) and soft Dice (on the probabilities, epsilon 1e-4), weighted by batch size."""
+        probabilities = torch.sigmoid(outputs.float().squeeze(1))
+        positive = probabilities >= 0.5
+        predicted = positive.float()
+        true_positives = (predicted * labels).sum()
+        precision = true_positives / (predicted.sum() + 1e-9)
+        recall = true_positives / (labels.sum() + 1e-9)
+        f1 = 2 * precision * recall / (precision + recall + 1e-9)
+        dice = (2 * (probabilities * labels).sum() + 1e-4) / (probabilities.sum() + labels.sum() + 1e-4)
+        n = labels.numel()
+        return torch.stack([(positive == (labels >= 0.5)).sum().float(), f1 * n, dice * n])
+
 
 class LanguageModel:
     """Word-level language modelling on a token stream (MLBench task 3a, AWD-LSTM).
@@ -153,6 +176,7 @@ class LanguageModel:
     """
 
     summed_metrics = ("loss",)
+    train_metrics = ("perplexity",)  # MLBench's Perplexity on every training batch
 
     def __init__(self, config: RunConfig) -> None:
         self.config = config
@@ -204,6 +228,12 @@ class LanguageModel:
         """[cross-entropy sum] over the batch's tokens: the evaluated loss has no AR/TAR, as the reference."""
         logits = outputs[0].float()
         return nn.functional.cross_entropy(logits, targets, reduction="sum").reshape(1)
+
+    def train_metric_sums(self, outputs, targets: torch.Tensor) -> torch.Tensor:
+        """The batch's perplexity times its tokens: exp of a cross-entropy recomputed over the whole
+        vocabulary (without AR/TAR), as MLBench's per-batch metric did rather than reuse the loss."""
+        cross_entropy = nn.functional.cross_entropy(outputs[0].float(), targets)
+        return (cross_entropy.exp() * targets.numel()).reshape(1)
 
     def derived_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
         return {**metrics, "perplexity": math.exp(min(metrics["loss"], 700.0))}  # exp overflows past ~709

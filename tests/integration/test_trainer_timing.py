@@ -1,4 +1,5 @@
-"""Time to accuracy excludes loader waits and evaluation; wall time includes them."""
+"""Time to accuracy excludes loader waits and evaluation, includes the training metrics MLBench's step
+computed; wall time includes everything."""
 
 import time
 
@@ -11,10 +12,12 @@ from tasks.runtime.distributed import RankEnv, init_process_group
 from tasks.runtime.local_job import free_port
 from tasks.runtime.loader import ImageBatches
 from tasks.runtime.trainer import Trainer
+from tasks.runtime.workload_runtime import ImageClassification
 
 pytestmark = pytest.mark.integration
 LOADER_WAIT_S = 0.03
 EVAL_WAIT_S = 0.5
+METRICS_WAIT_S = 0.02
 
 
 def test_loader_waits_and_evaluation_are_outside_the_timed_steps(data_root, tmp_path, monkeypatch):
@@ -85,3 +88,28 @@ def test_a_resumed_runs_wall_clock_keeps_the_gap_and_counts_it_lost(data_root, t
     assert result.lost_time_s >= gap_s  # and epoch 2's first run, which no checkpoint kept
     # the epochs kept and the time lost are disjoint parts of the wall time
     assert result.wall_time_s >= result.lost_time_s + 0.99 * sum(e.epoch_time_s for e in result.history)
+
+
+def test_the_training_metrics_mlbench_timed_are_inside_the_step(data_root, tmp_path, monkeypatch):
+    catalog.prepare("digits", data_root)
+    config = resolve("cifar10-resnet20", "demo", world_size=1, overrides={"max_epochs": "1", "target_value": "1.0"})
+    original = ImageClassification.train_metric_sums
+
+    def slow_metrics(self, outputs, labels):
+        time.sleep(METRICS_WAIT_S)  # a costly per-batch metric
+        return original(self, outputs, labels)
+
+    monkeypatch.setattr(ImageClassification, "train_metric_sums", slow_metrics)
+    env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=free_port())
+    init_process_group(env, "gloo")
+    try:
+        result = Trainer(config, env, data_root, tmp_path, log=lambda _m: None).run()
+    finally:
+        dist.destroy_process_group()
+
+    phases, waited = result.phases_s, result.steps * METRICS_WAIT_S
+    assert phases["metrics"] >= waited
+    assert result.train_time_s >= waited + result.compute_s + result.communication_s
+    assert sum(phases.values()) == pytest.approx(result.train_time_s, rel=1e-6)
+    train_metrics = result.history[0].train_metrics
+    assert 0 <= train_metrics["top1"] <= train_metrics["top5"] <= 1

@@ -58,29 +58,53 @@ def test_column_plan_matches_what_the_sequences_predict():
 
 # ------------------------------------------------------------------------------- NT-ASGD trigger
 def test_averaging_starts_when_the_loss_is_worse_than_the_best_before_the_last_interval():
-    schedule = NonMonotoneAveraging(scaled_lr=21.2, interval=2)
+    schedule = NonMonotoneAveraging(scaled_lr=21.2, averaged_lr=15.0, interval=2)
     for epoch, loss in enumerate([5.0, 4.0, 4.5, 4.6]):  # 4.6 is only compared with [5.0, 4.0][:-2]: too few
         schedule.end_epoch(epoch, loss)
-        assert not schedule.averaging
+        assert not schedule.averaging and schedule.lr_for_step(epoch + 1, 0) == 21.2
     schedule.end_epoch(4, 4.2)  # worse than min(5.0, 4.0) of all epochs but the last two
-    assert schedule.averaging and schedule.lr_for_step(5, 0) == 21.2  # the rate in use carries on
+    assert schedule.averaging and schedule.lr_for_step(5, 0) == 15.0  # the averaged phase's own rate
     state = schedule.state_dict()
-    restored = NonMonotoneAveraging(21.2, 2)
+    restored = NonMonotoneAveraging(21.2, 15.0, 2)
     restored.load_state_dict(state)
     assert restored.averaging and restored.val_losses == [5.0, 4.0, 4.5, 4.6, 4.2]
+    assert restored.lr_for_step(6, 0) == 15.0
 
 
 def test_averaging_does_not_start_while_the_loss_keeps_improving():
-    schedule = NonMonotoneAveraging(scaled_lr=15.0, interval=5)
+    schedule = NonMonotoneAveraging(scaled_lr=15.0, averaged_lr=15.0, interval=5)
     for epoch in range(30):
         schedule.end_epoch(epoch, 10.0 - 0.1 * epoch)
     assert not schedule.averaging
 
 
-def test_task_3a_schedule_is_sgd_at_15_sqrt_k_then_averaged_sgd_at_the_same_rate():
-    schedule = build_schedule(resolve("wikitext2-lstm", world_size=4))
-    assert isinstance(schedule, NonMonotoneAveraging)
-    assert schedule.lr_for_step(0, 0) == pytest.approx(30.0) and schedule.interval == 5
+def switched(schedule, interval=5):
+    """The schedule after improving epochs, then one worse than all before the last `interval`."""
+    for epoch in range(interval + 1):
+        schedule.end_epoch(epoch, 10.0 - epoch)
+    schedule.end_epoch(interval + 1, 11.0)
+    assert schedule.averaging
+    return schedule
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 4])
+def test_task_3a_is_sgd_at_15_sqrt_k_then_averaged_sgd_at_15_unscaled(world_size):
+    """MLBench's main.py: SGD(lr=15·√k), then ASGD(lr=15, t0=0, lambd=0): the averaged phase is not scaled."""
+    schedule = build_schedule(resolve("wikitext2-lstm", world_size=world_size))
+    assert isinstance(schedule, NonMonotoneAveraging) and schedule.interval == 5
+    assert schedule.lr_for_step(0, 0) == pytest.approx(15.0 * math.sqrt(world_size))
+    assert switched(schedule).lr_for_step(7, 0) == pytest.approx(15.0)
+    assert schedule.lr_for_step(100, 3) == pytest.approx(15.0)  # and stays there
+
+
+def test_task_3a_averaged_rate_follows_an_overridden_base_rate():
+    schedule = build_schedule(resolve("wikitext2-lstm", world_size=4, overrides={"optimizer.lr": "30"}))
+    assert schedule.lr_for_step(0, 0) == pytest.approx(60.0)
+    assert switched(schedule).lr_for_step(7, 0) == pytest.approx(30.0)
+
+
+def test_task_3a_version_marks_the_unscaled_averaged_phase():
+    assert resolve("wikitext2-lstm", world_size=2).task_version == "1.1"
 
 
 # ------------------------------------------------------------------------------- weight average

@@ -47,7 +47,7 @@ def test_a_training_record_is_written_schema_valid_in_the_documented_order(tmp_p
     jsonschema.validate(document, load_schema())
     assert list(document)[:4] == ["schema_version", "status", "reason", "task"]
     assert list(document)[-2:] == ["started_at", "finished_at"]
-    assert list(document["history"][0])[:6] == ["epoch", "lr", "train_loss", "validation_metric",
+    assert list(document["history"][0])[:7] == ["epoch", "lr", "train_loss", "train_metrics", "validation_metric",
                                                 "validation_loss", "validation_top5"]
     assert "backends_unavailable" not in document["provenance"]  # a sweep's field only
     assert read_result(tmp_path) == record

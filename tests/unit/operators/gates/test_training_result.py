@@ -89,6 +89,7 @@ def _fabricated_result(world_size: int = 2, *, goal_reached: bool = True) -> dic
         "provenance": {"hostname": "node", "torch": "2.13.0+cpu", "device_name": "cpu"},
         "ranks": ranks,
         "resumes": 0,
+        "lost_time_s": 0.0,
         "started_at": "2026-01-01T00:00:00+00:00",
         "finished_at": "2026-01-01T00:00:02+00:00",
     }
