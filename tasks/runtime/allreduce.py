@@ -45,20 +45,24 @@ def bus_bandwidth(algorithm_bandwidth: float, world_size: int) -> float:
     return algorithm_bandwidth * bus_factor(world_size)
 
 
-def time_allreduce(source: torch.Tensor, repeats: int, sync: Callable[[], None] | None) -> list[float]:
-    """Seconds per call, the device synchronized before and after each one.
+def time_allreduce(source: torch.Tensor, repeats: int, sync: Callable[[], None] | None, *,
+                   fenced: bool = True) -> list[float]:
+    """Seconds per call, the device synchronized after each one.
 
     Each call reduces fresh values (copied from `source` outside the timed window), as MLBench did:
-    repeatedly summing the same buffer would overflow fp16 to inf within a few calls. A barrier
-    after the copy starts every rank's timer together, so no rank times a peer's copy.
+    repeatedly summing the same buffer would overflow fp16 to inf within a few calls. `fenced`
+    (ours) also synchronizes the device and holds a barrier before each call, so every rank's timer
+    starts together and no rank times its own copy or a peer's; MLBench's own timing (`fenced=False`)
+    did neither, and a rank's timer may include waiting for a slower peer.
     """
     tensor = torch.empty_like(source)
     timings = []
     for _ in range(repeats):
         tensor.copy_(source)
-        if sync:
-            sync()
-        dist.barrier()
+        if fenced:
+            if sync:
+                sync()
+            dist.barrier()
         start = time.perf_counter()
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         if sync:
@@ -86,27 +90,12 @@ def measure_size(elements: int, dtype: str, device: torch.device, *, repeats: in
     )
 
 
-def time_mlbench_style(source: torch.Tensor, calls: int, sync: Callable[[], None] | None) -> list[float]:
-    """Seconds per call as MLBench's task 0 timed them: no warm-up, no barrier, the device
-    synchronized after the call only (so a rank's timer may include waiting for a slower peer).
-    Fresh values for every call, copied outside the timed window as MLBench drew a fresh tensor."""
-    tensor = torch.empty_like(source)
-    timings = []
-    for _ in range(calls):
-        tensor.copy_(source)
-        start = time.perf_counter()
-        dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
-        if sync:
-            sync()
-        timings.append(time.perf_counter() - start)
-    return timings
-
-
 def run_mlbench_pass(*, device: str, dtypes: list[str], sizes: list[int], calls: int, seed: int = 0,
                      log: Callable[[str], None] = print,
                      rows: list[MlbenchMeasurement] | None = None) -> list[MlbenchMeasurement]:
     """MLBench's own figures: every one of its sizes (duplicates included, in its order) per dtype,
-    the mean of `calls` calls (`time_mlbench_style`). Rows are appended to `rows` when given."""
+    the mean of `calls` calls without warm-up, timed as MLBench did (`time_allreduce(fenced=False)`).
+    Rows are appended to `rows` when given."""
     torch_device = torch.device(f"cuda:{torch.cuda.current_device()}" if device == "cuda" else "cpu")
     sync = torch.cuda.synchronize if torch_device.type == "cuda" else None
     generator = torch.Generator().manual_seed(seed + 1)  # not the values of our own pass
@@ -114,7 +103,7 @@ def run_mlbench_pass(*, device: str, dtypes: list[str], sizes: list[int], calls:
     for dtype in dtypes:
         for elements in sizes:
             source = torch.rand(elements, generator=generator, dtype=torch.float32).to(torch_device, DTYPES[dtype])
-            mean = statistics.fmean(time_mlbench_style(source, calls, sync))
+            mean = statistics.fmean(time_allreduce(source, calls, sync, fenced=False))
             rows.append(MlbenchMeasurement(elements=elements, dtype=dtype, calls=calls, mean_latency_s=mean))
         log(f"[allreduce] MLBench-compatible pass, {dtype}: {len(sizes)} sizes, mean of {calls} calls each")
     return rows

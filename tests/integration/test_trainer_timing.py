@@ -20,6 +20,16 @@ EVAL_WAIT_S = 0.5
 METRICS_WAIT_S = 0.02
 
 
+
+def train_one_rank(config, data_root, output):
+    """One in-process rank's run (a one-process gloo group); its result."""
+    env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=free_port())
+    init_process_group(env, "gloo")
+    try:
+        return Trainer(config, env, data_root, output, log=lambda _m: None).run()
+    finally:
+        dist.destroy_process_group()
+
 def test_loader_waits_and_evaluation_are_outside_the_timed_steps(data_root, tmp_path, monkeypatch):
     catalog.prepare("digits", data_root)
     config = resolve("cifar10-resnet20", "demo", world_size=1, overrides={"max_epochs": "2", "target_value": "1.0"})
@@ -36,12 +46,7 @@ def test_loader_waits_and_evaluation_are_outside_the_timed_steps(data_root, tmp_
 
     monkeypatch.setattr(ImageBatches, "epoch", slow_epoch)
     monkeypatch.setattr(Trainer, "_evaluate", slow_eval)
-    env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=free_port())
-    init_process_group(env, "gloo")
-    try:
-        result = Trainer(config, env, data_root, tmp_path, log=lambda _m: None).run()
-    finally:
-        dist.destroy_process_group()
+    result = train_one_rank(config, data_root, tmp_path)
 
     train_batches = result.steps
     val_batches = 2 * -(-360 // 32)
@@ -69,20 +74,12 @@ def test_a_resumed_runs_wall_clock_keeps_the_gap_and_counts_it_lost(data_root, t
             raise Interrupted
         original_save(self)
 
-    def run_one_rank():
-        env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=free_port())
-        init_process_group(env, "gloo")
-        try:
-            return Trainer(config, env, data_root, tmp_path, log=lambda _m: None).run()
-        finally:
-            dist.destroy_process_group()
-
     monkeypatch.setattr(Trainer, "_save_checkpoint", crash_before_saving_epoch_two)
     with pytest.raises(Interrupted):
-        run_one_rank()
+        train_one_rank(config, data_root, tmp_path)
     time.sleep(gap_s)  # the restart
     monkeypatch.setattr(Trainer, "_save_checkpoint", original_save)
-    result = run_one_rank()
+    result = train_one_rank(config, data_root, tmp_path)
 
     assert result.resumes == 1 and result.epochs_run == 3
     assert result.lost_time_s >= gap_s  # and epoch 2's first run, which no checkpoint kept
@@ -100,12 +97,7 @@ def test_the_training_metrics_mlbench_timed_are_inside_the_step(data_root, tmp_p
         return original(self, outputs, labels)
 
     monkeypatch.setattr(ImageClassification, "train_metric_sums", slow_metrics)
-    env = RankEnv(rank=0, world_size=1, local_rank=0, master_addr="127.0.0.1", master_port=free_port())
-    init_process_group(env, "gloo")
-    try:
-        result = Trainer(config, env, data_root, tmp_path, log=lambda _m: None).run()
-    finally:
-        dist.destroy_process_group()
+    result = train_one_rank(config, data_root, tmp_path)
 
     phases, waited = result.phases_s, result.steps * METRICS_WAIT_S
     assert phases["metrics"] >= waited

@@ -69,7 +69,8 @@ def make_result(world_size, tta, *, status="completed", algorithm="allreduce", t
         "ranks": [{"rank": r, "hostname": "vm", "device_name": "AMD EPYC", "train_time_s": train_time,
                    "compute_s": compute, "communication_s": communication, "steps": 23 * len(history)}
                   for r in range(world_size)],
-        "resumes": 0, "lost_time_s": 0.0, "started_at": "2026-11-28T15:26:35+00:00", "finished_at": "2026-11-28T15:26:45+00:00",
+        "resumes": 0, "lost_time_s": 0.0,
+        "started_at": "2026-11-28T15:26:35+00:00", "finished_at": "2026-11-28T15:26:45+00:00",
     }
 
 
