@@ -7,7 +7,7 @@ does not hold: the accelerator and the hardware the run got. The git sha and the
 part of it: judging them is what the nightly is for.
 
 A night that failed or missed its target is a point, not a gap: its time-like values are the worst
-possible (`inf` for lower-is-better, 0 for higher-is-better), so a run that stops converging shows up
+possible (`inf` for lower-is-better, `-inf` for higher-is-better), so a run that stops converging shows up
 as the worst regression there is. Pure: no MLflow here (`operators.regressions.history` reads it).
 """
 
@@ -57,7 +57,8 @@ class WatchedMetric:
     value_of: Callable[[LoggedRun], float | None]
 
     def worst(self) -> float:
-        return math.inf if self.direction == "lower" else 0.0
+        """What a failed run records: the metric's worst (the detector's `failed_value`)."""
+        return math.inf if self.direction == "lower" else -math.inf
 
 
 def _reached(metric: str) -> Callable[[LoggedRun], float | None]:
@@ -84,13 +85,13 @@ def _comm_share(run: LoggedRun) -> float | None:
 
 
 def _hit(run: LoggedRun) -> float | None:
-    return 1.0 if run.succeeded and run.goal_reached else 0.0
+    return 1.0 if run.succeeded and run.goal_reached else 0.0  # a rate: a miss is 0, not a failure value
 
 
 TRAINING_METRICS = (
     WatchedMetric("time_to_accuracy_s", "lower", _reached("time_to_accuracy_s")),
     WatchedMetric("wall_time_to_accuracy_s", "lower", _reached("wall_time_to_accuracy_s")),
-    WatchedMetric("throughput_samples_per_s", "higher", _completed("throughput_samples_per_s", 0.0)),
+    WatchedMetric("throughput_samples_per_s", "higher", _completed("throughput_samples_per_s", -math.inf)),
     WatchedMetric("epochs_to_target", "lower", _reached("epochs_run")),
     WatchedMetric("comm_share", "lower", _comm_share),
     WatchedMetric("hit_rate", "higher", _hit),  # one point per repeat: the night's mean is its hit rate
@@ -103,7 +104,7 @@ def sweep_metrics(dtypes: tuple[str, ...] = ("fp32", "fp16")) -> tuple[WatchedMe
     watched: list[WatchedMetric] = []
     for dtype in dtypes:
         watched.append(WatchedMetric(f"peak_busbw_gbps_{dtype}", "higher",
-                                     _completed(f"peak_busbw_gbps_{dtype}", 0.0)))
+                                     _completed(f"peak_busbw_gbps_{dtype}", -math.inf)))
         watched.append(WatchedMetric(f"small_message_latency_ms_{dtype}", "lower",
                                      _completed(f"small_message_latency_ms_{dtype}", math.inf)))
     return tuple(watched)

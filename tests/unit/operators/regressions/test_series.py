@@ -23,9 +23,9 @@ def test_a_night_that_missed_its_target_is_the_worst_time_not_a_gap():
     assert [p.value for p in points(runs, WATCHED["hit_rate"])] == [1.0, 0.0, 0.0]
 
 
-def test_higher_is_better_metrics_are_worst_at_zero_and_derived_ones_need_their_inputs():
+def test_higher_is_better_metrics_are_worst_at_minus_infinity_and_derived_ones_need_their_inputs():
     runs = [run(1, throughput_samples_per_s=500.0, compute_s=3.0, communication_s=1.0), run(2, succeeded=False)]
-    assert [p.value for p in points(runs, WATCHED["throughput_samples_per_s"])] == [500.0, 0.0]
+    assert [p.value for p in points(runs, WATCHED["throughput_samples_per_s"])] == [500.0, -math.inf]
     assert [p.value for p in points(runs, WATCHED["comm_share"])] == [0.25]  # no share for a failed run
     assert WATCHED["throughput_samples_per_s"].direction == "higher" and WATCHED["comm_share"].direction == "lower"
 
