@@ -30,11 +30,13 @@ def logged_run(run: Any) -> LoggedRun:
         metrics=dict(run.data.metrics), git_sha=tags.get("git_sha"), image=tags.get("image"))
 
 
-def history(mlflow_client: Any, experiment_id: str, key: SeriesKey, *, nights: int = DEFAULT_NIGHTS
-            ) -> list[LoggedRun]:
-    """The series' runs of its newest `nights` DAG runs, oldest first (repeats of a night included)."""
+def history(mlflow_client: Any, experiment_id: str, key: SeriesKey, *, nights: int = DEFAULT_NIGHTS,
+            until_ms: int | None = None) -> list[LoggedRun]:
+    """The series' runs of its newest `nights` DAG runs up to `until_ms` (the judged night; later
+    nights are left out), oldest first, repeats of a night included."""
     tags = {ROLE_TAG: CHILD_ROLE, "task": key.task, "config_hash": key.config_hash}
     runs = [logged_run(run) for run in find_runs(mlflow_client, experiment_id, tags) if series_of(run) == key]
+    runs = [run for run in runs if until_ms is None or run.start_ms <= until_ms]
     night_start: dict[str, int] = {}
     for run in runs:
         night_start[run.dag_run_id] = min(night_start.get(run.dag_run_id, run.start_ms), run.start_ms)

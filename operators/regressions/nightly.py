@@ -31,9 +31,9 @@ def compare_dag_run(dag_run_id: str, *, tracking_uri: str | None, nights: int = 
         children = find_runs(mlflow_client, experiment.experiment_id, {ROLE_TAG: CHILD_ROLE, "dag_run_id": dag_run_id})
         judged = RegressionReport()
         for child in children:
-            key = series_of(child)
-            runs = history(mlflow_client, experiment.experiment_id, key, nights=nights)
-            verdicts, trends = judge(child.data.tags.get("config_id", child.info.run_id), logged_run(child), key,
+            key, current = series_of(child), logged_run(child)
+            runs = history(mlflow_client, experiment.experiment_id, key, nights=nights, until_ms=current.start_ms)
+            verdicts, trends = judge(child.data.tags.get("config_id", child.info.run_id), current, key,
                                      runs, watched_metrics(key.task), settings)
             judged.verdicts += verdicts
             judged.trends.update(trends)

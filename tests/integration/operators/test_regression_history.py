@@ -38,3 +38,38 @@ def test_history_keeps_its_series_and_the_newest_nights(tmp_path):
     assert runs[-1].start_ms == runs[-2].start_ms == 5 * DAY_MS  # the night's repeats share its time
     assert all(r.succeeded and r.goal_reached for r in runs) and runs[0].git_sha == "sha3"
     assert sorted(r.metrics["time_to_accuracy_s"] for r in runs[-2:]) == [10.0, 11.0]
+
+
+def seed_nights(client, experiment_id, ttas, *, noise=0.02):
+    """One configuration run (and its parent) per night, time to accuracy from `ttas` with 2 % noise."""
+    import random
+
+    rng = random.Random(7)
+    for night, tta in enumerate(ttas, start=1):
+        dag_run_id = f"scheduled__{night}"
+        parent = client.create_run(experiment_id, start_time=night * DAY_MS, tags={
+            ROLE_TAG: "benchmark", "dag_run_id": dag_run_id})
+        client.set_terminated(parent.info.run_id, status="FINISHED")
+        log_night(client, experiment_id, night, tta=tta * (1 + rng.gauss(0, noise)))
+
+
+def test_a_slower_night_is_a_regression_of_its_series_and_an_unchanged_one_is_not(tmp_path):
+    from operators.regressions.nightly import compare_dag_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    experiment_id = client.create_experiment("mlbench/t", artifact_location=str(tmp_path / "artifacts"))
+    seed_nights(client, experiment_id, [10.0] * 24 + [13.0] * 3)  # 30 % slower for the last 3 nights
+
+    report = compare_dag_run("scheduled__27", tracking_uri=uri)
+    by_metric = {v.metric: v for v in report.verdicts}
+    tta = by_metric["time_to_accuracy_s"]
+    assert tta.status == "regression" and tta.magnitude_pct > 20, tta
+    assert tta.commit_after in {"sha25", "sha26", "sha27"} and "time_to_accuracy_s" in tta.line()
+    child = client.search_runs([experiment_id], filter_string="tags.dag_run_id = 'scheduled__27' and "
+                                                             "tags.`mlbench.role` = 'configuration'")[0]
+    assert child.data.tags["regression"] == "true" and "time_to_accuracy_s" in child.data.tags["regression_metrics"]
+    assert "regression" in report.section() and "time_to_accuracy_s" in report.section()
+
+    steady = compare_dag_run("scheduled__24", tracking_uri=uri)  # the last night before the change
+    assert not steady.regressions, [v.line() for v in steady.regressions]
