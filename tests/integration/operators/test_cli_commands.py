@@ -65,7 +65,7 @@ def test_installed_mlbench_render_errors_stay_one_line():
 def test_help_lists_the_plugin_commands_after_the_built_in_ones():
     done = installed_mlbench("--help")
     assert done.returncode == 0
-    assert "{tasks,prepare,train,worker,allreduce,pools,render}" in done.stdout
+    assert "{tasks,prepare,train,worker,allreduce,detect,pools,render}" in done.stdout
 
 
 def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_about_it():
