@@ -34,12 +34,12 @@ def add_detect_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
     detect = subparsers.add_parser(
         "detect", help=f"find the change points of a nightly metric (CSV {COLUMNS}) and say whether the latest "
                        "is a regression; JSON on stdout, a one-line verdict on stderr")
-    detect.add_argument("--series", required=True, type=Path,
+    detect.add_argument("--series", required=True, type=Path, metavar="FILE.csv",
                         help=f"CSV with a header row, columns {COLUMNS}; rows sharing a time are repeats of one "
                              f"night; value: {VALID_VALUES}")
     detect.add_argument("--direction", choices=("lower", "higher"), default="lower",
                         help="which values are better (default: lower, as for times)")
-    detect.add_argument("--p-value", type=_probability, default=defaults.p_value,
+    detect.add_argument("--p-value", type=_probability, default=defaults.p_value, metavar="P",
                         help=f"significance level of a change point (default {defaults.p_value})")
     detect.add_argument("--min-magnitude", type=_percent, default=defaults.min_magnitude_pct, metavar="PCT",
                         help=f"smallest change of the mean reported, in %% (default {defaults.min_magnitude_pct:g})")

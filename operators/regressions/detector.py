@@ -60,6 +60,7 @@ __all__ = [
     "Segment",
     "SeriesError",
     "Status",
+    "Time",
     "Verdict",
     "detect",
     "failed_value",
@@ -171,9 +172,9 @@ def detect(points: Iterable[Point], direction: Direction | str,
     if len(finite) >= settings.min_history_nights:
         splits = _significant_splits(values, 0, len(values), settings)
         splits = _drop_small_changes(values, splits, settings.min_magnitude_pct)
-    change_points = tuple(_change_point(finite, values, splits, i, direction) for i in range(len(splits)))
+    change_points = _change_points(finite, values, splits, direction)
     verdict = _verdict(direction, finite, _failed_tail(nights), change_points, settings)
-    return Detection(verdict, change_points, _segments(finite, [split for split, _ in splits]))
+    return Detection(verdict, change_points, _segments(finite, values, [split for split, _ in splits]))
 
 
 # --- nights ---------------------------------------------------------------------------------
@@ -242,7 +243,9 @@ def _split_statistics(batch: np.ndarray, min_size: int) -> np.ndarray:
     """
     n = batch.shape[1]
     distances = np.abs(batch[:, :, None] - batch[:, None, :])
-    within_left = 2 * np.cumsum(np.triu(distances, 1).sum(axis=1), axis=1)  # ordered pairs, first k
+    # Column k - 1 of each: the sum over ordered pairs within the first k values, and over pairs
+    # whose first value is among the first k.
+    within_left = 2 * np.cumsum(np.triu(distances, 1).sum(axis=1), axis=1)
     rows_left = np.cumsum(distances.sum(axis=2), axis=1)
     left = np.arange(min_size, n - min_size + 1)
     right = n - left
@@ -320,22 +323,24 @@ def _is_worse(before: float, after: float, direction: Direction) -> bool:
     return after > before if direction is Direction.LOWER else after < before
 
 
-def _change_point(nights: Sequence[_Night], values: np.ndarray, splits: Sequence[tuple[int, float]],
-                  index: int, direction: Direction) -> ChangePoint:
+def _change_points(nights: Sequence[_Night], values: np.ndarray, splits: Sequence[tuple[int, float]],
+                   direction: Direction) -> tuple[ChangePoint, ...]:
+    if not splits:
+        return ()
     means = _segment_means(values, [split for split, _ in splits])
-    split, p_value = splits[index]
-    before, after = means[index], means[index + 1]
-    status = Status.REGRESSION if _is_worse(before, after, direction) else Status.IMPROVEMENT
-    return ChangePoint(nights[split].time, nights[split - 1].commit, nights[split].commit, before, after,
-                       _relative_change_pct(before, after), p_value, status)
+    return tuple(
+        ChangePoint(nights[split].time, nights[split - 1].commit, nights[split].commit, before, after,
+                    _relative_change_pct(before, after), p_value,
+                    Status.REGRESSION if _is_worse(before, after, direction) else Status.IMPROVEMENT)
+        for (split, p_value), before, after in zip(splits, means, means[1:], strict=False))
 
 
-def _segments(nights: Sequence[_Night], splits: Sequence[int]) -> tuple[Segment, ...]:
+def _segments(nights: Sequence[_Night], values: np.ndarray, splits: Sequence[int]) -> tuple[Segment, ...]:
     if not nights:
         return ()
     bounds = [0, *splits, len(nights)]
-    return tuple(Segment(nights[a].time, nights[b - 1].time, b - a, float(np.mean([n.value for n in nights[a:b]])))
-                 for a, b in zip(bounds, bounds[1:], strict=False))
+    return tuple(Segment(nights[a].time, nights[b - 1].time, b - a, mean)
+                 for a, b, mean in zip(bounds, bounds[1:], _segment_means(values, splits), strict=False))
 
 
 def _verdict(direction: Direction, finite: Sequence[_Night], failed_tail: Sequence[_Night],

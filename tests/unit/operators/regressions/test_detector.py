@@ -21,6 +21,7 @@ from operators.regressions.detector import (
     detect,
     failed_value,
 )
+from operators.regressions.detector import _split_statistics  # its arithmetic, against the definition
 
 pytestmark = pytest.mark.unit
 
@@ -273,3 +274,24 @@ def test_a_change_from_zero_has_an_infinite_magnitude_written_as_null():
 def test_settings_out_of_range_are_refused(settings):
     with pytest.raises(ValueError, match="must be"):
         DetectorSettings(**settings)
+
+
+# --- the statistic ----------------------------------------------------------------------------
+
+def energy_by_definition(before: np.ndarray, after: np.ndarray) -> float:
+    """Matteson & James's statistic with exponent 1, from its definition: mean distances across,
+    within each side (over distinct pairs; none for one value)."""
+    def within(x: np.ndarray) -> float:
+        return float(np.abs(x[:, None] - x[None, :]).sum() / (len(x) * (len(x) - 1))) if len(x) > 1 else 0.0
+
+    across = float(np.abs(before[:, None] - after[None, :]).mean())
+    m, k = len(before), len(after)
+    return m * k / (m + k) * (2 * across - within(before) - within(after))
+
+
+@pytest.mark.parametrize("min_size", [1, 2, 3])
+def test_the_split_statistics_are_the_energy_statistic_of_every_split(min_size):
+    batch = np.random.default_rng(min_size).standard_normal((3, 11))
+    statistics = _split_statistics(batch, min_size)
+    expected = [[energy_by_definition(row[:k], row[k:]) for k in range(min_size, 11 - min_size + 1)] for row in batch]
+    np.testing.assert_allclose(statistics, expected, rtol=1e-12)
