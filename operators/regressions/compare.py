@@ -90,7 +90,7 @@ class RegressionReport:
 
 
 def judge(config_id: str, current: LoggedRun, key: SeriesKey, runs: list[LoggedRun],
-          watched: tuple[WatchedMetric, ...], settings: DetectorSettings) -> tuple[list[MetricVerdict], dict]:
+          watched: tuple[WatchedMetric, ...], settings: DetectorSettings) -> tuple[list[MetricVerdict], dict[str, Any]]:
     """The verdicts of one configuration run on each watched metric over its series' history."""
     verdicts, trends = [], {}
     for metric in watched:
