@@ -1,7 +1,8 @@
-"""`mlbench pools` and `mlbench render` come from operators/cli.py through the `mlbench.commands`
-entry points: they work through the installed `mlbench` script, and an `mlbench` without operators/
-(the training image) simply lacks them."""
+"""`mlbench pools`, `mlbench render` and `mlbench detect` come from operators/ through the
+`mlbench.commands` entry points: they work through the installed `mlbench` script, and an `mlbench`
+without operators/ (the training image) simply lacks them."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -62,10 +63,29 @@ def test_installed_mlbench_render_errors_stay_one_line():
     assert missing.stderr.strip() == "mlbench render: error: the following arguments are required: --pool"
 
 
+def test_installed_mlbench_detects_a_step_in_a_csv_series(tmp_path):
+    series = tmp_path / "nightly.csv"
+    rows = [f"{night},{100 + night % 3},c{night}" for night in range(30)]
+    rows += [f"{night},{112 + night % 3},c{night}" for night in range(30, 34)]
+    series.write_text("time,value,commit\n" + "\n".join(rows) + "\n")
+    done = installed_mlbench("detect", "--series", str(series))
+    assert done.returncode == 0, done.stderr
+    verdict = json.loads(done.stdout)["verdict"]
+    assert (verdict["status"], verdict["first_seen"], verdict["commit_before"]) == ("regression", 30, "c29")
+    assert done.stderr == "regression: mean +11.6 % (lower is better) since 30 (commit c29 -> c30), p=0.002\n"
+
+
+def test_installed_mlbench_detect_errors_stay_one_line(tmp_path):
+    done = installed_mlbench("detect", "--series", str(tmp_path / "missing.csv"))
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr == (f"error: --series {tmp_path / 'missing.csv'}: no such file; give a CSV file with the "
+                           "columns time,value[,commit]\n")
+
+
 def test_help_lists_the_plugin_commands_after_the_built_in_ones():
     done = installed_mlbench("--help")
     assert done.returncode == 0
-    assert "{tasks,prepare,train,worker,allreduce,pools,render}" in done.stdout
+    assert "{tasks,prepare,train,worker,allreduce,detect,pools,render}" in done.stdout
 
 
 def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_about_it():
