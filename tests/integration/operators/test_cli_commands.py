@@ -1,6 +1,6 @@
-"""`mlbench pools` and `mlbench render` come from operators/cli.py through the `mlbench.commands`
-entry points: they work through the installed `mlbench` script, and an `mlbench` without operators/
-(the training image) simply lacks them."""
+"""`mlbench pools`, `render`, `compare` and `rerun` come from operators/cli.py through the
+`mlbench.commands` entry points: they work through the installed `mlbench` script, and an `mlbench`
+without operators/ (the training image) simply lacks them."""
 
 import subprocess
 import sys
@@ -65,7 +65,7 @@ def test_installed_mlbench_render_errors_stay_one_line():
 def test_help_lists_the_plugin_commands_after_the_built_in_ones():
     done = installed_mlbench("--help")
     assert done.returncode == 0
-    assert "{tasks,prepare,train,worker,allreduce,pools,render}" in done.stdout
+    assert "{tasks,prepare,train,worker,allreduce,compare,pools,render,rerun}" in done.stdout
 
 
 def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_about_it():
@@ -74,6 +74,6 @@ def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_a
     assert "cifar10-resnet20" in listed.stdout
     usage = without_operators("--help")
     assert usage.returncode == 0 and "{tasks,prepare,train,worker,allreduce}" in usage.stdout
-    for command in ("pools", "render"):
+    for command in ("pools", "render", "compare", "rerun"):
         done = without_operators(command)
         assert done.returncode == 2 and f"invalid choice: '{command}'" in done.stderr
