@@ -41,7 +41,7 @@ def world_size_argument(text: str) -> int:
     return value
 
 
-def _positive_seconds(text: str) -> float:
+def positive_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -97,8 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     train = sub.add_parser("train", help="run a benchmark with N local ranks and wait for all")
     _add_run_arguments(train)
     train.add_argument("--world-size", type=world_size_argument, default=1, help="number of ranks (default 1)")
-    train.add_argument("--timeout", type=_positive_seconds, default=24 * 3600, help="whole-run limit in seconds")
-    train.add_argument("--rendezvous-timeout", type=_positive_seconds, default=300,
+    train.add_argument("--timeout", type=positive_seconds, default=24 * 3600, help="whole-run limit in seconds")
+    train.add_argument("--rendezvous-timeout", type=positive_seconds, default=300,
                        help="seconds a rank waits for its peers (rendezvous and each collective)")
 
     worker = sub.add_parser("worker", help="run one rank of a launched configuration; rank and peers come from "
@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     allreduce.add_argument("--mlbench-calls", type=int,
                            help="calls per size of the MLBench-compatible pass (full preset: 100; 0: skip it)")
     allreduce.add_argument("--output", required=True, type=Path)
-    allreduce.add_argument("--timeout", type=_positive_seconds, default=6 * 3600)
-    allreduce.add_argument("--rendezvous-timeout", type=_positive_seconds, default=300)
+    allreduce.add_argument("--timeout", type=positive_seconds, default=6 * 3600)
+    allreduce.add_argument("--rendezvous-timeout", type=positive_seconds, default=300)
 
     _add_plugin_commands(sub)
     return parser
@@ -203,11 +203,13 @@ def cmd_prepare(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     config = _resolve(args, args.world_size)
-    return _launch(config, args, data_root=args.data_root)
+    return launch_locally(config, output=args.output, data_root=args.data_root, timeout_s=args.timeout,
+                          rendezvous_timeout_s=args.rendezvous_timeout)
 
 
-def _launch(config, args: argparse.Namespace, *, data_root: Path) -> int:
-    """Start the configuration's ranks on this machine, wait for all, and print how it went."""
+def launch_locally(config, *, output: Path, data_root: Path, timeout_s: float, rendezvous_timeout_s: float) -> int:
+    """Start a resolved configuration's ranks on this machine (its dataset prepared first), wait for
+    all, and print how it went; returns the exit code. `train`, `allreduce` and `rerun` end here."""
     from tasks.data import catalog
     from tasks.registry import kind_of
     from tasks.runtime.checkpoint import check_resumable
@@ -216,7 +218,7 @@ def _launch(config, args: argparse.Namespace, *, data_root: Path) -> int:
     from tasks.runtime.worker import ensure_writable_dir
 
     kind = kind_of(config.task)
-    output = ensure_writable_dir(args.output.resolve())
+    output = ensure_writable_dir(output.resolve())
     check_resumable(output / "checkpoints", config.config_hash())
     check_backend(config.backend, config.device, config.world_size)
     if kind.needs_data:
@@ -224,8 +226,8 @@ def _launch(config, args: argparse.Namespace, *, data_root: Path) -> int:
     print(f"[mlbench] launching {config.world_size} local rank(s) of {config.task} ({config.preset}); "
           f"logs in {output / 'logs'}", flush=True)
     outcome, result = launch_local(
-        config, output=output, data_root=data_root.resolve(), timeout_s=args.timeout,
-        rendezvous_timeout_s=args.rendezvous_timeout,
+        config, output=output, data_root=data_root.resolve(), timeout_s=timeout_s,
+        rendezvous_timeout_s=rendezvous_timeout_s,
     )
     print(kind.finish_local_run(result, output))
     if outcome.returncode != 0:
@@ -264,7 +266,8 @@ def cmd_allreduce(args: argparse.Namespace) -> int:
 
     config = resolve("allreduce", args.preset, world_size=args.world_size, backend=args.backend,
                      device=args.device, overrides=overrides)
-    return _launch(config, args, data_root=DEFAULT_DATA_ROOT)
+    return launch_locally(config, output=args.output, data_root=DEFAULT_DATA_ROOT, timeout_s=args.timeout,
+                          rendezvous_timeout_s=args.rendezvous_timeout)
 
 
 # Built-in commands; those added by `mlbench.commands` entry points set their own `handler`.

@@ -1,4 +1,4 @@
-"""`mlbench pools`, `mlbench render` and `mlbench detect` come from operators/ through the
+"""`mlbench pools`, `render`, `detect`, `compare` and `rerun` come from operators/ through the
 `mlbench.commands` entry points: they work through the installed `mlbench` script, and an `mlbench`
 without operators/ (the training image) simply lacks them."""
 
@@ -85,7 +85,7 @@ def test_installed_mlbench_detect_errors_stay_one_line(tmp_path):
 def test_help_lists_the_plugin_commands_after_the_built_in_ones():
     done = installed_mlbench("--help")
     assert done.returncode == 0
-    assert "{tasks,prepare,train,worker,allreduce,detect,pools,render}" in done.stdout
+    assert "{tasks,prepare,train,worker,allreduce,compare,detect,pools,render,rerun}" in done.stdout
 
 
 def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_about_it():
@@ -94,6 +94,6 @@ def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_a
     assert "cifar10-resnet20" in listed.stdout
     usage = without_operators("--help")
     assert usage.returncode == 0 and "{tasks,prepare,train,worker,allreduce}" in usage.stdout
-    for command in ("pools", "render"):
+    for command in ("pools", "render", "compare", "rerun"):
         done = without_operators(command)
         assert done.returncode == 2 and f"invalid choice: '{command}'" in done.stderr
