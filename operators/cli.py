@@ -177,10 +177,16 @@ def _trigger(request: dict) -> int:
         raise UserError(f"no `airflow` command here; install the airflow extra, or on the Airflow host run: "
                         f"airflow dags trigger {DAG_ID} --conf '{conf}'")
     print(f"[mlbench] triggering {DAG_ID} with {conf}", flush=True)
-    done = subprocess.run([airflow, "dags", "trigger", DAG_ID, "--conf", conf], capture_output=True, text=True)
+    done = subprocess.run([airflow, "dags", "trigger", DAG_ID, "--conf", conf, "--output", "json"],
+                          capture_output=True, text=True)
     if done.returncode != 0:
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         raise UserError(f"`airflow dags trigger {DAG_ID}` failed (exit {done.returncode}): "
                         f"{lines[-1].strip() if lines else 'no output'}")
-    sys.stdout.write(done.stdout)
+    # Airflow logs to stdout too; the new DAG run is its one JSON line
+    runs = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("[{")]
+    for run in (row for rows in runs for row in rows):
+        print(f"[mlbench] triggered {DAG_ID}: DAG run {run.get('dag_run_id')} ({run.get('state')})")
+    if not runs:
+        sys.stdout.write(done.stdout)
     return 0

@@ -163,18 +163,19 @@ def test_rerun_locally_runs_the_config_with_the_logged_hash(logged_run, data_roo
 def test_rerun_trigger_sends_a_valid_request_with_the_logged_hash(logged_run, capsys, tmp_path, monkeypatch):
     from operators.request import config_overrides, device_for, validate_request
 
-    fake = tmp_path / "bin" / "airflow"  # records its arguments, as `airflow dags trigger` prints a table
+    fake = tmp_path / "bin" / "airflow"  # records its arguments; prints a log line and the run, as Airflow does
     fake.parent.mkdir()
-    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {tmp_path}/argv\necho 'manual__2026 | queued'\n")
+    fake.write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {tmp_path}/argv\necho '[info] creating dag run'\n"
+                    """echo '[{"dag_id": "mlbench_benchmark", "dag_run_id": "manual__2026", "state": "queued"}]'\n""")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("MLBENCH_GIT_SHA", "0" * 40)  # today's code differs from the recorded: one warning line
     code, out, err = mlbench(capsys, "rerun", logged_run["run_id"], "--trigger", "--tracking-uri", logged_run["uri"])
     assert code == 0, err
     assert err.count("\n") == 1 and err.startswith("warning: rerun of ") and f"git sha {'0' * 40}" in err
-    assert "manual__2026 | queued" in out
+    assert out.splitlines()[-1] == f"[mlbench] triggered {DAG_ID}: DAG run manual__2026 (queued)"
     argv = Path(tmp_path / "argv").read_text().splitlines()
-    assert argv[:3] == ["dags", "trigger", DAG_ID] and argv[3] == "--conf"
+    assert argv[:3] == ["dags", "trigger", DAG_ID] and argv[3] == "--conf" and argv[5:] == ["--output", "json"]
     request = validate_request(json.loads(argv[4]))
     assert request.repeats == 1 and request.launcher == "local" and request.world_sizes == (1,)
     again = resolve(request.tasks[0], request.preset, world_size=1, backend=request.backend[0],
