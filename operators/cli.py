@@ -17,7 +17,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tasks.cli import DEFAULT_DATA_ROOT, launch_locally, override_argument, positive_seconds, world_size_argument
+from tasks.cli import (
+    DEFAULT_DATA_ROOT,
+    between_zero_and_one,
+    launch_locally,
+    override_argument,
+    positive_seconds,
+    world_size_argument,
+)
 from tasks.errors import UserError
 from tasks.settings import Settings
 
@@ -44,23 +51,14 @@ def add_render_command(subparsers: argparse._SubParsersAction) -> None:
     render.set_defaults(handler=cmd_render)
 
 
-def _alpha(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a significance level between 0 and 1, got '{text}'") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a significance level between 0 and 1, got {value:g}")
-    return value
-
-
 def add_compare_command(subparsers: argparse._SubParsersAction) -> None:
     compare = subparsers.add_parser("compare", help="compare two benchmark DAG runs logged to MLflow, per "
                                                     "configuration (Markdown for a pull request, or JSON)")
     compare.add_argument("a", metavar="A", help="DAG run id (tag dag_run_id) or parent run id: the baseline")
     compare.add_argument("b", metavar="B", help="DAG run id or parent run id: compared against A")
     compare.add_argument("--format", choices=("markdown", "json"), default="markdown")
-    compare.add_argument("--alpha", type=_alpha, default=0.05, help="significance level (default 0.05)")
+    compare.add_argument("--alpha", type=between_zero_and_one("a significance level"), default=0.05,
+                         help="significance level (default 0.05)")
     compare.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI, else "
                                                 "$MLBENCH_HOME/mlflow.db)")
     compare.set_defaults(handler=cmd_compare)

@@ -15,7 +15,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tasks.errors import ExitCode, UserError
 from tasks.settings import Settings
@@ -39,6 +39,19 @@ def world_size_argument(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"world size must be >= 1, got {value}")
     return value
+
+
+def between_zero_and_one(what: str) -> Callable[[str], float]:
+    """An argparse type: a number strictly between 0 and 1; `what` names it in the error line."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} between 0 and 1, got '{text}'") from None
+        if not 0 < value < 1:
+            raise argparse.ArgumentTypeError(f"expected {what} between 0 and 1, got {value:g}")
+        return value
+    return parse
 
 
 def positive_seconds(text: str) -> float:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from operators.regressions.settings import DetectorSettings
+from tasks.cli import between_zero_and_one
 from tasks.errors import ExitCode, UserError
 
 if TYPE_CHECKING:
@@ -39,7 +40,7 @@ def add_detect_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
                              f"night; value: {VALID_VALUES}")
     detect.add_argument("--direction", choices=("lower", "higher"), default="lower",
                         help="which values are better (default: lower, as for times)")
-    detect.add_argument("--p-value", type=_probability, default=defaults.p_value, metavar="P",
+    detect.add_argument("--p-value", type=between_zero_and_one("a p-value"), default=defaults.p_value, metavar="P",
                         help=f"significance level of a change point (default {defaults.p_value})")
     detect.add_argument("--min-magnitude", type=_percent, default=defaults.min_magnitude_pct, metavar="PCT",
                         help=f"smallest change of the mean reported, in %% (default {defaults.min_magnitude_pct:g})")
@@ -126,16 +127,6 @@ def _value(path: Path, line: int, text: str) -> float:
         return float(text)
     except ValueError:
         raise UserError(f"{path} line {line}: value {text!r} is not a number; valid: {VALID_VALUES}") from None
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a p-value between 0 and 1, got '{text}'") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a p-value between 0 and 1, got {value:g}")
-    return value
 
 
 def _percent(text: str) -> float:
