@@ -15,7 +15,7 @@ import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from tasks.errors import ExitCode, UserError
 from tasks.settings import Settings
@@ -41,14 +41,22 @@ def world_size_argument(text: str) -> int:
     return value
 
 
-def _positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {value:g}")
-    return value
+def number_argument(expected: str, valid: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a float for which `valid` holds; the error says what was `expected`."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}, got '{text}'") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value:g}")
+        return value
+
+    return parse
+
+
+_positive_seconds = number_argument("seconds > 0", lambda value: value > 0)
 
 
 def override_argument(text: str) -> tuple[str, str]:

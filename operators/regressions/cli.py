@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from operators.regressions.settings import DetectorSettings
+from tasks.cli import number_argument
 from tasks.errors import ExitCode, UserError
 
 if TYPE_CHECKING:
@@ -27,6 +28,8 @@ COLUMNS = "time,value[,commit]"
 REQUIRED_COLUMNS = ("time", "value")
 OPTIONAL_COLUMNS = ("commit",)
 VALID_VALUES = "a number, nan or empty for a missing value, inf (lower is better) or -inf (higher) for a failed run"
+_probability = number_argument("a p-value between 0 and 1", lambda value: 0 < value < 1)
+_percent = number_argument("a percentage >= 0", lambda value: value >= 0)  # false for nan
 
 
 def add_detect_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -126,23 +129,3 @@ def _value(path: Path, line: int, text: str) -> float:
         return float(text)
     except ValueError:
         raise UserError(f"{path} line {line}: value {text!r} is not a number; valid: {VALID_VALUES}") from None
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a p-value between 0 and 1, got '{text}'") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"expected a p-value between 0 and 1, got {value:g}")
-    return value
-
-
-def _percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage >= 0, got '{text}'") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a percentage >= 0, got {value:g}")
-    return value
