@@ -59,6 +59,7 @@ def test_a_relative_or_similarly_named_import_is_not_flagged():
     assert not any(_is_forbidden(module) for _, module in _imported_modules(ast.parse(source)))
 
 
-def test_the_kubernetes_commands_are_registered_as_entry_points():
+def test_the_operators_commands_are_registered_as_entry_points():
     commands = {e.name: e.value for e in importlib.metadata.entry_points(group="mlbench.commands")}
-    assert commands == {"pools": "operators.cli:add_pools_command", "render": "operators.cli:add_render_command"}
+    assert commands == {"pools": "operators.cli:add_pools_command", "render": "operators.cli:add_render_command",
+                        "detect": "operators.regressions.cli:add_detect_command"}
