@@ -55,11 +55,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
     points = read_series(args.series)
     try:
         settings = DetectorSettings(p_value=args.p_value, min_magnitude_pct=args.min_magnitude)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
         detection = detect(points, args.direction, settings)
     except SeriesError as exc:
         raise UserError(f"{args.series}: {exc}") from None
-    except ValueError as exc:  # the settings
-        raise UserError(str(exc)) from None
     print(json.dumps(detection.to_dict(), indent=2))
     print(detection.verdict.summary(), file=sys.stderr)
     return ExitCode.OK
