@@ -7,6 +7,7 @@ with enough history to the last. Step series (40 nights, then a step of +STEP % 
 stays) measure detection: for each number of nights after the step, the fraction flagged
 `regression` with the change at the step night +-1; the delay of a series is the first of those
 night counts at which it is flagged. Seeds are 0..SEEDS-1, so every figure is reproducible.
+Last, the time of one `detect` on 60, 180 and 365 nights, without and with a step.
 
     python bench/regression_detector.py                          # the defaults
     python bench/regression_detector.py --p-value 0.05 --min-magnitude 3 --seeds 300
@@ -70,6 +71,19 @@ def delay(seed: int, args: argparse.Namespace, settings: DetectorSettings) -> tu
     return None, verdict.status is Status.REGRESSION
 
 
+def time_per_series(settings: DetectorSettings, nights: int, step_pct: float) -> float:
+    """Median seconds of one `detect` on a series of `nights` nights, with a step 10 nights from its end."""
+    rng = np.random.default_rng(0)
+    values = noisy(rng, nights - 10, 3.0) + noisy(rng, 10, 3.0, 100 + step_pct)
+    points = [Point(i, v) for i, v in enumerate(values)]
+    runs = []
+    for _ in range(5):
+        started = time.perf_counter()
+        detect(points, "lower", settings)
+        runs.append(time.perf_counter() - started)
+    return statistics.median(runs)
+
+
 def main() -> None:
     args = parse_args()
     settings = DetectorSettings(p_value=args.p_value, min_magnitude_pct=args.min_magnitude,
@@ -93,6 +107,9 @@ def main() -> None:
     print(f"delay: median {statistics.median(found_delays)} nights, max {max(found_delays)} nights; "
           f"{MAX_NIGHTS_AFTER} nights after the step, {elsewhere}/{args.seeds} flagged 2 or more nights away from "
           f"it, {args.seeds - len(found_delays) - elsewhere}/{args.seeds} not flagged")
+    for nights in (60, 180, 365):
+        print(f"one detect, {nights} nights: {time_per_series(settings, nights, 0.0) * 1000:.0f} ms without a change, "
+              f"{time_per_series(settings, nights, args.step) * 1000:.0f} ms with the step")
 
 
 if __name__ == "__main__":

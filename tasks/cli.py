@@ -41,27 +41,27 @@ def world_size_argument(text: str) -> int:
     return value
 
 
-def between_zero_and_one(what: str) -> Callable[[str], float]:
-    """An argparse type: a number strictly between 0 and 1; `what` names it in the error line."""
+def number_argument(expected: str, valid: Callable[[float], bool]) -> Callable[[str], float]:
+    """An argparse type: a float for which `valid` holds; the error says what was `expected`."""
+
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected {what} between 0 and 1, got '{text}'") from None
-        if not 0 < value < 1:
-            raise argparse.ArgumentTypeError(f"expected {what} between 0 and 1, got {value:g}")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got '{text}'") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {value:g}")
         return value
+
     return parse
 
 
-def positive_seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got '{text}'") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected seconds > 0, got {value:g}")
-    return value
+def between_zero_and_one(what: str) -> Callable[[str], float]:
+    """An argparse type: a number strictly between 0 and 1; `what` names it in the error line."""
+    return number_argument(f"{what} between 0 and 1", lambda value: 0 < value < 1)
+
+
+positive_seconds = number_argument("seconds > 0", lambda value: value > 0)
 
 
 def override_argument(text: str) -> tuple[str, str]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from operators.regressions.settings import DetectorSettings
-from tasks.cli import between_zero_and_one
+from tasks.cli import between_zero_and_one, number_argument
 from tasks.errors import ExitCode, UserError
 
 if TYPE_CHECKING:
@@ -28,6 +28,8 @@ COLUMNS = "time,value[,commit]"
 REQUIRED_COLUMNS = ("time", "value")
 OPTIONAL_COLUMNS = ("commit",)
 VALID_VALUES = "a number, nan or empty for a missing value, inf (lower is better) or -inf (higher) for a failed run"
+_probability = between_zero_and_one("a p-value")
+_percent = number_argument("a percentage >= 0", lambda value: value >= 0)  # false for nan
 
 
 def add_detect_command(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +42,7 @@ def add_detect_command(subparsers: argparse._SubParsersAction[argparse.ArgumentP
                              f"night; value: {VALID_VALUES}")
     detect.add_argument("--direction", choices=("lower", "higher"), default="lower",
                         help="which values are better (default: lower, as for times)")
-    detect.add_argument("--p-value", type=between_zero_and_one("a p-value"), default=defaults.p_value, metavar="P",
+    detect.add_argument("--p-value", type=_probability, default=defaults.p_value, metavar="P",
                         help=f"significance level of a change point (default {defaults.p_value})")
     detect.add_argument("--min-magnitude", type=_percent, default=defaults.min_magnitude_pct, metavar="PCT",
                         help=f"smallest change of the mean reported, in %% (default {defaults.min_magnitude_pct:g})")
@@ -53,11 +55,12 @@ def cmd_detect(args: argparse.Namespace) -> int:
     points = read_series(args.series)
     try:
         settings = DetectorSettings(p_value=args.p_value, min_magnitude_pct=args.min_magnitude)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    try:
         detection = detect(points, args.direction, settings)
     except SeriesError as exc:
         raise UserError(f"{args.series}: {exc}") from None
-    except ValueError as exc:  # the settings
-        raise UserError(str(exc)) from None
     print(json.dumps(detection.to_dict(), indent=2))
     print(detection.verdict.summary(), file=sys.stderr)
     return ExitCode.OK
@@ -127,13 +130,3 @@ def _value(path: Path, line: int, text: str) -> float:
         return float(text)
     except ValueError:
         raise UserError(f"{path} line {line}: value {text!r} is not a number; valid: {VALID_VALUES}") from None
-
-
-def _percent(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a percentage >= 0, got '{text}'") from None
-    if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a percentage >= 0, got {value:g}")
-    return value

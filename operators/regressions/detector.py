@@ -67,7 +67,9 @@ __all__ = [
 ]
 
 Time = str | int | float  # a night's label: ISO date or time, or a number; one kind per series
-# Permutation batches are (permutations, nights, nights) distance arrays: at most this many floats.
+# Shuffles are tested in batches of at most this many, and at most this many floats of distances
+# (a batch is a (shuffles, nights, nights) array): small enough to stop early, large enough for numpy.
+_BATCH_PERMUTATIONS = 50
 _BATCH_FLOATS = 1 << 22
 
 
@@ -242,10 +244,11 @@ def _split_statistics(batch: np.ndarray, min_size: int) -> np.ndarray:
     upper triangle and of its rows, so one row costs O(n^2).
     """
     n = batch.shape[1]
-    distances = np.abs(batch[:, :, None] - batch[:, None, :])
+    distances = np.subtract(batch[:, :, None], batch[:, None, :])
+    np.abs(distances, out=distances)  # in place: the largest array here
     # Column k - 1 of each: the sum over ordered pairs within the first k values, and over pairs
     # whose first value is among the first k.
-    within_left = 2 * np.cumsum(np.triu(distances, 1).sum(axis=1), axis=1)
+    within_left = 2 * np.cumsum(np.einsum("rij,ij->rj", distances, np.triu(np.ones((n, n)), 1)), axis=1)
     rows_left = np.cumsum(distances.sum(axis=2), axis=1)
     left = np.arange(min_size, n - min_size + 1)
     right = n - left
@@ -258,20 +261,26 @@ def _split_statistics(batch: np.ndarray, min_size: int) -> np.ndarray:
 
 
 def _best_split(values: np.ndarray, settings: DetectorSettings, rng: np.random.Generator) -> tuple[int, float]:
-    """The split of `values` with the largest statistic, and its permutation p-value."""
+    """The split of `values` with the largest statistic, and its permutation p-value.
+
+    The shuffles go in batches, and stop once so many exceeded the observed maximum that the split
+    cannot be significant whatever the rest give (Besag & Clifford 1991): the decision is the one
+    all `settings.permutations` would give, and a significant split's p-value is exactly theirs.
+    Most segments have nothing to find, and stop after the first batch.
+    """
     observed = _split_statistics(values[None, :], settings.min_segment_nights)[0]
     best = int(np.argmax(observed))
     # Ties with the observed maximum count as exceeding it (a constant series gives p = 1); the
     # tolerance absorbs rounding differences between orderings of the same values.
     threshold = observed[best] - 1e-9 * (1 + abs(observed[best]))
-    batch_size = max(1, _BATCH_FLOATS // len(values) ** 2)
-    exceeding, remaining = 0, settings.permutations
-    while remaining:
-        count = min(batch_size, remaining)
+    batch_size = max(1, min(_BATCH_PERMUTATIONS, _BATCH_FLOATS // len(values) ** 2))
+    exceeding, done = 0, 0
+    while done < settings.permutations and (exceeding + 1) / (settings.permutations + 1) <= settings.p_value:
+        count = min(batch_size, settings.permutations - done)
         shuffled = rng.permuted(np.broadcast_to(values, (count, len(values))), axis=1)
         exceeding += int((_split_statistics(shuffled, settings.min_segment_nights).max(axis=1) >= threshold).sum())
-        remaining -= count
-    return settings.min_segment_nights + best, (exceeding + 1) / (settings.permutations + 1)
+        done += count
+    return settings.min_segment_nights + best, (exceeding + 1) / (done + 1)
 
 
 def _significant_splits(values: np.ndarray, start: int, stop: int,

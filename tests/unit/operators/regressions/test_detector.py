@@ -33,9 +33,9 @@ def noise(seed: int, nights: int, level: float = 100.0, pct: float = 3.0) -> lis
     return list(level * (1 + pct / 100 * np.random.default_rng(seed).standard_normal(nights)))
 
 
-def series(values: list[float], start: int = 0) -> list[Point]:
-    """One point a night, numbered from `start`, commit `c<night>`."""
-    return [Point(start + i, value, f"c{start + i}") for i, value in enumerate(values)]
+def series(values: list[float]) -> list[Point]:
+    """One point a night, numbered from 0, commit `c<night>`."""
+    return [Point(night, value, f"c{night}") for night, value in enumerate(values)]
 
 
 def step(seed: int, nights_after: int, pct: float = 10.0) -> list[float]:
@@ -50,7 +50,7 @@ def test_a_10_percent_step_is_an_outlier_after_1_night_and_a_regression_at_the_s
     for verdict in verdicts[1:]:
         assert verdict.status is Status.REGRESSION and verdict.first_seen in (39, 40, 41)
         assert (verdict.commit_before, verdict.commit_after) == (f"c{verdict.first_seen - 1}", f"c{verdict.first_seen}")
-        assert 5 < (verdict.magnitude_pct or 0) < 15 and 0 < (verdict.p_value or 1) <= 0.02
+        assert 5 < (verdict.magnitude_pct or 0) < 15 and 0 < (verdict.p_value or 1) <= DetectorSettings().p_value
     # With 3 nights after the step, night 39 (high in this noise) is put on the step's side.
     assert [verdict.first_seen for verdict in verdicts[1:]] == [40, 39]
 
@@ -66,6 +66,7 @@ def test_a_10_percent_step_is_flagged_within_3_nights_at_the_step_night_plus_or_
 
 
 def test_50_noise_only_series_of_60_nights_give_at_most_one_false_alarm():
+    """On the 60th night (the bench: 0.2 % of series; 4.1 % are flagged on some night from the 15th on)."""
     alarms = [seed for seed in range(50) if detect(series(noise(seed, 60)), "lower").verdict.status
               is Status.REGRESSION]
     assert len(alarms) <= 1, alarms
