@@ -32,6 +32,7 @@ TAGS = ["mlbench", "benchmark"]
 def benchmark_params() -> dict[str, Param]:
     """The manual trigger form; the request step re-validates everything with clear messages."""
     from operators.kubernetes.pools import load_pools
+    from operators.regressions.settings import HISTORY_FIELDS, ON_REGRESSION
     from tasks.registry import BACKENDS, TASKS, algorithm_names, preset_names
 
     return {
@@ -57,6 +58,12 @@ def benchmark_params() -> dict[str, Param]:
         "overrides": Param({}, type="object", title="Config overrides",
                            description='extra config fields for every task, e.g. {"max_epochs": "5"}, '
                                        'or for one task: {"wikitext2-lstm": {"max_epochs": "5"}}'),
+        "on_regression": Param("warn", type="string", enum=list(ON_REGRESSION), title="On a regression",
+                               description="each configuration is compared with its nightly history: warn "
+                                           "(report it) or fail (fail the run)"),
+        "history": Param({}, type="object", title="History comparison",
+                         description=f"optional: {', '.join(HISTORY_FIELDS)} (defaults: 60 nights, p-value "
+                                     "0.02, 5 %; docs/regressions.md)"),
     }
 
 
@@ -105,6 +112,13 @@ def track() -> dict[str, Any]:
     return track_step(_run_id(), dag_id=_dag_id())
 
 
+@task(trigger_rule=TriggerRule.ALL_DONE)
+def compare_history() -> dict[str, int]:
+    from operators.steps import compare_history_step
+
+    return compare_history_step(_run_id())
+
+
 @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
 def report() -> str:
     from operators.steps import report_step
@@ -145,4 +159,4 @@ def build_pipeline(request_from: str) -> None:
     gate = validate_results()
     launched >> gate
     configurations >> gate  # runs (and records the failure) even when planning never happened
-    gate >> track() >> report() >> cleanup() >> check()
+    gate >> track() >> compare_history() >> report() >> cleanup() >> check()

@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from operators.regressions.settings import HISTORY_FIELDS, ON_REGRESSION, RegressionPolicy
 from tasks.errors import UserError
 from tasks.registry import BACKENDS, TASKS, get_preset, get_task, kind_of
 
@@ -38,6 +39,12 @@ class BenchmarkRequest:
     target: float | None = None  # overrides every task's target for this request (task 0 has none)
     pool: str | None = None  # node-pool profile, for the kubernetes launcher
     overrides: dict[str, Any] = field(default_factory=dict)  # field -> value for every task; task -> {field: value}
+    on_regression: str = "warn"  # what `check` does when the run regressed against its history: fail | warn
+    history: dict[str, float] = field(default_factory=dict)  # nights, p_value, min_magnitude_pct (defaults otherwise)
+
+    @property
+    def regression_policy(self) -> RegressionPolicy:
+        return RegressionPolicy.from_fields(self.on_regression, self.history)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -79,10 +86,12 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
     target = _check_target(params.get("target"))
     overrides = _check_overrides(params.get("overrides") or {}, tasks)
     pool = _check_pool_field(params.get("pool") or None, launcher, backends, accelerator)
+    on_regression, history = _check_regression_policy(params.get("on_regression", defaults.on_regression),
+                                                      params.get("history") or {})
     request = BenchmarkRequest(
         tasks=tuple(tasks), preset=preset, world_sizes=tuple(world_sizes), backend=tuple(backends),
         algorithm=algorithm, repeats=repeats, launcher=launcher, accelerator=accelerator,
-        target=target, overrides=overrides, pool=pool,
+        target=target, overrides=overrides, pool=pool, on_regression=on_regression, history=history,
     )
     _check_resolves(request)
     return request
@@ -176,6 +185,20 @@ def _check_pool_field(pool: Any, launcher: str, backends: list[str], accelerator
     elif pool is not None:
         raise _fail("pool", "a node pool only applies to launcher 'kubernetes'")
     return pool
+
+
+def _check_regression_policy(on_regression: Any, history: Any) -> tuple[str, dict[str, float]]:
+    if on_regression not in ON_REGRESSION:
+        raise _fail("on_regression", f"{on_regression!r} is not valid; valid: {', '.join(ON_REGRESSION)}")
+    if not isinstance(history, dict):
+        raise _fail("history", f"must be a mapping with any of {', '.join(HISTORY_FIELDS)}, got {history!r}")
+    try:
+        policy = RegressionPolicy.from_fields(on_regression, history)
+    except ValueError as exc:
+        raise _fail("history", str(exc)) from None
+    checked = {"nights": policy.nights, "p_value": policy.detector.p_value,
+               "min_magnitude_pct": policy.detector.min_magnitude_pct}
+    return on_regression, {name: checked[name] for name in history}  # only what was set: defaults may change
 
 
 def _check_overrides(overrides: Any, tasks: list[str]) -> dict[str, Any]:

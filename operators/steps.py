@@ -2,7 +2,7 @@
 
 Data flow (one DAG run):
   validate request → prepare datasets → GX data gate → plan → launch (mapped, operators.launch) →
-  GX results gate → MLflow → report → cleanup → check
+  GX results gate → MLflow → history (regressions) → report → cleanup → check
 
 Steps hand each other small values (the request, the plan: ids and paths); everything large
 lives on disk: datasets in the data root, bundles and validation reports in the run directory
@@ -24,7 +24,7 @@ from tasks.settings import Settings
 RESULT_VALIDATION_FILE = "validation.json"
 INVALID_REQUESTS_EXPERIMENT = "invalid-requests"  # MLflow experiment mlbench/invalid-requests
 # Steps that run after the launch whatever happened; `check` requires each to have finished.
-RECORDING_STEPS = ("validate_results", "track", "report", "cleanup")
+RECORDING_STEPS = ("validate_results", "track", "compare_history", "report", "cleanup")
 
 
 def log(message: str) -> None:
@@ -294,8 +294,30 @@ def track_step(run_id: str, *, dag_id: str) -> dict[str, Any]:
     return ids
 
 
+def compare_history_step(run_id: str) -> dict[str, int]:
+    """Every configuration of this run against its series' nightly history, from MLflow: verdicts in
+    regressions.json, tags and trend plots on the runs (operators.regressions.nightly)."""
+    from operators.regressions.nightly import compare_dag_run
+
+    settings = Settings.from_env()
+    directory = RunDirectory.of(run_id, settings)
+    request, plan = directory.read_request(), directory.read_plan()
+    counts = {"verdicts": 0, "regressions": 0, "improvements": 0}
+    if request is not None and plan:
+        policy = validate_request(request).regression_policy
+        found = compare_dag_run(run_id, tracking_uri=settings.tracking_uri, policy=policy,
+                                plots_dir=directory.path / "trends")
+        found.write(directory.path)
+        print(found.section(), flush=True)
+        counts = {"verdicts": len(found.verdicts), "regressions": len(found.regressions),
+                  "improvements": len(found.improvements)}
+    directory.mark_done("compare_history")
+    return counts
+
+
 def report_step(run_id: str) -> str:
     from operators import report
+    from operators.regressions.compare import RegressionReport
 
     settings = Settings.from_env()
     directory = RunDirectory.of(run_id, settings)
@@ -303,6 +325,9 @@ def report_step(run_id: str) -> str:
     table = ""
     if plan:
         table = report.format_tables(outcomes_of(plan))
+        regressions = RegressionReport.read(directory.path)
+        if regressions is not None:
+            table = f"{table}\n\n{regressions.section()}"
         directory.write_summary(table)
         print(table, flush=True)
         print(f"MLFLOW_TRACKING_URI={settings.tracking_uri}", flush=True)
@@ -320,8 +345,30 @@ def check_step(run_id: str) -> None:
     if unfinished:
         raise RuntimeError(f"step(s) {', '.join(unfinished)} did not finish: the run is not fully "
                            "validated, recorded or cleaned up; see their logs")
+    problems = []
     failed = [o for o in outcomes_of(plan) if not o.succeeded]
     if failed:
         details = "; ".join(f"{o.config_id}: {o.failure_reason}" for o in failed[:5])
-        raise RuntimeError(f"{len(failed)} of {len(plan)} configuration(s) failed: {details}")
+        problems.append(f"{len(failed)} of {len(plan)} configuration(s) failed: {details}")
+    problems += _regression_problems(directory)
+    if problems:
+        raise RuntimeError("\n".join(problems))
     log(f"all {len(plan)} configuration(s) completed and passed validation")
+
+
+def _regression_problems(directory: RunDirectory) -> list[str]:
+    """The regressions against the history, one line each: a problem under `on_regression: fail`,
+    logged as a warning under `warn`."""
+    from operators.regressions.compare import RegressionReport
+
+    found = RegressionReport.read(directory.path)
+    request = directory.read_request()
+    if found is None or not found.regressions or request is None:
+        return []
+    policy = validate_request(request).regression_policy
+    lines = [f"{len(found.regressions)} regression(s) against the nightly history (on_regression: "
+             f"{policy.on_regression}):", *(f"  {v.line()}" for v in found.regressions)]
+    if policy.on_regression == "fail":
+        return lines
+    log("warning: " + "\n".join(lines))
+    return []

@@ -32,14 +32,15 @@ __all__ = [
 ]
 
 
-def figure(width: float, height: float):
-    """A new matplotlib Figure (Agg backend) of `width` x `height` inches at 100 dpi, constrained layout."""
+def figure(width: float, height: float, *, layout: str | None = "constrained"):
+    """A new matplotlib Figure (Agg backend) of `width` x `height` inches at 100 dpi; constrained
+    layout unless `layout` is None (fixed margins: one draw instead of two, for many small panels)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+    return Figure(figsize=(width, height), dpi=100, layout=layout)
 
 
 def save(fig, path: str | Path) -> Path:

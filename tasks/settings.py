@@ -16,6 +16,7 @@ Every process (a CLI command, an Airflow step, the embedded demo) builds one `Se
 | MLBENCH_POOLS_FILE              | pools_file              | none: the bundled operators/kubernetes/pools.yaml |
 | MLBENCH_LAUNCH_POOL             | launch_pool             | `mlbench_local`                           |
 | MLBENCH_RETRY_DELAY_S           | retry_delay_s           | 30                                        |
+| MLBENCH_NIGHTLY_SWEEP           | nightly_sweep           | none: the bundled dags/sweeps/nightly.yaml |
 
 A rank's own environment (RANK, WORLD_SIZE, MASTER_ADDR, ..., set by a launcher for one process)
 is not a setting: `tasks.runtime.distributed.RankEnv` reads it.
@@ -47,6 +48,7 @@ class Settings:
     pools_file: Path | None = None
     launch_pool: str = LOCAL_LAUNCH_POOL
     retry_delay_s: float = 30.0
+    nightly_sweep: Path | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,6 +66,7 @@ class Settings:
             pools_file=_path(env.get("MLBENCH_POOLS_FILE")),
             launch_pool=env.get("MLBENCH_LAUNCH_POOL") or LOCAL_LAUNCH_POOL,
             retry_delay_s=_seconds(env, "MLBENCH_RETRY_DELAY_S", 30.0),
+            nightly_sweep=_path(env.get("MLBENCH_NIGHTLY_SWEEP")),
         )
 
     @property

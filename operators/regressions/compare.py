@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,15 +17,15 @@ from operators.regressions.detector import DetectorSettings, Point, Status, dete
 from operators.regressions.series import LoggedRun, SeriesKey, WatchedMetric, points
 
 REGRESSIONS_FILE = "regressions.json"
-ON_REGRESSION = ("fail", "warn")  # what `check` does when a regression is found
+RECENT_NIGHTS = 7  # the latest night is also shown against the median of this many nights before it
 
 
 @dataclass(frozen=True)
 class MetricVerdict:
     """One configuration's verdict on one watched metric."""
 
-    config_id: str
-    run_id: str
+    config_id: str  # the configuration without its repeat: all repeats of a night are one series' points
+    run_ids: tuple[str, ...]  # the judged night's configuration runs (one per repeat)
     series: str
     metric: str
     direction: str
@@ -35,6 +37,8 @@ class MetricVerdict:
     commit_before: str | None = None
     commit_after: str | None = None
     nights: int = 0
+    latest_value: float | None = None  # median of the judged night's repeats (inf: failed)
+    vs_recent_pct: float | None = None  # latest_value against the median of the RECENT_NIGHTS before it
 
     @property
     def is_regression(self) -> bool:
@@ -42,7 +46,13 @@ class MetricVerdict:
 
     def line(self) -> str:
         """One line for `check` and the logs: configuration, metric, magnitude, p-value, commits."""
-        return f"{self.config_id}: {self.metric}: {self.summary}"
+        return f"{self.config_id}: {self.metric}: {self.summary}{self.standing()}"
+
+    def standing(self) -> str:
+        """How the judged night compares with the nights just before it (what a manual run wants to see)."""
+        if self.latest_value is None or self.vs_recent_pct is None:
+            return ""
+        return f"; this run {self.latest_value:.4g}, {self.vs_recent_pct:+.1f} % vs the median of the nights before"
 
 
 @dataclass
@@ -56,6 +66,14 @@ class RegressionReport:
     def regressions(self) -> list[MetricVerdict]:
         return [v for v in self.verdicts if v.is_regression]
 
+    @property
+    def improvements(self) -> list[MetricVerdict]:
+        return [v for v in self.verdicts if v.status == Status.IMPROVEMENT.value]
+
+    def trends_of(self, config_id: str) -> list[dict[str, Any]]:
+        """The trends of one configuration's metrics, in the order they were judged."""
+        return [trend for trend in self.trends.values() if trend["config_id"] == config_id]
+
     def by_config(self) -> dict[str, list[MetricVerdict]]:
         grouped: dict[str, list[MetricVerdict]] = {}
         for verdict in self.verdicts:
@@ -64,8 +82,9 @@ class RegressionReport:
 
     def write(self, directory: Path) -> Path:
         path = directory / REGRESSIONS_FILE
-        path.write_text(json.dumps({"verdicts": [asdict(v) for v in self.verdicts], "trends": self.trends},
-                                   indent=2, default=str))
+        verdicts = [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(verdict).items()}
+                    for verdict in self.verdicts]  # strict JSON: a failed night's inf is null
+        path.write_text(json.dumps({"verdicts": verdicts, "trends": self.trends}, indent=2, default=str))
         return path
 
     @classmethod
@@ -74,7 +93,8 @@ class RegressionReport:
         if not path.exists():
             return None
         data = json.loads(path.read_text())
-        return cls([MetricVerdict(**v) for v in data["verdicts"]], data.get("trends", {}))
+        return cls([MetricVerdict(**{**v, "run_ids": tuple(v["run_ids"])}) for v in data["verdicts"]],
+                   data.get("trends", {}))
 
     def section(self) -> str:
         """The report's "Regressions" section: one line per regression, improvement and short history."""
@@ -89,23 +109,51 @@ class RegressionReport:
         return "\n".join(lines)
 
 
-def judge(config_id: str, current: LoggedRun, key: SeriesKey, runs: list[LoggedRun],
+def judge(config_id: str, judged: list[LoggedRun], key: SeriesKey, runs: list[LoggedRun],
           watched: tuple[WatchedMetric, ...], settings: DetectorSettings) -> tuple[list[MetricVerdict], dict[str, Any]]:
-    """The verdicts of one configuration run on each watched metric over its series' history."""
+    """The verdicts of one configuration (`judged`: its runs of the judged night, one per repeat) on
+    each watched metric over its series' history (`runs`, the judged night included)."""
     verdicts, trends = [], {}
+    judged_ids = {run.run_id for run in judged}
     for metric in watched:
-        series = [Point(time=p.time_ms, value=p.value, commit=p.commit) for p in points(runs, metric)]
-        if not series:
-            continue
+        found = points(runs, metric)
+        if not any(p.run_id in judged_ids for p in found):
+            continue  # the judged night has no value for it (e.g. a communication share it never logged)
+        series = [Point(time=night_label(p.time_ms), value=p.value, commit=p.commit) for p in found]
         detection = detect(series, metric.direction, settings)
         verdict = detection.verdict
+        latest, recent = _latest_and_recent([p.value for p in found if p.run_id in judged_ids],
+                                            found, judged_ids)
         verdicts.append(MetricVerdict(
-            config_id=config_id, run_id=current.run_id, series=key.name, metric=metric.name,
+            config_id=config_id, run_ids=tuple(sorted(judged_ids)), series=key.name, metric=metric.name,
             direction=metric.direction, status=verdict.status.value, summary=verdict.summary(),
             magnitude_pct=verdict.magnitude_pct, p_value=verdict.p_value,
             first_seen=None if verdict.first_seen is None else str(verdict.first_seen),
-            commit_before=verdict.commit_before, commit_after=verdict.commit_after, nights=verdict.nights))
+            commit_before=verdict.commit_before, commit_after=verdict.commit_after, nights=verdict.nights,
+            latest_value=latest, vs_recent_pct=_relative_pct(latest, recent)))
         trends[f"{config_id} {metric.name}"] = {  # JSON has no infinity: a failed night's value is null
+            "config_id": config_id, "metric": metric.name, "direction": metric.direction,
             "points": [[p.time, p.value if math.isfinite(p.value) else None] for p in series],
             "detection": detection.to_dict()}
     return verdicts, trends
+
+
+def night_label(time_ms: int) -> str:
+    """A night's time as ISO 8601 UTC to the millisecond: readable in reports, sorts in time order."""
+    return datetime.fromtimestamp(time_ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _latest_and_recent(latest: list[float], found: list, judged_ids: set[str]) -> tuple[float, float | None]:
+    """The judged night's median, and the median of the finite nights' medians just before it."""
+    before: dict[int, list[float]] = {}
+    for point in found:
+        if point.run_id not in judged_ids and math.isfinite(point.value):
+            before.setdefault(point.time_ms, []).append(point.value)
+    nights = [statistics.median(before[time]) for time in sorted(before)][-RECENT_NIGHTS:]
+    return statistics.median(latest), statistics.median(nights) if nights else None
+
+
+def _relative_pct(value: float, reference: float | None) -> float | None:
+    if reference is None or reference == 0 or not math.isfinite(value):
+        return None
+    return 100.0 * (value - reference) / abs(reference)

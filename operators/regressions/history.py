@@ -8,9 +8,9 @@ import dataclasses
 from typing import Any
 
 from operators.regressions.series import LoggedRun, SeriesKey
+from operators.regressions.settings import DEFAULT_NIGHTS
 from operators.tracking.store import CHILD_ROLE, ROLE_TAG, find_runs
 
-DEFAULT_NIGHTS = 60  # nights of history a series is judged on
 
 
 def series_of(run: Any) -> SeriesKey:
@@ -31,11 +31,16 @@ def logged_run(run: Any) -> LoggedRun:
 
 
 def history(mlflow_client: Any, experiment_id: str, key: SeriesKey, *, nights: int = DEFAULT_NIGHTS,
-            until_ms: int | None = None) -> list[LoggedRun]:
+            until_ms: int | None = None, dag_id: str | None = None, judged_dag_run: str | None = None
+            ) -> list[LoggedRun]:
     """The series' runs of its newest `nights` DAG runs up to `until_ms` (the judged night; later
-    nights are left out), oldest first, repeats of a night included."""
+    nights are left out), oldest first, repeats of a night included. With `dag_id`, only that DAG's
+    runs and those of `judged_dag_run` (a manual run judged against the nightly's history)."""
     tags = {ROLE_TAG: CHILD_ROLE, "task": key.task, "config_hash": key.config_hash}
-    runs = [logged_run(run) for run in find_runs(mlflow_client, experiment_id, tags) if series_of(run) == key]
+    runs = [logged_run(run) for run in find_runs(mlflow_client, experiment_id, tags)
+            if series_of(run) == key
+            and (dag_id is None or run.data.tags.get("dag_id") == dag_id
+                 or run.data.tags.get("dag_run_id") == judged_dag_run)]
     runs = [run for run in runs if until_ms is None or run.start_ms <= until_ms]
     night_start: dict[str, int] = {}
     for run in runs:

@@ -1,17 +1,23 @@
 """A DAG run against the nightly history, through MLflow: find the run's configuration runs, read
-each one's series history, judge every watched metric (`compare.judge`), and record the verdicts
-on the runs (tags `regression`, `regression_metrics`; the parent's metric `regressions`).
+each configuration's series history (the nightly's runs, plus this run's), judge every watched
+metric (`compare.judge`), and record the verdicts on the runs (tags `regression`,
+`regression_metrics` on every repeat; the parent's metrics `regressions` and `improvements`; a
+trend plot per configuration, `plots/trend.png`).
 """
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 from operators.regressions.compare import RegressionReport, judge
-from operators.regressions.detector import DetectorSettings
-from operators.regressions.history import DEFAULT_NIGHTS, history, logged_run, series_of
+from operators.regressions.history import history, logged_run, series_of
 from operators.regressions.series import TRAINING_METRICS, WatchedMetric, sweep_metrics
+from operators.regressions.settings import HISTORY_DAG_ID, RegressionPolicy
 from operators.tracking.store import CHILD_ROLE, PARENT_ROLE, ROLE_TAG, client, find_runs
+
+TREND_PLOT = "trend.png"  # under the configuration runs' plots/
 
 
 def watched_metrics(task: str) -> tuple[WatchedMetric, ...]:
@@ -21,37 +27,57 @@ def watched_metrics(task: str) -> tuple[WatchedMetric, ...]:
     return TRAINING_METRICS if pipeline_kind(task).has_target else sweep_metrics()
 
 
-def compare_dag_run(dag_run_id: str, *, tracking_uri: str | None, nights: int = DEFAULT_NIGHTS,
-                    settings: DetectorSettings | None = None) -> RegressionReport:
-    """Every configuration run of `dag_run_id` (in every `mlbench/*` experiment) against its series."""
+def configuration_of(config_id: str) -> str:
+    """A configuration id without its repeat: the repeats of one night are points of one series."""
+    return re.sub(r"__r\d+$", "", config_id)
+
+
+def compare_dag_run(dag_run_id: str, *, tracking_uri: str | None, policy: RegressionPolicy | None = None,
+                    history_dag_id: str = HISTORY_DAG_ID, plots_dir: Path | None = None) -> RegressionReport:
+    """Every configuration of `dag_run_id` (in every `mlbench/*` experiment) against its series'
+    history: the runs of `history_dag_id` and of this DAG run, newest `policy.nights` nights. With
+    `plots_dir`, a trend plot per configuration is drawn there and logged to its runs."""
     mlflow_client, _ = client(tracking_uri, None)
-    settings = settings or DetectorSettings()
+    policy = policy or RegressionPolicy()
     report = RegressionReport()
     for experiment in mlflow_client.search_experiments(filter_string="name LIKE 'mlbench/%'"):
         children = find_runs(mlflow_client, experiment.experiment_id, {ROLE_TAG: CHILD_ROLE, "dag_run_id": dag_run_id})
-        judged = RegressionReport()
+        configurations: dict[str, list[Any]] = {}
         for child in children:
-            key, current = series_of(child), logged_run(child)
-            runs = history(mlflow_client, experiment.experiment_id, key, nights=nights, until_ms=current.start_ms)
-            verdicts, trends = judge(child.data.tags.get("config_id", child.info.run_id), current, key,
-                                     runs, watched_metrics(key.task), settings)
+            configurations.setdefault(configuration_of(child.data.tags.get("config_id", child.info.run_id)),
+                                      []).append(child)
+        judged = RegressionReport()
+        for config_id, runs in sorted(configurations.items()):
+            key, night = series_of(runs[0]), [logged_run(run) for run in runs]
+            past = history(mlflow_client, experiment.experiment_id, key, nights=policy.nights,
+                           until_ms=max(run.start_ms for run in night), dag_id=history_dag_id,
+                           judged_dag_run=dag_run_id)
+            verdicts, trends = judge(config_id, night, key, past, watched_metrics(key.task), policy.detector)
             judged.verdicts += verdicts
             judged.trends.update(trends)
-        _record(mlflow_client, experiment.experiment_id, dag_run_id, judged)
+        _record(mlflow_client, experiment.experiment_id, dag_run_id, judged, plots_dir=plots_dir)
         report.verdicts += judged.verdicts
         report.trends.update(judged.trends)
     return report
 
 
-def _record(mlflow_client: Any, experiment_id: str, dag_run_id: str, judged: RegressionReport) -> None:
-    """Tags on each judged configuration run and the regression count on the experiment's parent run."""
-    regressed: dict[str, list[str]] = {verdict.run_id: [] for verdict in judged.verdicts}
-    for verdict in judged.regressions:
-        regressed[verdict.run_id].append(verdict.metric)
-    for run_id, metrics in regressed.items():
-        mlflow_client.set_tag(run_id, "regression", "true" if metrics else "false")
-        mlflow_client.set_tag(run_id, "regression_metrics", ",".join(metrics) or "-")
-    if not regressed:
+def _record(mlflow_client: Any, experiment_id: str, dag_run_id: str, judged: RegressionReport, *,
+            plots_dir: Path | None) -> None:
+    """Tags and a trend plot on each judged configuration run; counts on the experiment's parent run."""
+    if not judged.verdicts:
         return
+    for config_id, verdicts in judged.by_config().items():
+        regressed = ",".join(v.metric for v in verdicts if v.is_regression)
+        drawn = None
+        if plots_dir is not None:
+            from operators.regressions.plots import plot_trends
+
+            drawn = plot_trends(judged.trends_of(config_id), plots_dir / config_id / TREND_PLOT, title=config_id)
+        for run_id in verdicts[0].run_ids:
+            mlflow_client.set_tag(run_id, "regression", "true" if regressed else "false")
+            mlflow_client.set_tag(run_id, "regression_metrics", regressed or "-")
+            if drawn is not None:
+                mlflow_client.log_artifact(run_id, str(drawn), "plots")
     for parent in find_runs(mlflow_client, experiment_id, {ROLE_TAG: PARENT_ROLE, "dag_run_id": dag_run_id}):
         mlflow_client.log_metric(parent.info.run_id, "regressions", float(len(judged.regressions)))
+        mlflow_client.log_metric(parent.info.run_id, "improvements", float(len(judged.improvements)))

@@ -41,3 +41,49 @@ class DetectorSettings:
         while 2 / math.comb(nights, self.min_segment_nights) > self.p_value:
             nights += 1
         return nights
+
+
+DEFAULT_NIGHTS = 60  # newest nights of history a series is judged on
+HISTORY_DAG_ID = "mlbench_nightly"  # a series' history is this DAG's runs (plus the run being judged)
+ON_REGRESSION = ("fail", "warn")  # what `check` does when a regression is found
+HISTORY_FIELDS = ("nights", "p_value", "min_magnitude_pct")  # the request's `history` mapping
+
+
+@dataclass(frozen=True)
+class RegressionPolicy:
+    """How a DAG run is judged against its history: the request's `on_regression` and `history`
+    fields (a sweep file sets them; the manual form defaults to warn)."""
+
+    on_regression: str = "warn"
+    nights: int = DEFAULT_NIGHTS
+    detector: DetectorSettings = DetectorSettings()
+
+    def __post_init__(self) -> None:
+        if self.on_regression not in ON_REGRESSION:
+            raise ValueError(f"on_regression must be one of {', '.join(ON_REGRESSION)}, got {self.on_regression!r}")
+        if not 2 <= self.nights <= 10_000:
+            raise ValueError(f"nights must be a whole number from 2 to 10000, got {self.nights!r}")
+
+    @classmethod
+    def from_fields(cls, on_regression: str, history: dict[str, float]) -> RegressionPolicy:
+        """From the request's fields; ValueError names the bad one."""
+        unknown = sorted(set(history) - set(HISTORY_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown field {unknown[0]!r}; valid: {', '.join(HISTORY_FIELDS)}")
+        nights = _number("nights", history.get("nights", cls.nights))
+        if not nights.is_integer():
+            raise ValueError(f"nights must be a whole number, got {history['nights']!r}")
+        defaults = DetectorSettings()
+        detector = DetectorSettings(
+            p_value=_number("p_value", history.get("p_value", defaults.p_value)),
+            min_magnitude_pct=_number("min_magnitude_pct", history.get("min_magnitude_pct", defaults.min_magnitude_pct)))
+        return cls(on_regression=on_regression, nights=int(nights), detector=detector)
+
+
+def _number(name: str, value: object) -> float:
+    try:
+        if isinstance(value, bool):
+            raise TypeError(value)
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {value!r}") from None

@@ -68,10 +68,11 @@ def test_house_rules(dagbag):
 
 def test_steps_after_launch_run_whatever_happened_upstream(dagbag):
     dag = dagbag.dags["mlbench_benchmark"]
-    for task_id in ("validate_results", "track", "report", "cleanup", "check"):
+    for task_id in ("validate_results", "track", "compare_history", "report", "cleanup", "check"):
         assert dag.get_task(task_id).trigger_rule == "all_done", task_id
     order = [t.task_id for t in dag.topological_sort()]
     assert order.index("validate_data") < order.index("plan") < order.index("launch") < order.index("track")
+    assert order.index("track") < order.index("compare_history") < order.index("report") < order.index("check")
 
 
 def test_nightly_sweep_file_is_a_valid_request():
@@ -82,3 +83,8 @@ def test_nightly_sweep_file_is_a_valid_request():
     assert request.tasks == ("cifar10-resnet20", "epsilon-logreg", "wikitext2-lstm", "allreduce")
     assert request.launcher == "local"
     assert request.preset == "demo"  # task 0's demo sweep keeps the nightly run short
+    assert request.on_regression == "fail"  # the nightly turns a regression into a failed run
+
+
+def test_the_manual_form_warns_on_a_regression_by_default(dagbag):
+    assert dagbag.dags["mlbench_benchmark"].params["on_regression"] == "warn"

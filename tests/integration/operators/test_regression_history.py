@@ -16,7 +16,8 @@ def log_night(client, experiment_id, night, *, config_hash="abc", hardware="EPYC
     for repeat in range(repeats):
         run = client.create_run(experiment_id, start_time=night * DAY_MS + repeat * 60_000, tags={
             ROLE_TAG: CHILD_ROLE, "task": "t", "config_hash": config_hash, "hardware": hardware,
-            "dag_run_id": f"scheduled__{night}", "goal_reached": "true", "git_sha": f"sha{night}"})
+            "dag_id": "mlbench_nightly", "dag_run_id": f"scheduled__{night}", "config_id": f"t__a__w1__r{repeat}",
+            "goal_reached": "true", "git_sha": f"sha{night}"})
         client.log_param(run.info.run_id, "accelerator", "cpu")
         client.log_metric(run.info.run_id, "time_to_accuracy_s", tta + repeat)
         client.set_terminated(run.info.run_id, status=status)

@@ -9,6 +9,7 @@ from operators import steps
 from operators.run_directory import RunDirectory
 from operators.launch import launch_configuration
 from operators.planning import Configuration
+from operators.regressions.compare import MetricVerdict, RegressionReport
 
 pytestmark = pytest.mark.integration
 
@@ -36,8 +37,13 @@ def test_steps_run_a_request_end_to_end_without_airflow(home, capsys):
     assert all(v["success"] for v in steps.validate_results_step(run_id))
     ids = steps.track_step(run_id, dag_id="mlbench_benchmark")
     assert set(ids["child_runs"]) == {c["config_id"] for c in plan}
+    counts = steps.compare_history_step(run_id)  # no nightly history yet: every metric is short of nights
+    assert counts["verdicts"] > 0 and counts["regressions"] == 0
+    found = RegressionReport.read(steps.run_dir(run_id))
+    assert {v.status for v in found.verdicts} <= {"insufficient history", "regression"}
+    assert {v.config_id for v in found.verdicts} == {c["config_id"].removesuffix("__r0") for c in plan}
     table = steps.report_step(run_id)
-    assert "cifar10-resnet20 allreduce w2" in table
+    assert "cifar10-resnet20 allreduce w2" in table and "Regressions: 0 in 2 configuration(s)" in table
     assert steps.cleanup_step(run_id, dag_id="mlbench_benchmark") == 0  # local launcher: nothing on a cluster
     steps.check_step(run_id)
     assert "MLFLOW_TRACKING_URI=sqlite:///" in capsys.readouterr().out
@@ -69,6 +75,7 @@ def test_check_fails_the_run_when_a_recording_step_did_not_finish(home):
     run_id = "manual__track-crashed"
     launch_one_smoke_configuration(run_id)
     steps.validate_results_step(run_id)
+    steps.compare_history_step(run_id)
     steps.report_step(run_id)
     steps.cleanup_step(run_id, dag_id="mlbench_benchmark")  # but `track` crashed: no marker
     with pytest.raises(RuntimeError, match=r"step\(s\) track did not finish"):
@@ -83,6 +90,30 @@ def test_a_run_cleared_and_run_again_does_not_read_the_previous_attempt(home):
         steps.validate_request_step({"preset": "smoke", "world_sizes": [1, 1]}, run_id)
     assert steps.load_plan(run_id) is None and steps.load_request(run_id) is None
     with pytest.raises(RuntimeError, match="stopped before any configuration was planned"):
+        steps.check_step(run_id)
+
+
+def test_check_fails_on_a_regression_only_when_the_request_says_fail(home, capsys):
+    run_id = "manual__regressed"
+    launch_one_smoke_configuration(run_id)
+    steps.validate_results_step(run_id)
+    steps.track_step(run_id, dag_id="mlbench_benchmark")
+    steps.compare_history_step(run_id)
+    steps.report_step(run_id)
+    steps.cleanup_step(run_id, dag_id="mlbench_benchmark")
+    steps.check_step(run_id)  # no history: nothing to judge
+    directory = RunDirectory.of(run_id)
+    RegressionReport([MetricVerdict(
+        config_id="cifar10-resnet20__allreduce__w1", run_ids=("r1",), series="s", metric="time_to_accuracy_s",
+        direction="lower", status="regression", magnitude_pct=31.0, p_value=0.004, commit_before="aaa",
+        commit_after="bbb", summary="regression: mean +31.0 % since 2026-11-29 (commit aaa -> bbb), p=0.004",
+    )]).write(directory.path)
+    steps.check_step(run_id)  # the request's default: warn
+    assert "warning: 1 regression(s)" in capsys.readouterr().out
+    directory.write_request({**directory.read_request(), "on_regression": "fail"})
+    with pytest.raises(RuntimeError, match=r"(?s)1 regression\(s\).*on_regression: fail.*"
+                                           r"cifar10-resnet20__allreduce__w1: time_to_accuracy_s: regression: "
+                                           r"mean \+31.0 %.*aaa -> bbb"):
         steps.check_step(run_id)
 
 
@@ -106,6 +137,7 @@ def test_task_0_runs_through_every_step_with_local_ranks(home):
     (verdict,) = steps.validate_results_step(run_id)
     assert verdict["success"], verdict["summary"]
     steps.track_step(run_id, dag_id="mlbench_benchmark")
+    steps.compare_history_step(run_id)
     table = steps.report_step(run_id)
     assert "allreduce allreduce w2  fp32" in table and "time to accuracy" not in table
     steps.cleanup_step(run_id, dag_id="mlbench_benchmark")
@@ -125,6 +157,7 @@ def test_task_0_failure_is_recorded_as_a_failed_bundle(home):
     (verdict,) = steps.validate_results_step(run_id)
     assert verdict["success"]  # a failed record is consistent; the failure itself is the status
     steps.track_step(run_id, dag_id="mlbench_benchmark")
+    steps.compare_history_step(run_id)
     assert "0/1 ok" in steps.report_step(run_id)
     steps.cleanup_step(run_id, dag_id="mlbench_benchmark")
     with pytest.raises(RuntimeError, match="1 of 1 configuration"):

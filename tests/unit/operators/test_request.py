@@ -20,6 +20,16 @@ def test_form_values_are_normalised():
     assert request.target == 0.5 and request.overrides == {"max_epochs": "3"}
 
 
+def test_regression_policy_defaults_to_warn_and_takes_the_history_fields():
+    policy = validate_request({}).regression_policy
+    assert (policy.on_regression, policy.nights, policy.detector.p_value) == ("warn", 60, 0.02)
+    request = validate_request({"on_regression": "fail", "history": {"nights": "30", "min_magnitude_pct": 8}})
+    assert request.history == {"nights": 30, "min_magnitude_pct": 8.0}  # only what was set, typed
+    policy = request.regression_policy
+    assert (policy.on_regression, policy.nights, policy.detector.min_magnitude_pct) == ("fail", 30, 8.0)
+    assert validate_request(request.to_dict()) == request  # the stored request reads back the same
+
+
 @pytest.mark.parametrize(
     "params, field, hint",
     [
@@ -45,6 +55,13 @@ def test_form_values_are_normalised():
         ({"launcher": "kubernetes", "pool": ["cpu"]}, "pool", "one pool profile"),
         ({"overrides": {"optimizer.lrr": "1"}}, "overrides", "unknown config field 'optimizer.lrr'"),
         ({"colour": "red"}, "colour", "unknown field"),
+        ({"on_regression": "page"}, "on_regression", "valid: fail, warn"),
+        ({"history": "60"}, "history", "must be a mapping with any of nights, p_value, min_magnitude_pct"),
+        ({"history": {"days": 30}}, "history", "unknown field 'days'; valid: nights"),
+        ({"history": {"nights": 1}}, "history", "from 2 to 10000"),
+        ({"history": {"nights": "many"}}, "history", "nights must be a number"),
+        ({"history": {"p_value": 0.001}}, "history", "p_value must be in [1/(permutations + 1), 1)"),
+        ({"history": {"min_magnitude_pct": -1}}, "history", "min_magnitude_pct must be >= 0"),
     ],
 )
 def test_invalid_requests_name_the_field(params, field, hint):
