@@ -37,7 +37,7 @@ START_MS = 1_767_225_600_000  # 2026-01-01 UTC
 def seed(uri: str, configs: int, nights: int) -> str:
     """The store's runs; returns the last night's DAG run id."""
     from mlflow import MlflowClient
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
 
     client = MlflowClient(uri)
     experiment_id = client.create_experiment("mlbench/scale")

@@ -146,11 +146,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_plugin_commands(subparsers: argparse._SubParsersAction) -> None:
     """Subcommands of other packages (the `mlbench.commands` group); one whose module cannot be
-    imported (operators/ absent from the training image) is skipped."""
+    imported (operators/ absent from the training image) is skipped; one whose function is gone (an
+    install older than the code) is skipped with a one-line warning."""
     for entry_point in sorted(entry_points(group=COMMAND_GROUP), key=lambda e: e.name):
         try:
             add_command = entry_point.load()
         except ImportError:
+            continue
+        except AttributeError:
+            print(f"warning: `mlbench {entry_point.name}` is unavailable: {entry_point.value} does not exist; "
+                  "the installed entry points are older than the code (reinstall: make venv)", file=sys.stderr)
             continue
         add_command(subparsers)
 

@@ -82,8 +82,9 @@ class RegressionReport:
 
     def write(self, directory: Path) -> Path:
         path = directory / REGRESSIONS_FILE
-        verdicts = [{k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in asdict(verdict).items()}
-                    for verdict in self.verdicts]  # strict JSON: a failed night's inf is null
+        # strict JSON: a failed night's inf is null
+        verdicts = [{k: None if isinstance(v, float) and not math.isfinite(v) else v
+                     for k, v in asdict(verdict).items()} for verdict in self.verdicts]
         path.write_text(json.dumps({"verdicts": verdicts, "trends": self.trends}, indent=2, default=str))
         return path
 

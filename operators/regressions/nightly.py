@@ -64,20 +64,24 @@ def compare_dag_run(dag_run_id: str, *, tracking_uri: str | None, policy: Regres
 def _record(mlflow_client: Any, experiment_id: str, dag_run_id: str, judged: RegressionReport, *,
             plots_dir: Path | None) -> None:
     """Tags and a trend plot on each judged configuration run; counts on the experiment's parent run."""
+    from mlflow.entities import RunTag
+
     if not judged.verdicts:
         return
-    for config_id, verdicts in judged.by_config().items():
-        regressed = ",".join(v.metric for v in verdicts if v.is_regression)
-        drawn = None
-        if plots_dir is not None:
-            from operators.regressions.plots import plot_trends
+    by_config = judged.by_config()
+    drawn: dict[str, Path] = {}
+    if plots_dir is not None:
+        from operators.regressions.plots import plot_all
 
-            drawn = plot_trends(judged.trends_of(config_id), plots_dir / config_id / TREND_PLOT, title=config_id)
+        jobs = [(judged.trends_of(config_id), plots_dir / config_id / TREND_PLOT, config_id) for config_id in by_config]
+        drawn = dict(zip(by_config, plot_all(jobs), strict=True))
+    for config_id, verdicts in by_config.items():
+        regressed = ",".join(v.metric for v in verdicts if v.is_regression)
         for run_id in verdicts[0].run_ids:
-            mlflow_client.set_tag(run_id, "regression", "true" if regressed else "false")
-            mlflow_client.set_tag(run_id, "regression_metrics", regressed or "-")
-            if drawn is not None:
-                mlflow_client.log_artifact(run_id, str(drawn), "plots")
+            mlflow_client.log_batch(run_id, tags=[RunTag("regression", "true" if regressed else "false"),
+                                                  RunTag("regression_metrics", regressed or "-")])
+            if config_id in drawn:
+                mlflow_client.log_artifact(run_id, str(drawn[config_id]), "plots")
     for parent in find_runs(mlflow_client, experiment_id, {ROLE_TAG: PARENT_ROLE, "dag_run_id": dag_run_id}):
         mlflow_client.log_metric(parent.info.run_id, "regressions", float(len(judged.regressions)))
         mlflow_client.log_metric(parent.info.run_id, "improvements", float(len(judged.improvements)))

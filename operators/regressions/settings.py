@@ -76,7 +76,8 @@ class RegressionPolicy:
         defaults = DetectorSettings()
         detector = DetectorSettings(
             p_value=_number("p_value", history.get("p_value", defaults.p_value)),
-            min_magnitude_pct=_number("min_magnitude_pct", history.get("min_magnitude_pct", defaults.min_magnitude_pct)))
+            min_magnitude_pct=_number("min_magnitude_pct",
+                                      history.get("min_magnitude_pct", defaults.min_magnitude_pct)))
         return cls(on_regression=on_regression, nights=int(nights), detector=detector)
 
 

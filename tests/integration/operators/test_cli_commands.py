@@ -97,3 +97,14 @@ def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_a
     for command in ("pools", "render", "compare", "rerun"):
         done = without_operators(command)
         assert done.returncode == 2 and f"invalid choice: '{command}'" in done.stderr
+
+
+def test_an_entry_point_whose_function_is_gone_is_skipped_with_one_warning_line():
+    # an install older than the code: the entry point names a function that no longer exists
+    stale = ("import sys, importlib.metadata as m; from tasks import cli; "
+             "cli.entry_points = lambda group: [m.EntryPoint('gone', 'operators.cli:add_gone_command', group)]; "
+             "sys.exit(cli.main(sys.argv[1:]))")
+    done = subprocess.run([sys.executable, "-c", stale, "tasks"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0 and "cifar10-resnet20" in done.stdout
+    assert done.stderr == ("warning: `mlbench gone` is unavailable: operators.cli:add_gone_command does not exist; "
+                           "the installed entry points are older than the code (reinstall: make venv)\n")
