@@ -98,15 +98,15 @@ class RegressionReport:
                    data.get("trends", {}))
 
     def section(self) -> str:
-        """The report's "Regressions" section: one line per regression, improvement and short history."""
+        """The report's "Regressions" section: per configuration, a line per regression and
+        improvement, or else one line for its headline metric (the first watched)."""
         if not self.verdicts:
             return "Regressions: no configuration was compared with its history."
         lines = [f"Regressions: {len(self.regressions)} in {len(self.by_config())} configuration(s) "
-                 f"x {len({v.metric for v in self.verdicts})} metric(s)"]
-        notable = [v for v in self.verdicts if v.status != Status.OK.value]
-        lines += [f"  {v.status:<20} {v.line()}" for v in notable]
-        if not notable:
-            lines.append("  every watched metric is in line with its history")
+                 f"x {len({v.metric for v in self.verdicts})} metric(s); {len(self.improvements)} improvement(s)"]
+        for verdicts in self.by_config().values():
+            changed = [v for v in verdicts if v.status in (Status.REGRESSION.value, Status.IMPROVEMENT.value)]
+            lines += [f"  {v.line()}" for v in changed or verdicts[:1]]
         return "\n".join(lines)
 
 
