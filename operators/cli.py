@@ -48,6 +48,9 @@ def add_render_command(subparsers: argparse._SubParsersAction) -> None:
                         metavar="FIELD=VALUE")
     render.add_argument("--namespace", help="default: $MLBENCH_K8S_NAMESPACE or mlbench")
     render.add_argument("--dag-run-id", default="manual__render")
+    render.add_argument("--path", choices=("pod", "job"),
+                        help="pod: the single-node pod as the KubernetesPodOperator builds it (dry run); job: the "
+                             "Indexed Job + Service (default: the path a DAG run takes for this world size)")
     render.set_defaults(handler=cmd_render)
 
 
@@ -86,15 +89,18 @@ def cmd_pools(args: argparse.Namespace) -> int:
     from operators.kubernetes.pools import load_pools
 
     for profile in load_pools(Settings.from_env().pools_file).values():
-        gpus = f"{profile.gpus_per_pod} GPU" if profile.gpus_per_pod else "CPU"
+        gpus = f"{profile.gpus_per_node} GPU/node, {profile.gpus_per_pod}/pod" if profile.gpus_per_pod else "CPU"
         queue = f", kueue queue {profile.kueue_queue}" if profile.kueue_queue else ""
-        print(f"{profile.name}  {gpus}/pod, {profile.cpu} CPU, {profile.memory}, {profile.backend}{queue}: "
-              f"{profile.description}")
+        price = (f", ${profile.price_per_node_hour:g}/node-hour" if profile.price_per_node_hour is not None
+                 else ", no price")
+        print(f"{profile.name}  {gpus}, {profile.cpu} CPU, {profile.memory}, {profile.backend}{queue}{price}; "
+              f"world sizes {profile.valid_world_sizes()}: {profile.description}")
     return 0
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from operators.kubernetes.pools import get_pool
+    from operators.kubernetes.pod_operator import render_single_node_pod
+    from operators.kubernetes.pools import get_pool, placement
     from operators.kubernetes.spec import build_manifests, default_image, to_yaml
     from operators.launch import DEFAULT_RENDEZVOUS_S, rendezvous_timeout
     from operators.planning import plan_configurations
@@ -109,9 +115,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     })
     configuration = plan_configurations(request, run_id=args.dag_run_id, runs_root=Path("/results"),
                                         data_root=Path("/datasets"))[0]
-    manifests = build_manifests(configuration, pool, image=args.image or default_image(pool, settings),
-                                dag_id="mlbench_benchmark", dag_run_id=args.dag_run_id,
-                                namespace=args.namespace or settings.k8s_namespace,
+    image = args.image or default_image(pool, settings)
+    namespace = args.namespace or settings.k8s_namespace
+    path = args.path or ("pod" if placement(args.world_size, pool).single_node else "job")
+    if path == "pod":
+        sys.stdout.write(to_yaml([render_single_node_pod(configuration, image=image, namespace=namespace)]))
+        return 0
+    manifests = build_manifests(configuration, pool, image=image, dag_id="mlbench_benchmark",
+                                dag_run_id=args.dag_run_id, namespace=namespace,
                                 rendezvous_timeout_s=int(rendezvous_timeout(DEFAULT_RENDEZVOUS_S, settings)))
     sys.stdout.write(to_yaml(manifests))
     return 0

@@ -56,15 +56,13 @@ def launch_configuration(
     settings: Settings | None = None,
 ) -> LaunchSummary:
     """Run one configuration with its launcher; always leaves a result.json."""
-    from tasks.registry import resolve
     from tasks.runtime.results import failed_result, write_result
 
     settings = settings or Settings.from_env()
     c = configuration
     output = c.output_dir
     output.mkdir(parents=True, exist_ok=True)
-    config = resolve(c.task, c.preset, world_size=c.world_size, backend=c.backend, device=c.device,
-                     algorithm=c.algorithm, overrides=c.overrides)
+    config = _resolved(c)
     try:
         if c.launcher == "kubernetes":
             returncode, result = _launch_on_kubernetes(c, config, settings, dag_id=dag_id,
@@ -80,14 +78,55 @@ def launch_configuration(
     except Exception as exc:  # the cluster API, a missing connection...: still a record, then fail
         write_result(output, failed_result(config, f"launch failed: {type(exc).__name__}: {exc}"))
         raise
+    return _summary(c, result, returncode)
+
+
+def _summary(c: Configuration, result: ResultRecord, returncode: int | None) -> LaunchSummary:
     summary = LaunchSummary(
-        config_id=c.config_id, output=str(output), status=result.status, reason=result.reason,
+        config_id=c.config_id, output=str(c.output_dir), status=result.status, reason=result.reason,
         goal_reached=result.reached_goal(),
         retryable=(returncode not in (ExitCode.OK, ExitCode.BAD_INPUT, ExitCode.DATA)
                    and not str(result.reason).startswith("diverged")),
     )
     log(f"{c.config_id}: {result.outcome_text()}")
     return summary
+
+
+def runs_as_one_pod(c: Configuration, settings: Settings | None = None) -> bool:
+    """A kubernetes configuration that fits on one node of its pool: the KubernetesPodOperator path."""
+    if c.launcher != "kubernetes":
+        return False
+    from operators.kubernetes.pools import get_pool, placement
+
+    settings = settings or Settings.from_env()
+    return placement(c.world_size, get_pool(c.pool or "", settings.pools_file)).single_node
+
+
+def prepare_kubernetes_bundle(c: Configuration) -> None:
+    """The bundle directory on the shared results volume, with the config.json the pods read."""
+    from tasks.runtime.bundle import prepare_output
+
+    c.output_dir.mkdir(parents=True, exist_ok=True)
+    # Pods write into this directory as another uid in the volume's group: setgid, group-writable.
+    os.chmod(c.output_dir, 0o2775)
+    prepare_output(_resolved(c), c.output_dir)
+
+
+def summarize_kubernetes_run(c: Configuration, failure: str | None, exit_code: int | None) -> LaunchSummary:
+    """After a single-node pod ended: its result.json (a failed record with `failure` when the ranks
+    left none), retryable by the pod's exit code as for every launch."""
+    from tasks.runtime.bundle import collect_result
+
+    c.output_dir.mkdir(parents=True, exist_ok=True)  # a failure before the pod started leaves none
+    result = collect_result(_resolved(c), c.output_dir, failure or "the pod ended without a result.json")
+    return _summary(c, result, exit_code)  # no exit code (the pod is gone): retryable unless diverged
+
+
+def _resolved(c: Configuration) -> Any:
+    from tasks.registry import resolve
+
+    return resolve(c.task, c.preset, world_size=c.world_size, backend=c.backend, device=c.device,
+                   algorithm=c.algorithm, overrides=c.overrides)
 
 
 def _launch_locally(c: Configuration, config: Any, settings: Settings, *, run_timeout_s: float,
@@ -133,17 +172,16 @@ def _launch_on_kubernetes(c: Configuration, config: Any, settings: Settings, *, 
     from operators.kubernetes.indexed_job import KubernetesJobLauncher
     from operators.kubernetes.pools import get_pool
     from operators.kubernetes.spec import build_manifests, default_image
-    from tasks.runtime.bundle import collect_result, prepare_output
+    from tasks.runtime.bundle import collect_result
 
-    # Pods write into this directory as another uid in the volume's group: setgid, group-writable.
-    os.chmod(c.output_dir, 0o2775)
-    prepare_output(config, c.output_dir)
+    prepare_kubernetes_bundle(c)
     pool = get_pool(c.pool or "", settings.pools_file)
     manifests = build_manifests(c, pool, image=default_image(pool, settings), dag_id=dag_id, dag_run_id=c.run_id,
                                 namespace=settings.k8s_namespace, run_timeout_s=int(run_timeout_s),
                                 rendezvous_timeout_s=int(rendezvous_timeout(rendezvous_timeout_s, settings)))
-    log(f"launching {c.config_id}: Indexed Job {manifests[1]['metadata']['name']} of {c.world_size} pod(s) "
-        f"on pool {pool.name} in namespace {settings.k8s_namespace}")
+    pods = manifests[1]["spec"]["completions"]
+    log(f"launching {c.config_id}: Indexed Job {manifests[1]['metadata']['name']} of {pods} pod(s), "
+        f"{c.world_size // pods} rank(s) each, on pool {pool.name} in namespace {settings.k8s_namespace}")
     core, batch = clients_from_hook(settings.k8s_conn_id)
     launcher = KubernetesJobLauncher(core, batch, namespace=settings.k8s_namespace,
                                      startup_timeout_s=settings.k8s_startup_timeout_s, run_timeout_s=run_timeout_s,

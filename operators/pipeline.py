@@ -13,6 +13,7 @@ from typing import Any
 
 from airflow.sdk import Param, TriggerRule, get_current_context, task
 
+from operators.kubernetes.pod_operator import SingleNodeTrainingOperator
 from operators.training_operator import DistributedTrainingOperator
 from tasks.settings import LOCAL_LAUNCH_POOL, Settings
 
@@ -96,6 +97,24 @@ def plan(request: dict[str, Any], _validated: list[dict[str, Any]]) -> list[dict
     return plan_step(request, _run_id())
 
 
+@task
+def job_configurations(configurations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Configurations for `launch`: local ranks, or an Indexed Job spanning nodes."""
+    from operators.launch import runs_as_one_pod
+    from operators.planning import Configuration
+
+    return [c for c in configurations if not runs_as_one_pod(Configuration.from_dict(c))]
+
+
+@task
+def pod_configurations(configurations: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Configurations for `launch_pod`: kubernetes ones that fit on one node of their pool."""
+    from operators.launch import runs_as_one_pod
+    from operators.planning import Configuration
+
+    return [c for c in configurations if runs_as_one_pod(Configuration.from_dict(c))]
+
+
 # The recording steps run whatever happened upstream: a failed configuration or gate is still
 # validated, tracked, reported and cleaned up; `check` then fails the DAG run.
 @task(retries=0, trigger_rule=TriggerRule.ALL_DONE)
@@ -155,8 +174,12 @@ def build_pipeline(request_from: str) -> None:
     configurations = plan(request, validate_data(request, prepare_data(request)))
     launched = DistributedTrainingOperator.partial(
         task_id="launch", pool=LAUNCH_POOL, retries=1,
-    ).expand(configuration=configurations)
+    ).expand(configuration=job_configurations(configurations))
+    # One pod per configuration that fits on one node, deferrable: the triggerer waits, not a worker.
+    pods = SingleNodeTrainingOperator.partial(
+        task_id="launch_pod", pool=LAUNCH_POOL, retries=1,
+    ).expand(configuration=pod_configurations(configurations))
     gate = validate_results()
-    launched >> gate
+    [launched, pods] >> gate
     configurations >> gate  # runs (and records the failure) even when planning never happened
     gate >> track() >> compare_history() >> report() >> cleanup() >> check()

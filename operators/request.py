@@ -85,7 +85,7 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
         raise _fail("launcher", f"'{launcher}' is not a launcher; valid: {', '.join(LAUNCHERS)}")
     target = _check_target(params.get("target"))
     overrides = _check_overrides(params.get("overrides") or {}, tasks)
-    pool = _check_pool_field(params.get("pool") or None, launcher, backends, accelerator)
+    pool = _check_pool_field(params.get("pool") or None, launcher, backends, accelerator, world_sizes)
     on_regression, history = _check_regression_policy(params.get("on_regression", defaults.on_regression),
                                                       params.get("history") or {})
     request = BenchmarkRequest(
@@ -176,12 +176,13 @@ def _check_target(target: Any) -> float | None:
     return value
 
 
-def _check_pool_field(pool: Any, launcher: str, backends: list[str], accelerator: str) -> str | None:
+def _check_pool_field(pool: Any, launcher: str, backends: list[str], accelerator: str,
+                      world_sizes: list[int]) -> str | None:
     if pool is not None and not isinstance(pool, str):
         raise _fail("pool", f"must be the name of one pool profile, got {pool!r}")
     if launcher == "kubernetes":
         for backend in backends:
-            pool = _check_pool(pool, backend, accelerator)
+            pool = _check_pool(pool, backend, accelerator, world_sizes)
     elif pool is not None:
         raise _fail("pool", "a node pool only applies to launcher 'kubernetes'")
     return pool
@@ -219,8 +220,8 @@ def _check_overrides(overrides: Any, tasks: list[str]) -> dict[str, Any]:
     return checked
 
 
-def _check_pool(pool: str | None, backend: str, accelerator: str) -> str:
-    from operators.kubernetes.pools import load_pools
+def _check_pool(pool: str | None, backend: str, accelerator: str, world_sizes: list[int]) -> str:
+    from operators.kubernetes.pools import load_pools, placement
     from tasks.settings import Settings
 
     pools = load_pools(Settings.from_env().pools_file)
@@ -233,6 +234,11 @@ def _check_pool(pool: str | None, backend: str, accelerator: str) -> str:
                             f"{accelerator}")
     if backend == "nccl" and profile.gpus_per_pod == 0:
         raise _fail("pool", f"pool '{pool}' has no GPUs; nccl needs a GPU pool")
+    for size in world_sizes:
+        try:
+            placement(size, profile)
+        except UserError as exc:
+            raise _fail("world_sizes", str(exc)) from None
     return pool
 
 

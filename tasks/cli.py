@@ -122,6 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT,
                         help=f"prepared datasets (default: $MLBENCH_DATA_ROOT or {DEFAULT_DATA_ROOT})")
 
+    node = sub.add_parser("node", help="run this machine's ranks of a launched configuration (one per GPU) as "
+                                       "local processes; node rank and peers come from the environment")
+    node.add_argument("--config", required=True, type=Path, help="the resolved config.json its launcher wrote")
+    node.add_argument("--output", required=True, type=Path, help="run directory for the results bundle")
+    node.add_argument("--data-root", type=Path, default=DEFAULT_DATA_ROOT,
+                      help=f"prepared datasets (default: $MLBENCH_DATA_ROOT or {DEFAULT_DATA_ROOT})")
+
     allreduce = sub.add_parser("allreduce", help="MLBench task 0: all-reduce latency and bandwidth by tensor size "
                                                   "(`train --task allreduce` with the sweep as options)")
     allreduce.add_argument("--preset", default="full", help="full (MLBench's sweep), light, demo or smoke")
@@ -266,6 +273,24 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return run_rank(config, env, args.data_root, output)
 
 
+def cmd_node(args: argparse.Namespace) -> int:
+    """A pod's ranks: LOCAL_WORLD_SIZE local processes, rank i on GPU i (LOCAL_RANK), global rank
+    NODE_RANK x LOCAL_WORLD_SIZE + i. Every rank stops when one fails; the exit code is the first
+    failure's."""
+    from tasks.runtime.distributed import NodeEnv
+    from tasks.runtime.local_job import build_local_job, run_local_job, worker_args
+
+    os.umask(0o002)
+    env = NodeEnv.from_environ()
+    job = build_local_job(worker_args(str(args.config), str(args.output), str(args.data_root)), env.world_size,
+                          args.output, master_port=env.master_port, master_addr=env.master_addr,
+                          node_rank=env.node_rank, local_ranks=env.local_world_size)
+    outcome = run_local_job(job)
+    if outcome.returncode != ExitCode.OK:
+        print(f"node {env.node_rank}: {outcome.message}", file=sys.stderr, flush=True)
+    return outcome.returncode
+
+
 ALLREDUCE_OPTIONS = {"dtypes": "dtypes", "min_elements": "min_elements", "max_elements": "max_elements",
                      "count": "size_count", "repeats": "repeats", "warmup": "warmup",
                      "mlbench_calls": "mlbench_calls"}
@@ -290,7 +315,7 @@ def cmd_allreduce(args: argparse.Namespace) -> int:
 
 # Built-in commands; those added by `mlbench.commands` entry points set their own `handler`.
 COMMANDS = {"tasks": cmd_tasks, "allreduce": cmd_allreduce, "prepare": cmd_prepare, "train": cmd_train,
-            "worker": cmd_worker}
+            "worker": cmd_worker, "node": cmd_node}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

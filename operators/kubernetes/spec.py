@@ -1,10 +1,18 @@
 """Pure builders of the Kubernetes objects that run one configuration: plain dicts, no client.
 
-One configuration = one Indexed Job (completions = parallelism = world size; rank = completion
-index) plus a headless Service that gives the pods stable DNS names, so rank 0 is reachable at
-`<job>-0.<service>` before any pod is ready. Names are fixed (derived from the DAG run and the
-configuration), so the launcher never has to discover what it created. Every pod runs the command
-a local rank runs: `mlbench worker --config /results/<run>/<config>/config.json ...`.
+Where a configuration goes is its pool's `placement`:
+- **single node** (world size <= the pool's GPUs per node): one pod requesting one GPU per rank
+  (`build_single_node_pod`), launched by the provider's KubernetesPodOperator
+  (operators/kubernetes/pod_operator.py). It runs `mlbench node`, which starts the ranks as local
+  processes, rank i on GPU i, so NCCL uses NVLink / PCIe peer access and shared memory.
+- **multi-node**: an Indexed Job (`build_manifests`; completions = parallelism = pods; node rank =
+  completion index) plus a headless Service that gives the pods stable DNS names, so the pod of
+  rank 0 is reachable at `<job>-0.<service>` before any pod is ready. A pod of one rank runs
+  `mlbench worker` (rank = completion index); a pod of a whole node's GPUs runs `mlbench node`
+  (global rank = node rank x ranks per pod + local rank).
+Names are fixed (derived from the DAG run and the configuration), so the launcher never has to
+discover what it created. Every rank runs the command a local rank runs, reading
+`/results/<run>/<config>/config.json`.
 """
 
 from __future__ import annotations
@@ -15,10 +23,10 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import Any
 
-from operators.kubernetes.pools import PoolProfile
+from operators.kubernetes.pools import Placement, PoolProfile, placement
 from operators.planning import Configuration, safe_name
 from tasks.runtime.bundle import CONFIG_FILE
-from tasks.runtime.local_job import rank_environment, worker_args
+from tasks.runtime.local_job import node_args, rank_environment, worker_args
 from tasks.settings import Settings
 
 NAMESPACE = "mlbench"
@@ -81,22 +89,23 @@ def build_manifests(
     run_timeout_s: int = 6 * 3600,
     rendezvous_timeout_s: int = 900,
 ) -> list[dict[str, Any]]:
-    """[headless Service, Indexed Job] for one planned configuration (see operators.planning)."""
+    """[headless Service, Indexed Job] for one planned configuration (see operators.planning) that
+    spans nodes; a single-node configuration gets them too (`mlbench render --path job`), but the
+    pipeline launches it as one pod (`build_single_node_pod`)."""
     c = configuration
-    world_size = c.world_size
-    names = job_names(dag_id, dag_run_id, c.config_id, world_size)
-    labels = {
-        **run_labels(dag_id, dag_run_id),
-        "app.kubernetes.io/component": "worker",
-        f"{LABEL_PREFIX}/config-id": _label_value(c.config_id),
-        f"{LABEL_PREFIX}/job": names.job,
-    }
-    annotations = {f"{LABEL_PREFIX}/dag-run-id": dag_run_id, f"{LABEL_PREFIX}/config-id": c.config_id}
-    # The bundle lives at the same relative path under the shared results volume on both sides.
-    output = PurePosixPath(RESULTS_MOUNT) / PurePosixPath(c.output).parent.name / PurePosixPath(c.output).name
-    # Every rank reads the resolved config the launch step wrote there (operators.launch).
-    args = worker_args(str(output / CONFIG_FILE), str(output), DATASETS_MOUNT)
-    environment = _pod_environment(names, world_size, pool, image, rendezvous_timeout_s)
+    place = placement(c.world_size, pool)
+    if place.single_node:  # on the Job path: pods of the pool's size, or one pod of all its ranks
+        per_pod = pool.ranks_per_job_pod if c.world_size % pool.ranks_per_job_pod == 0 else c.world_size
+        place = Placement(single_node=False, pods=c.world_size // per_pod, ranks_per_pod=per_pod)
+    names = job_names(dag_id, dag_run_id, c.config_id, c.world_size)
+    labels, annotations = _identity(c, dag_id, dag_run_id, names)
+    config_path, output = _bundle_paths(c)
+    if place.ranks_per_pod == 1:
+        args = worker_args(config_path, output, DATASETS_MOUNT)
+    else:
+        args = node_args(config_path, output, DATASETS_MOUNT)
+    environment = _pod_environment(names.master_addr, c.world_size, place.ranks_per_pod, pool, image,
+                                   rendezvous_timeout_s)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -109,18 +118,77 @@ def build_manifests(
             "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT, "targetPort": RENDEZVOUS_PORT}],
         },
     }
-    pod_template = {"metadata": {"labels": dict(labels), "annotations": dict(annotations)},
-                    "spec": _pod_spec(names, pool, image, args, environment)}
-    return [service, _indexed_job(names, namespace, labels, annotations, pool, world_size, run_timeout_s,
+    spec = _pod_spec(pool, image, args, environment, gpus=place.gpus_per_pod if pool.gpus_per_pod else 0,
+                     share=place.ranks_per_pod / pool.ranks_per_job_pod)
+    spec["subdomain"] = names.service
+    pod_template = {"metadata": {"labels": dict(labels), "annotations": dict(annotations)}, "spec": spec}
+    return [service, _indexed_job(names, namespace, labels, annotations, pool, place.pods, run_timeout_s,
                                   pod_template)]
 
 
-def _pod_environment(names: JobNames, world_size: int, pool: PoolProfile, image: str,
+def build_single_node_pod(
+    configuration: Configuration,
+    pool: PoolProfile,
+    *,
+    image: str,
+    dag_id: str,
+    dag_run_id: str,
+    namespace: str = NAMESPACE,
+    run_timeout_s: int = 6 * 3600,
+    rendezvous_timeout_s: int = 900,
+) -> dict[str, Any]:
+    """The one pod of a configuration that fits on one node of its pool: a GPU per rank, the ranks
+    as local processes (`mlbench node`), cpu, memory and /dev/shm scaled to its share of the pool's
+    pod size. The KubernetesPodOperator adds its own labels and a random name suffix."""
+    c = configuration
+    place = placement(c.world_size, pool)
+    if not place.single_node:
+        raise ValueError(f"{c.config_id}: world size {c.world_size} spans nodes of pool {pool.name}: "
+                         "it runs as an Indexed Job (build_manifests)")
+    names = job_names(dag_id, dag_run_id, c.config_id, c.world_size)
+    labels, annotations = _identity(c, dag_id, dag_run_id, names)
+    config_path, output = _bundle_paths(c)
+    environment = _pod_environment("127.0.0.1", c.world_size, c.world_size, pool, image, rendezvous_timeout_s)
+    environment["NODE_RANK"] = "0"
+    spec = _pod_spec(pool, image, node_args(config_path, output, DATASETS_MOUNT), environment,
+                     gpus=c.world_size, share=c.world_size / pool.ranks_per_job_pod)
+    spec["activeDeadlineSeconds"] = int(run_timeout_s)
+    if pool.kueue_queue:  # Kueue's pod integration admits a plain pod by this label
+        labels["kueue.x-k8s.io/queue-name"] = pool.kueue_queue
+    return {"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": names.job, "namespace": namespace, "labels": labels, "annotations": annotations},
+            "spec": spec}
+
+
+def _identity(c: Configuration, dag_id: str, dag_run_id: str, names: JobNames
+              ) -> tuple[dict[str, str], dict[str, str]]:
+    """Labels (the cleanup step selects on the run's) and annotations of every object of `c`."""
+    labels = {
+        **run_labels(dag_id, dag_run_id),
+        "app.kubernetes.io/component": "worker",
+        f"{LABEL_PREFIX}/config-id": _label_value(c.config_id),
+        f"{LABEL_PREFIX}/job": names.job,
+    }
+    return labels, {f"{LABEL_PREFIX}/dag-run-id": dag_run_id, f"{LABEL_PREFIX}/config-id": c.config_id}
+
+
+def _bundle_paths(c: Configuration) -> tuple[str, str]:
+    """config.json and the bundle directory as the pods see them: the same relative path under the
+    shared results volume as on the Airflow side (the launch step writes config.json there)."""
+    output = PurePosixPath(RESULTS_MOUNT) / PurePosixPath(c.output).parent.name / PurePosixPath(c.output).name
+    return str(output / CONFIG_FILE), str(output)
+
+
+def _pod_environment(master_addr: str, world_size: int, ranks_per_pod: int, pool: PoolProfile, image: str,
                      rendezvous_timeout_s: int) -> dict[str, str]:
-    environment = rank_environment(0, world_size, names.master_addr, RENDEZVOUS_PORT,
-                                   local_world_size=1, threads=_threads(pool.cpu))
-    del environment["RANK"]  # each pod's rank is its completion index (JOB_COMPLETION_INDEX)
+    environment = rank_environment(0, world_size, master_addr, RENDEZVOUS_PORT,
+                                   local_world_size=ranks_per_pod,
+                                   threads=max(1, _millicores(pool.cpu) // 1000 // pool.ranks_per_job_pod))
+    # each pod's ranks come from its completion index (`worker`) or node rank (`node`)
+    for per_rank in ("RANK", "LOCAL_RANK"):
+        del environment[per_rank]
     environment.update({
+        **pool.nccl_env,
         "MLBENCH_RENDEZVOUS_TIMEOUT_S": str(rendezvous_timeout_s),
         "MLBENCH_IMAGE": image,
         "MLBENCH_NODE_TYPE": pool.name,
@@ -130,7 +198,7 @@ def _pod_environment(names: JobNames, world_size: int, pool: PoolProfile, image:
 
 
 def _indexed_job(names: JobNames, namespace: str, labels: dict[str, str], annotations: dict[str, str],
-                 pool: PoolProfile, world_size: int, run_timeout_s: int, pod_template: dict[str, Any]
+                 pool: PoolProfile, pods: int, run_timeout_s: int, pod_template: dict[str, Any]
                  ) -> dict[str, Any]:
     metadata = {"name": names.job, "namespace": namespace, "labels": dict(labels), "annotations": dict(annotations)}
     if pool.kueue_queue:
@@ -141,8 +209,8 @@ def _indexed_job(names: JobNames, namespace: str, labels: dict[str, str], annota
         "metadata": metadata,
         "spec": {
             "completionMode": "Indexed",
-            "completions": world_size,
-            "parallelism": world_size,
+            "completions": pods,
+            "parallelism": pods,
             "backoffLimit": 0,  # one failed rank fails the job; Airflow retries the configuration
             "activeDeadlineSeconds": int(run_timeout_s),
             "ttlSecondsAfterFinished": FINISHED_TTL_S,
@@ -152,19 +220,35 @@ def _indexed_job(names: JobNames, namespace: str, labels: dict[str, str], annota
     }
 
 
-def _threads(cpu: str) -> int:
-    if cpu.endswith("m"):
-        return max(1, int(cpu[:-1]) // 1000)
-    return max(1, int(float(cpu)))
+def _millicores(cpu: str) -> int:
+    return int(cpu[:-1]) if cpu.endswith("m") else int(float(cpu) * 1000)
 
 
-def _pod_spec(names: JobNames, pool: PoolProfile, image: str, args: list[str],
-              environment: dict[str, str]) -> dict[str, Any]:
-    limits: dict[str, str] = {"memory": pool.memory}
-    if pool.gpus_per_pod:
-        limits["nvidia.com/gpu"] = str(pool.gpus_per_pod)  # GPUs only in limits
+_MEMORY_UNITS = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def _scaled_cpu(cpu: str, share: float) -> str:
+    return cpu if share == 1 else f"{max(100, int(_millicores(cpu) * share))}m"
+
+
+def _scaled_memory(quantity: str, share: float) -> str:
+    """`quantity` x `share`, in whole MiB (at least 64Mi)."""
+    if share == 1:
+        return quantity
+    unit = next((u for u in sorted(_MEMORY_UNITS, key=len, reverse=True) if quantity.endswith(u)), "")
+    number = float(quantity[: len(quantity) - len(unit)] if unit else quantity)
+    return f"{max(64, int(number * _MEMORY_UNITS.get(unit, 1) * share / 2**20))}Mi"
+
+
+def _pod_spec(pool: PoolProfile, image: str, args: list[str], environment: dict[str, str], *, gpus: int,
+              share: float = 1.0) -> dict[str, Any]:
+    """The pod spec of any mlbench pod: `gpus` GPUs (0 on CPU pools), and `share` of the pool's pod
+    size in cpu, memory and /dev/shm."""
+    memory = _scaled_memory(pool.memory, share)
+    limits: dict[str, str] = {"memory": memory, **pool.extra_limits}
+    if gpus:
+        limits["nvidia.com/gpu"] = str(gpus)  # GPUs only in limits
     spec: dict[str, Any] = {
-        "subdomain": names.service,
         "restartPolicy": "Never",
         "serviceAccountName": WORKER_SERVICE_ACCOUNT,
         "automountServiceAccountToken": False,
@@ -189,7 +273,7 @@ def _pod_spec(names: JobNames, pool: PoolProfile, image: str, args: list[str],
                 "args": args,
                 "env": [{"name": k, "value": v} for k, v in sorted(environment.items())],
                 "ports": [{"name": "rendezvous", "containerPort": RENDEZVOUS_PORT}],
-                "resources": {"requests": {"cpu": pool.cpu, "memory": pool.memory}, "limits": limits},
+                "resources": {"requests": {"cpu": _scaled_cpu(pool.cpu, share), "memory": memory}, "limits": limits},
                 "securityContext": {
                     "allowPrivilegeEscalation": False,
                     "readOnlyRootFilesystem": True,
@@ -208,7 +292,7 @@ def _pod_spec(names: JobNames, pool: PoolProfile, image: str, args: list[str],
         "volumes": [
             {"name": "datasets", "persistentVolumeClaim": {"claimName": DATASETS_CLAIM, "readOnly": True}},
             {"name": "results", "persistentVolumeClaim": {"claimName": RESULTS_CLAIM}},
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": pool.shm_size}},
+            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": _scaled_memory(pool.shm_size, share)}},
             {"name": "tmp", "emptyDir": {}},
         ],
     }

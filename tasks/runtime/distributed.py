@@ -53,6 +53,35 @@ class RankEnv:
         return cls(rank, world_size, local_rank, env["MASTER_ADDR"], port)
 
 
+@dataclass(frozen=True)
+class NodeEnv:
+    """One machine's share of a job (`mlbench node`): its node rank and how many ranks it starts."""
+
+    node_rank: int
+    local_world_size: int
+    world_size: int
+    master_addr: str
+    master_port: int
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> NodeEnv:
+        env = dict(os.environ if environ is None else environ)
+        try:
+            node_rank = int(env.get("NODE_RANK", env.get("JOB_COMPLETION_INDEX", "0")))
+            local, world_size = int(env["LOCAL_WORLD_SIZE"]), int(env["WORLD_SIZE"])
+            port = int(env["MASTER_PORT"])
+            master = env["MASTER_ADDR"]
+        except KeyError as exc:
+            raise UserError(f"a node needs {exc.args[0]} in its environment (with WORLD_SIZE, LOCAL_WORLD_SIZE, "
+                            "MASTER_ADDR, MASTER_PORT; NODE_RANK or JOB_COMPLETION_INDEX)") from None
+        except ValueError as exc:
+            raise UserError(f"node environment variables must be integers: {exc}") from None
+        if local < 1 or world_size % local or not 0 <= node_rank < world_size // local:
+            raise UserError(f"WORLD_SIZE ({world_size}) must be a multiple of LOCAL_WORLD_SIZE ({local}) and "
+                            f"the node rank ({node_rank}) below their ratio")
+        return cls(node_rank, local, world_size, master, port)
+
+
 def rendezvous_timeout_s() -> float:
     return float(os.environ.get("MLBENCH_RENDEZVOUS_TIMEOUT_S", DEFAULT_RENDEZVOUS_TIMEOUT_S))
 

@@ -59,6 +59,11 @@ def worker_args(config_path: str, output: str, data_root: str) -> list[str]:
     return ["worker", "--config", config_path, "--output", output, "--data-root", data_root]
 
 
+def node_args(config_path: str, output: str, data_root: str) -> list[str]:
+    """Arguments after `mlbench` that run one machine's ranks of that configuration (`mlbench node`)."""
+    return ["node", *worker_args(config_path, output, data_root)[1:]]
+
+
 def rank_environment(
     rank: int, world_size: int, master_addr: str, master_port: int, *, local_world_size: int, threads: int
 ) -> dict[str, str]:
@@ -82,20 +87,24 @@ def free_port() -> int:
 
 def build_local_job(
     args: Sequence[str], world_size: int, output: Path, *, master_port: int, cpu_count: int | None = None,
-    extra_env: dict[str, str] | None = None,
+    extra_env: dict[str, str] | None = None, node_rank: int = 0, local_ranks: int | None = None,
+    master_addr: str = "127.0.0.1",
 ) -> LocalJob:
-    """Pure description of N local ranks: same command, rank-specific environment, one log each."""
-    threads = max(1, (cpu_count or os.cpu_count() or 1) // world_size)
+    """Pure description of the local ranks of one machine: same command, rank-specific environment,
+    one log each. All `world_size` ranks by default; with `local_ranks`, the ranks of node
+    `node_rank` of a multi-node job (global rank = node_rank x local_ranks + local rank)."""
+    local = local_ranks or world_size
+    threads = max(1, (cpu_count or os.cpu_count() or 1) // local)
     base = {**os.environ, **(extra_env or {})}
     ranks = tuple(
         RankProcess(
             rank=rank,
             command=(sys.executable, "-m", "tasks.cli", *args),
-            env={**base, **rank_environment(rank, world_size, "127.0.0.1", master_port,
-                                            local_world_size=world_size, threads=threads)},
+            env={**base, **rank_environment(rank, world_size, master_addr, master_port,
+                                            local_world_size=local, threads=threads)},
             log_path=output / "logs" / f"rank{rank}.log",
         )
-        for rank in range(world_size)
+        for rank in range(node_rank * local, (node_rank + 1) * local)
     )
     return LocalJob(world_size, ranks, output)
 
@@ -155,8 +164,8 @@ def run_local_job(
                 preexec_fn=_die_with_parent,
             )
             processes[spec.rank] = process
-            pump = threading.Thread(
-                target=_pump, args=(process.stdout, log_file, echo_rank0 and spec.rank == 0), daemon=True
+            pump = threading.Thread(  # the node's first rank: rank 0 on node 0
+                target=_pump, args=(process.stdout, log_file, echo_rank0 and spec is job.ranks[0]), daemon=True
             )
             pump.start()
             pumps.append(pump)
@@ -183,8 +192,9 @@ def _watch(job: LocalJob, processes: dict[int, subprocess.Popen], *, timeout_s: 
         failed = sorted(r for r, c in codes.items() if c not in (None, 0))
         if failed:
             rank = failed[0]
+            log_path = next(spec.log_path for spec in job.ranks if spec.rank == rank)
             return JobOutcome(codes[rank], f"rank {rank} exited with code {codes[rank]}: "
-                              f"{_last_line(job.ranks[rank].log_path)}", rank, returncodes=codes)
+                              f"{_last_line(log_path)}", rank, returncodes=codes)
         if all(c == 0 for c in codes.values()):
             return JobOutcome(ExitCode.OK, "all ranks finished", returncodes=codes)
         if stop is not None and stop.is_set():

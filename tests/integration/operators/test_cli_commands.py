@@ -14,7 +14,8 @@ from tests.conftest import REPO, run_mlbench
 
 pytestmark = pytest.mark.integration
 
-POOLS = ["cpu", "gke-t4", "gke-h100", "eks-a10g", "aks-v100", "kueue-h100"]
+POOLS = ["cpu", "gke-t4", "gke-h100", "eks-a10g", "aks-v100", "kueue-h100", "gke-a3-h100", "gke-a3-ultra-h200",
+         "eks-p5-h100", "aks-nd-h100"]
 # tasks.cli's main as the training image runs it: `import operators` fails there.
 WITHOUT_OPERATORS = ("import sys; sys.modules['operators'] = None; from tasks.cli import main; "
                      "sys.exit(main(sys.argv[1:]))")
@@ -35,7 +36,9 @@ def test_installed_mlbench_lists_the_pools():
     done = installed_mlbench("pools")
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()] == POOLS
-    assert done.stdout.splitlines()[0].startswith("cpu  CPU/pod, ")
+    assert done.stdout.splitlines()[0].startswith("cpu  CPU, 3 CPU, 12Gi, gloo, no price; world sizes any: ")
+    assert "eks-p5-h100  8 GPU/node, 8/pod, " in done.stdout
+    assert "world sizes 1 to 8 (one node), or a multiple of 8 across nodes" in done.stdout
     assert done.stdout == run_mlbench("pools").stdout
 
 
@@ -53,6 +56,25 @@ def test_installed_mlbench_renders_the_manifests_of_a_dag_run():
     assert container["args"] == ["worker", "--config", f"{output}/config.json", "--output", output,
                                  "--data-root", "/datasets"]
     assert done.stdout == run_mlbench(*args).stdout
+
+
+def test_render_prints_the_single_node_pod_as_the_kubernetes_pod_operator_builds_it():
+    import kubernetes_validate
+
+    done = installed_mlbench("render", "--task", "cifar10-resnet20", "--world-size", "4", "--pool", "gke-a3-h100",
+                             "--image", "registry.example/train:1-cuda")
+    assert done.returncode == 0, done.stderr
+    (pod,) = yaml.safe_load_all(done.stdout)
+    kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
+    assert pod["kind"] == "Pod" and pod["metadata"]["name"].startswith("mlb-")  # with the operator's suffix
+    assert pod["metadata"]["labels"]["kubernetes_pod_operator"] == "True"
+    container = pod["spec"]["containers"][0]
+    assert container["name"] == "worker" and container["args"][0] == "node"
+    assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    job = installed_mlbench("render", "--task", "cifar10-resnet20", "--world-size", "4", "--pool", "gke-a3-h100",
+                            "--path", "job")
+    service, indexed_job = yaml.safe_load_all(job.stdout)
+    assert indexed_job["spec"]["completions"] == 1  # one pod of all 4 ranks
 
 
 def test_installed_mlbench_render_errors_stay_one_line():

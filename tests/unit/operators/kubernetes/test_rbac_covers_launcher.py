@@ -33,6 +33,17 @@ def granted_permissions():
             for resource in rule["resources"] for verb in rule["verbs"]}
 
 
+# What the provider's KubernetesPodOperator does with a single-node pod (operators/kubernetes/pod_operator.py):
+# create it, read and watch it, read its log and events, label it `already_checked`, delete it.
+POD_OPERATOR_CALLS = {("", "pods", verb) for verb in ("create", "get", "list", "watch", "patch", "delete")} | {
+    ("", "pods/log", "get"), ("", "events", "list")}
+
+
+def test_the_pod_operators_calls_are_granted_to_the_role():
+    missing = POD_OPERATOR_CALLS - granted_permissions()
+    assert not missing, f"rbac.yaml lacks {sorted(missing)}"
+
+
 def test_every_call_of_the_launcher_is_granted_to_its_role():
     needs = needed_permissions()
     assert len(needs) >= 8  # the scan found the launcher's calls

@@ -16,7 +16,7 @@ from tasks.runtime.local_job import worker_args
 
 pytestmark = pytest.mark.unit
 K8S_VERSION = kubernetes_validate.latest_version()
-WORLD_SIZES = (1, 2, 4, 16)
+WORLD_SIZES = (1, 2, 4, 8, 16)
 DAG_RUN = "scheduled__2026-11-28T02:00:00+00:00"
 
 
@@ -50,7 +50,7 @@ def test_every_manifest_is_valid_against_the_kubernetes_schema(task, algorithm, 
 
 @pytest.mark.parametrize("pool_name", list(load_pools()))
 def test_pod_is_placed_and_sized_by_its_pool(pool_name):
-    configuration, pool, (service, job) = manifests_for("cifar10-resnet20", 4, pool_name)
+    configuration, pool, (service, job) = manifests_for("cifar10-resnet20", 16, pool_name)  # spans nodes
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]
     assert pod["nodeSelector"] == pool.node_selector
