@@ -15,6 +15,7 @@ from typing import Any
 
 from operators.regressions.detector import DetectorSettings, Point, Status, detect
 from operators.regressions.series import LoggedRun, SeriesKey, WatchedMetric, points
+from operators.regressions.series import Point as SeriesPoint
 
 REGRESSIONS_FILE = "regressions.json"
 RECENT_NIGHTS = 7  # the latest night is also shown against the median of this many nights before it
@@ -144,7 +145,8 @@ def night_label(time_ms: int) -> str:
     return datetime.fromtimestamp(time_ms / 1000, UTC).isoformat(timespec="milliseconds")
 
 
-def _latest_and_recent(latest: list[float], found: list, judged_ids: set[str]) -> tuple[float, float | None]:
+def _latest_and_recent(latest: list[float], found: list[SeriesPoint], judged_ids: set[str]
+                       ) -> tuple[float, float | None]:
     """The judged night's median, and the median of the finite nights' medians just before it."""
     before: dict[int, list[float]] = {}
     for point in found:
