@@ -75,6 +75,14 @@ class RegressionReport:
         """The trends of one configuration's metrics, in the order they were judged."""
         return [trend for trend in self.trends.values() if trend["config_id"] == config_id]
 
+    def trends_to_plot(self, config_id: str) -> list[dict[str, Any]]:
+        """What its trend plot shows: the headline metric (the first watched), and every metric
+        with a change point. Flat panels of unchanged metrics would only hide the one that moved,
+        and each panel costs time in a nightly of many configurations."""
+        trends = self.trends_of(config_id)
+        return [t for i, t in enumerate(trends) if i == 0 or t["detection"]["change_points"]
+                or t["detection"]["verdict"]["status"] in (Status.REGRESSION.value, Status.IMPROVEMENT.value)]
+
     def by_config(self) -> dict[str, list[MetricVerdict]]:
         grouped: dict[str, list[MetricVerdict]] = {}
         for verdict in self.verdicts:

@@ -30,21 +30,36 @@ def logged_run(run: Any) -> LoggedRun:
         metrics=dict(run.data.metrics), git_sha=tags.get("git_sha"), image=tags.get("image"))
 
 
-def history(mlflow_client: Any, experiment_id: str, key: SeriesKey, *, nights: int = DEFAULT_NIGHTS,
-            until_ms: int | None = None, dag_id: str | None = None, judged_dag_run: str | None = None
-            ) -> list[LoggedRun]:
-    """The series' runs of its newest `nights` DAG runs up to `until_ms` (the judged night; later
-    nights are left out), oldest first, repeats of a night included. With `dag_id`, only that DAG's
-    runs and those of `judged_dag_run` (a manual run judged against the nightly's history)."""
-    tags = {ROLE_TAG: CHILD_ROLE, "task": key.task, "config_hash": key.config_hash}
-    runs = [logged_run(run) for run in find_runs(mlflow_client, experiment_id, tags)
-            if series_of(run) == key
-            and (dag_id is None or run.data.tags.get("dag_id") == dag_id
-                 or run.data.tags.get("dag_run_id") == judged_dag_run)]
-    runs = [run for run in runs if until_ms is None or run.start_ms <= until_ms]
+def experiment_history(mlflow_client: Any, experiment_id: str, *, dag_id: str | None = None,
+                       judged: list[Any] = ()) -> dict[SeriesKey, list[LoggedRun]]:
+    """Every configuration run of the experiment by series, from one paginated search: those of
+    `dag_id` (all DAGs when None), plus the `judged` MLflow runs (a manual run judged against the
+    nightly's history). One search per experiment instead of one per series: a nightly of 100
+    configurations spent most of its comparison in 100 searches."""
+    tags = {ROLE_TAG: CHILD_ROLE, **({"dag_id": dag_id} if dag_id else {})}
+    found = find_runs(mlflow_client, experiment_id, tags)
+    seen = {run.info.run_id for run in found}
+    grouped: dict[SeriesKey, list[LoggedRun]] = {}
+    for run in [*found, *(run for run in judged if run.info.run_id not in seen)]:
+        grouped.setdefault(series_of(run), []).append(logged_run(run))
+    return grouped
+
+
+def newest_nights(runs: list[LoggedRun], *, nights: int = DEFAULT_NIGHTS, until_ms: int | None = None
+                  ) -> list[LoggedRun]:
+    """The runs of the newest `nights` DAG runs up to `until_ms` (the judged night; later nights are
+    left out), oldest first, repeats of a night included at the night's time."""
+    runs = sorted((run for run in runs if until_ms is None or run.start_ms <= until_ms), key=lambda r: r.start_ms)
     night_start: dict[str, int] = {}
     for run in runs:
         night_start[run.dag_run_id] = min(night_start.get(run.dag_run_id, run.start_ms), run.start_ms)
     kept = set(sorted(night_start, key=lambda night: night_start[night])[-nights:])
     # a night's repeats share the night's time, so the detector sees them as one night
     return [dataclasses.replace(run, start_ms=night_start[run.dag_run_id]) for run in runs if run.dag_run_id in kept]
+
+
+def history(mlflow_client: Any, experiment_id: str, key: SeriesKey, *, nights: int = DEFAULT_NIGHTS,
+            until_ms: int | None = None, dag_id: str | None = None) -> list[LoggedRun]:
+    """One series' history (`experiment_history`, then `newest_nights`)."""
+    grouped = experiment_history(mlflow_client, experiment_id, dag_id=dag_id)
+    return newest_nights(grouped.get(key, []), nights=nights, until_ms=until_ms)

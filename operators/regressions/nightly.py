@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from operators.regressions.compare import RegressionReport, judge
-from operators.regressions.history import history, logged_run, series_of
+from operators.regressions.history import experiment_history, logged_run, newest_nights, series_of
 from operators.regressions.series import TRAINING_METRICS, WatchedMetric, sweep_metrics
 from operators.regressions.settings import HISTORY_DAG_ID, RegressionPolicy
 from operators.tracking.store import CHILD_ROLE, PARENT_ROLE, ROLE_TAG, client, find_runs
@@ -47,11 +47,12 @@ def compare_dag_run(dag_run_id: str, *, tracking_uri: str | None, policy: Regres
             configurations.setdefault(configuration_of(child.data.tags.get("config_id", child.info.run_id)),
                                       []).append(child)
         judged = RegressionReport()
+        by_series = experiment_history(mlflow_client, experiment.experiment_id, dag_id=history_dag_id,
+                                       judged=children) if children else {}
         for config_id, runs in sorted(configurations.items()):
             key, night = series_of(runs[0]), [logged_run(run) for run in runs]
-            past = history(mlflow_client, experiment.experiment_id, key, nights=policy.nights,
-                           until_ms=max(run.start_ms for run in night), dag_id=history_dag_id,
-                           judged_dag_run=dag_run_id)
+            past = newest_nights(by_series.get(key, []), nights=policy.nights,
+                                 until_ms=max(run.start_ms for run in night))
             verdicts, trends = judge(config_id, night, key, past, watched_metrics(key.task), policy.detector)
             judged.verdicts += verdicts
             judged.trends.update(trends)
@@ -73,7 +74,8 @@ def _record(mlflow_client: Any, experiment_id: str, dag_run_id: str, judged: Reg
     if plots_dir is not None:
         from operators.regressions.plots import plot_all
 
-        jobs = [(judged.trends_of(config_id), plots_dir / config_id / TREND_PLOT, config_id) for config_id in by_config]
+        jobs = [(judged.trends_to_plot(config_id), plots_dir / config_id / TREND_PLOT, config_id)
+                for config_id in by_config]
         drawn = dict(zip(by_config, plot_all(jobs), strict=True))
     for config_id, verdicts in by_config.items():
         regressed = ",".join(v.metric for v in verdicts if v.is_regression)
