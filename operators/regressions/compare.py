@@ -18,6 +18,7 @@ from operators.regressions.series import LoggedRun, SeriesKey, WatchedMetric, po
 from operators.regressions.series import Point as SeriesPoint
 
 REGRESSIONS_FILE = "regressions.json"
+COMMIT_CHARS = 12  # commits as verdicts name them: unambiguous, and a line stays readable
 RECENT_NIGHTS = 7  # the latest night is also shown against the median of this many nights before it
 
 
@@ -129,7 +130,8 @@ def judge(config_id: str, judged: list[LoggedRun], key: SeriesKey, runs: list[Lo
         found = points(runs, metric)
         if not any(p.run_id in judged_ids for p in found):
             continue  # the judged night has no value for it (e.g. a communication share it never logged)
-        series = [Point(time=night_label(p.time_ms), value=p.value, commit=p.commit) for p in found]
+        series = [Point(time=night_label(p.time_ms), value=p.value, commit=p.commit and p.commit[:COMMIT_CHARS])
+                  for p in found]
         detection = detect(series, metric.direction, settings)
         verdict = detection.verdict
         latest, recent = _latest_and_recent([p.value for p in found if p.run_id in judged_ids],
