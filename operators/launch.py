@@ -45,6 +45,16 @@ class LaunchSummary:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    def as_task_result(self) -> dict[str, Any]:
+        """The launch task's XCom, or the exception that fails it: for good (bad input or data,
+        divergence: a retry would fail the same way) or retryable (resumes from the checkpoint)."""
+        if self.status == "completed":
+            return self.to_dict()
+        from airflow.sdk.exceptions import AirflowFailException
+
+        message = f"configuration {self.config_id} failed: {self.reason}"
+        raise RuntimeError(message) if self.retryable else AirflowFailException(message)
+
 
 def launch_configuration(
     configuration: Configuration,

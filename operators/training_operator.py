@@ -40,8 +40,6 @@ class DistributedTrainingOperator(BaseOperator):
         self._stop = threading.Event()
 
     def execute(self, context: Any) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from operators.launch import launch_configuration
         from operators.planning import Configuration
 
@@ -52,12 +50,7 @@ class DistributedTrainingOperator(BaseOperator):
             stop=self._stop,
             dag_id=context["dag"].dag_id,
         )
-        if summary.status != "completed":
-            message = f"configuration {summary.config_id} failed: {summary.reason}"
-            if not summary.retryable:
-                raise AirflowFailException(message)
-            raise RuntimeError(message)
-        return summary.to_dict()
+        return summary.as_task_result()
 
     def on_kill(self) -> None:
         self._stop.set()  # the launcher stops every rank of the job

@@ -124,18 +124,11 @@ class SingleNodeTrainingOperator(KubernetesPodOperator):
     def _finish(self, failure: str | None) -> dict[str, Any]:
         """Read the bundle back (writing a failed record with `failure` if the ranks left none) and
         fail the task the way the launcher does: for good, or retryable."""
-        from airflow.sdk.exceptions import AirflowFailException
-
         from operators.launch import summarize_kubernetes_run
         from operators.planning import Configuration
 
-        summary = summarize_kubernetes_run(Configuration.from_dict(self.configuration), failure, self._exit_code())
-        if summary.status != "completed":
-            message = f"configuration {summary.config_id} failed: {summary.reason}"
-            if not summary.retryable:
-                raise AirflowFailException(message)
-            raise RuntimeError(message)
-        return summary.to_dict()
+        configuration = Configuration.from_dict(self.configuration)
+        return summarize_kubernetes_run(configuration, failure, self._exit_code()).as_task_result()
 
 
 def render_single_node_pod(configuration: Any, *, image: str, namespace: str,

@@ -5,6 +5,7 @@ the task's experiment (one paginated search, filtered by the series' tags), newe
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
 from operators.regressions.series import LoggedRun, SeriesKey
@@ -31,7 +32,7 @@ def logged_run(run: Any) -> LoggedRun:
 
 
 def experiment_history(mlflow_client: Any, experiment_id: str, *, dag_id: str | None = None,
-                       judged: list[Any] = ()) -> dict[SeriesKey, list[LoggedRun]]:
+                       judged: Sequence[Any] = ()) -> dict[SeriesKey, list[LoggedRun]]:
     """Every configuration run of the experiment by series, from one paginated search: those of
     `dag_id` (all DAGs when None), plus the `judged` MLflow runs (a manual run judged against the
     nightly's history). One search per experiment instead of one per series: a nightly of 100
