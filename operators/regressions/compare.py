@@ -63,6 +63,7 @@ class RegressionReport:
 
     verdicts: list[MetricVerdict] = field(default_factory=list)
     trends: dict[str, dict[str, Any]] = field(default_factory=dict)  # "<config_id> <metric>" -> detection
+    notes: list[str] = field(default_factory=list)  # e.g. a configuration whose config hash changed
 
     @property
     def regressions(self) -> list[MetricVerdict]:
@@ -95,7 +96,8 @@ class RegressionReport:
         # strict JSON: a failed night's inf is null
         verdicts = [{k: None if isinstance(v, float) and not math.isfinite(v) else v
                      for k, v in asdict(verdict).items()} for verdict in self.verdicts]
-        path.write_text(json.dumps({"verdicts": verdicts, "trends": self.trends}, indent=2, default=str))
+        path.write_text(json.dumps({"verdicts": verdicts, "trends": self.trends, "notes": self.notes}, indent=2,
+                                   default=str))
         return path
 
     @classmethod
@@ -105,7 +107,7 @@ class RegressionReport:
             return None
         data = json.loads(path.read_text())
         return cls([MetricVerdict(**{**v, "run_ids": tuple(v["run_ids"])}) for v in data["verdicts"]],
-                   data.get("trends", {}))
+                   data.get("trends", {}), data.get("notes", []))
 
     def section(self) -> str:
         """The report's "Regressions" section: per configuration, a line per regression and
@@ -117,6 +119,7 @@ class RegressionReport:
         for verdicts in self.by_config().values():
             changed = [v for v in verdicts if v.status in (Status.REGRESSION.value, Status.IMPROVEMENT.value)]
             lines += [f"  {v.line()}" for v in changed or verdicts[:1]]
+        lines += [f"  note: {note}" for note in self.notes]
         return "\n".join(lines)
 
 

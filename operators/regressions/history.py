@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
-from operators.regressions.series import LoggedRun, SeriesKey
+from operators.regressions.series import LoggedRun, SeriesKey, configuration_of
 from operators.regressions.settings import DEFAULT_NIGHTS
 from operators.tracking.store import CHILD_ROLE, ROLE_TAG, find_runs
 
@@ -28,7 +28,8 @@ def logged_run(run: Any) -> LoggedRun:
     return LoggedRun(
         run_id=run.info.run_id, dag_run_id=tags.get("dag_run_id", "?"), start_ms=int(run.info.start_time or 0),
         succeeded=run.info.status == "FINISHED", goal_reached=None if goal is None else goal == "true",
-        metrics=dict(run.data.metrics), git_sha=tags.get("git_sha"), image=tags.get("image"))
+        metrics=dict(run.data.metrics), git_sha=tags.get("git_sha"), image=tags.get("image"),
+        configuration=configuration_of(tags.get("config_id", "")))
 
 
 def experiment_history(mlflow_client: Any, experiment_id: str, *, dag_id: str | None = None,

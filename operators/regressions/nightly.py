@@ -7,13 +7,19 @@ trend plot per configuration, `plots/trend.png`).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from operators.regressions.compare import RegressionReport, judge
 from operators.regressions.history import experiment_history, logged_run, newest_nights, series_of
-from operators.regressions.series import TRAINING_METRICS, WatchedMetric, sweep_metrics
+from operators.regressions.series import (
+    TRAINING_METRICS,
+    LoggedRun,
+    SeriesKey,
+    WatchedMetric,
+    configuration_of,
+    sweep_metrics,
+)
 from operators.regressions.settings import HISTORY_DAG_ID, RegressionPolicy
 from operators.tracking.store import CHILD_ROLE, PARENT_ROLE, ROLE_TAG, client, find_runs
 
@@ -25,11 +31,6 @@ def watched_metrics(task: str) -> tuple[WatchedMetric, ...]:
     from operators.kinds import pipeline_kind
 
     return TRAINING_METRICS if pipeline_kind(task).has_target else sweep_metrics()
-
-
-def configuration_of(config_id: str) -> str:
-    """A configuration id without its repeat: the repeats of one night are points of one series."""
-    return re.sub(r"__r\d+$", "", config_id)
 
 
 def compare_dag_run(dag_run_id: str, *, tracking_uri: str | None, policy: RegressionPolicy | None = None,
@@ -56,10 +57,32 @@ def compare_dag_run(dag_run_id: str, *, tracking_uri: str | None, policy: Regres
             verdicts, trends = judge(config_id, night, key, past, watched_metrics(key.task), policy.detector)
             judged.verdicts += verdicts
             judged.trends.update(trends)
+            note = replaced_series(config_id, key, past, by_series)
+            if note and len({run.dag_run_id for run in past}) < policy.detector.min_history_nights:
+                judged.notes.append(note)
         _record(mlflow_client, experiment.experiment_id, dag_run_id, judged, plots_dir=plots_dir)
         report.verdicts += judged.verdicts
         report.trends.update(judged.trends)
+        report.notes += judged.notes
     return report
+
+
+def replaced_series(config_id: str, key: SeriesKey, past: list[LoggedRun],
+                    by_series: dict[SeriesKey, list[LoggedRun]]) -> str | None:
+    """A note when this configuration ran under another config hash before its series began (a
+    changed hyperparameter, preset or task version starts a new series, with no history)."""
+    if not past:
+        return None
+    first = min(run.start_ms for run in past)
+    earlier = [(run.start_ms, other) for other, runs in by_series.items() if other != key
+               and (other.task, other.accelerator, other.hardware) == (key.task, key.accelerator, key.hardware)
+               for run in runs if run.configuration == config_id and run.start_ms < first]
+    if not earlier:
+        return None
+    _, previous = max(earlier, key=lambda pair: pair[0])
+    nights = len({run.dag_run_id for run in past})
+    return (f"{config_id}: config hash changed ({previous.config_hash[:12]} -> {key.config_hash[:12]}): a new series "
+            f"starts, {nights} night(s) of history so far")
 
 
 def _record(mlflow_client: Any, experiment_id: str, dag_run_id: str, judged: RegressionReport, *,

@@ -14,6 +14,7 @@ as the worst regression there is. Pure: no MLflow here (`operators.regressions.h
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Literal
 
@@ -32,6 +33,12 @@ class LoggedRun:
     metrics: dict[str, float] = field(default_factory=dict)
     git_sha: str | None = None
     image: str | None = None
+    configuration: str = ""  # its config id without the repeat (`configuration_of`)
+
+
+def configuration_of(config_id: str) -> str:
+    """A configuration id without its repeat: the repeats of one night are points of one series."""
+    return re.sub(r"__r\d+$", "", config_id)
 
 
 @dataclass(frozen=True)

@@ -74,3 +74,21 @@ def test_a_slower_night_is_a_regression_of_its_series_and_an_unchanged_one_is_no
 
     steady = compare_dag_run("scheduled__24", tracking_uri=uri)  # the last night before the change
     assert not steady.regressions, [v.line() for v in steady.regressions]
+
+
+def test_a_changed_config_hash_starts_a_new_series_and_the_report_says_so(tmp_path):
+    from operators.regressions.nightly import compare_dag_run
+
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client = mlflow.MlflowClient(uri)
+    experiment_id = client.create_experiment("mlbench/t", artifact_location=str(tmp_path / "artifacts"))
+    for night in range(1, 21):
+        log_night(client, experiment_id, night, config_hash="oldhash")
+    for night in (21, 22):  # a hyperparameter changed: same configuration, new hash
+        log_night(client, experiment_id, night, config_hash="newhash", tta=20.0)
+
+    report = compare_dag_run("scheduled__22", tracking_uri=uri)
+    assert {v.status for v in report.verdicts} == {"insufficient history"}  # twice as slow, but a new series
+    assert report.notes == ["t__a__w1: config hash changed (oldhash -> newhash): a new series starts, "
+                            "2 night(s) of history so far"]
+    assert "note: t__a__w1: config hash changed" in report.section()
