@@ -4,9 +4,10 @@ run (`operators.regressions.nightly.compare_dag_run`: one history search per con
 detector on every watched metric, tags on the runs, a trend plot per configuration logged to MLflow).
 
 Seeding the store is not timed (it is reported; rows are inserted directly through MLflow's
-database models, since 6,000 runs through the client would take most of an hour here). Each configuration's time to accuracy is 100 s
-+-3 % noise; every tenth configuration is 15 % slower for its last 3 nights, so the run finds
-regressions and draws change points. Timed: the whole comparison with its plots, and the same without
+database models, since 6,000 runs through the client would take most of an hour here). Each
+configuration's time to accuracy is 100 s +-3 % noise; every tenth configuration is 15 % slower
+for its last 3 nights, so the run finds regressions and draws change points. Timed: the whole
+comparison with its plots, and the same without
 plots (`plots_dir=None`), alternating, ROUNDS times each; medians. Goal: under 30 s with plots.
 
     python bench/history_scale.py [--configs 100] [--nights 60] [--rounds 3]
