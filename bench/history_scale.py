@@ -1,6 +1,6 @@
 """What the nightly's history comparison costs at scale: CONFIGS configurations x NIGHTS nights of
 nightly runs in an MLflow store on SQLite, then the `compare_history` work of the last night's DAG
-run (`operators.regressions.nightly.compare_dag_run`: one history search per configuration, the
+run (`operators.regressions.nightly.compare_dag_run`: one history search per experiment, the
 detector on every watched metric, tags on the runs, a trend plot per configuration logged to MLflow).
 
 Seeding the store is not timed (it is reported; rows are inserted directly through MLflow's
