@@ -24,6 +24,8 @@ behaviour relied on or worked around (apache-airflow-providers-cncf-kubernetes 1
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from typing import Any
 
 from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
@@ -141,5 +143,6 @@ def render_single_node_pod(configuration: Any, *, image: str, namespace: str,
     operator = SingleNodeTrainingOperator(task_id="launch_pod", configuration=configuration.to_dict(), image=image,
                                           namespace=namespace)
     operator._prepare_pod(dag_id, write_config=False)
-    pod = operator.build_pod_request_obj(dry_run=True)
+    with contextlib.redirect_stdout(sys.stderr):  # the operator logs "Building pod ..." on stdout
+        pod = operator.build_pod_request_obj(dry_run=True)
     return ApiClient().sanitize_for_serialization(pod)

@@ -148,6 +148,7 @@ def test_mlbench_node_runs_its_ranks_and_two_nodes_make_one_job(tmp_path, data_r
     for layout, nodes in (("one-node", [{"NODE_RANK": "0", "LOCAL_WORLD_SIZE": "2"}]),
                           ("two-nodes", [{"JOB_COMPLETION_INDEX": str(i), "LOCAL_WORLD_SIZE": "1"} for i in (0, 1)])):
         output = tmp_path / layout
+        output.mkdir()
         prepare_output(config, output)
         port = str(free_port())
         processes = [subprocess.Popen(

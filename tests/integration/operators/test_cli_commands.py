@@ -67,7 +67,7 @@ def test_render_prints_the_single_node_pod_as_the_kubernetes_pod_operator_builds
     (pod,) = yaml.safe_load_all(done.stdout)
     kubernetes_validate.validate(pod, kubernetes_validate.latest_version(), strict=True)
     assert pod["kind"] == "Pod" and pod["metadata"]["name"].startswith("mlb-")  # with the operator's suffix
-    assert pod["metadata"]["labels"]["kubernetes_pod_operator"] == "True"
+    assert "airflow_version" in pod["metadata"]["labels"]  # the provider's own label
     container = pod["spec"]["containers"][0]
     assert container["name"] == "worker" and container["args"][0] == "node"
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "4"
@@ -107,7 +107,7 @@ def test_installed_mlbench_detect_errors_stay_one_line(tmp_path):
 def test_help_lists_the_plugin_commands_after_the_built_in_ones():
     done = installed_mlbench("--help")
     assert done.returncode == 0
-    assert "{tasks,prepare,train,worker,allreduce,compare,detect,pools,render,rerun}" in done.stdout
+    assert "{tasks,prepare,train,worker,node,allreduce,compare,detect,pools,render,rerun}" in done.stdout
 
 
 def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_about_it():
@@ -115,7 +115,7 @@ def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_a
     assert listed.returncode == 0 and listed.stderr == "", listed.stderr
     assert "cifar10-resnet20" in listed.stdout
     usage = without_operators("--help")
-    assert usage.returncode == 0 and "{tasks,prepare,train,worker,allreduce}" in usage.stdout
+    assert usage.returncode == 0 and "{tasks,prepare,train,worker,node,allreduce}" in usage.stdout
     for command in ("pools", "render", "compare", "rerun"):
         done = without_operators(command)
         assert done.returncode == 2 and f"invalid choice: '{command}'" in done.stderr

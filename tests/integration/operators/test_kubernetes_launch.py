@@ -97,7 +97,8 @@ def test_pools_lists_one_profile_per_line_name_first():
     done = run_mlbench("pools")
     assert done.returncode == 0
     names = [line.split()[0] for line in done.stdout.splitlines()]
-    assert names == ["cpu", "gke-t4", "gke-h100", "eks-a10g", "aks-v100", "kueue-h100"]
+    assert names == ["cpu", "gke-t4", "gke-h100", "eks-a10g", "aks-v100", "kueue-h100", "gke-a3-h100",
+                     "gke-a3-ultra-h200", "eks-p5-h100", "aks-nd-h100"]
 
 
 def test_render_prints_applicable_yaml_and_bad_pool_is_one_line():

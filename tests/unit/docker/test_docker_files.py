@@ -525,7 +525,7 @@ def test_rbac_is_least_privilege_and_namespaced():
     assert granted == {
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
         ("", "services"): {"create", "get", "list", "delete"},
-        ("", "pods"): {"get", "list", "watch", "delete"},
+        ("", "pods"): {"create", "get", "list", "watch", "delete", "patch"},  # + the KubernetesPodOperator's pods
         ("", "pods/log"): {"get"},
         ("", "events"): {"get", "list", "watch"},
     }
