@@ -204,3 +204,78 @@ def test_a_success_event_without_a_result_is_not_believed(planned):
     event = {"status": "success", "name": "mlb-x", "namespace": "mlbench", "message": "done"}
     with pytest.raises(RuntimeError, match="the pod ended without a result.json"):
         reenter(planned, event, pod=None)
+
+
+# ------------------------------------------------------------------------------ the trigger's wait
+class FakeAsyncHook:
+    """The async Kubernetes client the provider's trigger polls: each get_pod returns the next pod of
+    `pods` (the last one forever); deletions are recorded."""
+
+    def __init__(self, pods):
+        self.pods, self.deleted = list(pods), []
+
+    async def get_pod(self, name, namespace):
+        return self.pods.pop(0) if len(self.pods) > 1 else self.pods[0]
+
+    async def watch_pod_events(self, *args, **kwargs):
+        return
+        yield  # an async generator with no events
+
+    async def delete_pod(self, name, namespace, grace_period_seconds=None):
+        self.deleted.append((name, namespace, grace_period_seconds))
+
+
+def k8s_pod(phase, *, scheduled=True, exit_code=None):
+    from kubernetes.client import (V1ContainerState, V1ContainerStateRunning, V1ContainerStateTerminated,
+                                   V1ContainerStatus, V1ObjectMeta, V1Pod, V1PodCondition, V1PodStatus)
+
+    state = (V1ContainerState(terminated=V1ContainerStateTerminated(exit_code=exit_code)) if exit_code is not None
+             else V1ContainerState(running=V1ContainerStateRunning()) if phase == "Running" else None)
+    statuses = [V1ContainerStatus(name="worker", state=state, image="img", image_id="", ready=phase == "Running",
+                                  restart_count=0)] if state else None
+    condition = V1PodCondition(type="PodScheduled", status="True" if scheduled else "False",
+                               reason=None if scheduled else "Unschedulable")
+    return V1Pod(metadata=V1ObjectMeta(name="mlb-x", namespace="mlbench"),
+                 status=V1PodStatus(phase=phase, conditions=[condition], container_statuses=statuses))
+
+
+def deferred_trigger(planned):
+    """The trigger the operator defers to (as in the test above), with short timeouts for the test."""
+    from airflow.providers.cncf.kubernetes.operators.pod import KubernetesPodOperator
+    from airflow.providers.cncf.kubernetes.triggers.pod import KubernetesPodTrigger
+    from airflow.sdk.exceptions import TaskDeferred
+
+    def create(self, pod_request_obj, context):
+        pod_request_obj.status = SimpleNamespace(phase="Pending", container_statuses=None)
+        return pod_request_obj
+
+    with mock.patch.object(KubernetesPodOperator, "get_or_create_pod", create), \
+            mock.patch("airflow.providers.cncf.kubernetes.hooks.kubernetes.KubernetesHook.is_in_cluster",
+                       new_callable=mock.PropertyMock, return_value=False), pytest.raises(TaskDeferred) as deferred:
+        operator_for(planned).execute(context())
+    _, kwargs = deferred.value.trigger.serialize()
+    kwargs.update(startup_timeout=1, schedule_timeout=1, startup_check_interval=0.05, poll_interval=0.01)
+    return KubernetesPodTrigger(**kwargs)
+
+
+def first_event(trigger, hook):
+    import asyncio
+
+    trigger.__dict__["hook"] = hook  # the cached async hook, replaced before the first poll
+
+    async def run():
+        async for event in trigger.run():
+            return event.payload
+
+    return asyncio.run(run())
+
+
+@pytest.mark.parametrize("pods, status", [
+    ([k8s_pod("Pending"), k8s_pod("Running"), k8s_pod("Running"), k8s_pod("Succeeded", exit_code=0)], "success"),
+    ([k8s_pod("Pending"), k8s_pod("Running"), k8s_pod("Failed", exit_code=4)], "failed"),  # a rank failed
+])
+def test_the_trigger_waits_the_pod_out_and_reports_how_it_ended(planned, pods, status):
+    trigger = deferred_trigger(planned)
+    event = first_event(trigger, FakeAsyncHook(pods))
+    assert event["status"] == status and event["name"] == trigger.pod_name
+
