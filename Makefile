@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo train-demo airflow-ui test test-fast lint bench venv clean
+.PHONY: demo train-demo airflow-ui test test-slow test-fast lint bench venv clean
 
 venv: $(STAMP)
 
@@ -44,7 +44,11 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -m "not slow" tests
+
+# Whole DAG runs over several minutes each (the nightly's three nights); CI runs them after `make test`.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow tests
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit tests

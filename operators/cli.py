@@ -101,8 +101,8 @@ def cmd_pools(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from operators.kubernetes.pod_operator import render_single_node_pod
     from operators.kubernetes.pools import get_pool, placement
-    from operators.kubernetes.spec import build_manifests, default_image, to_yaml
-    from operators.launch import DEFAULT_RENDEZVOUS_S, rendezvous_timeout
+    from operators.kubernetes.spec import build_manifests, to_yaml
+    from operators.launch import DEFAULT_RENDEZVOUS_S, DEFAULT_RUN_TIMEOUT_S, launch_target
     from operators.planning import plan_configurations
     from operators.request import validate_request
 
@@ -115,15 +115,14 @@ def cmd_render(args: argparse.Namespace) -> int:
     })
     configuration = plan_configurations(request, run_id=args.dag_run_id, runs_root=Path("/results"),
                                         data_root=Path("/datasets"))[0]
-    image = args.image or default_image(pool, settings)
-    namespace = args.namespace or settings.k8s_namespace
     path = args.path or ("pod" if placement(args.world_size, pool).single_node else "job")
+    target = launch_target(configuration, settings, dag_id="mlbench_benchmark", run_timeout_s=DEFAULT_RUN_TIMEOUT_S,
+                           rendezvous_timeout_s=DEFAULT_RENDEZVOUS_S, image=args.image, namespace=args.namespace)
     if path == "pod":
-        sys.stdout.write(to_yaml([render_single_node_pod(configuration, image=image, namespace=namespace)]))
+        sys.stdout.write(to_yaml([render_single_node_pod(configuration, image=target.image,
+                                                         namespace=target.namespace)]))
         return 0
-    manifests = build_manifests(configuration, pool, image=image, dag_id="mlbench_benchmark",
-                                dag_run_id=args.dag_run_id, namespace=namespace,
-                                rendezvous_timeout_s=int(rendezvous_timeout(DEFAULT_RENDEZVOUS_S, settings)))
+    manifests = build_manifests(configuration, target)
     sys.stdout.write(to_yaml(manifests))
     return 0
 

@@ -17,8 +17,10 @@ from tasks.errors import ExitCode, UserError
 from tasks.settings import Settings
 
 if TYPE_CHECKING:  # the Airflow operator imports this module when a DAG file is parsed: keep it light
-    from tasks.runtime.results import ResultRecord
+    from operators.kubernetes.indexed_job import KubernetesJobLauncher, KubernetesJobOutcome
+    from operators.kubernetes.spec import LaunchTarget
     from operators.planning import Configuration
+    from tasks.runtime.results import ResultRecord
 
 DEFAULT_RUN_TIMEOUT_S = 6 * 3600
 DEFAULT_RENDEZVOUS_S = 600
@@ -66,29 +68,46 @@ def launch_configuration(
     settings: Settings | None = None,
 ) -> LaunchSummary:
     """Run one configuration with its launcher; always leaves a result.json."""
-    from tasks.runtime.results import failed_result, write_result
-
     settings = settings or Settings.from_env()
     c = configuration
-    output = c.output_dir
-    output.mkdir(parents=True, exist_ok=True)
-    config = _resolved(c)
+    c.output_dir.mkdir(parents=True, exist_ok=True)
     try:
-        if c.launcher == "kubernetes":
-            returncode, result = _launch_on_kubernetes(c, config, settings, dag_id=dag_id,
-                                                       run_timeout_s=run_timeout_s,
-                                                       rendezvous_timeout_s=rendezvous_timeout_s, stop=stop)
-        else:
-            returncode, result = _launch_locally(c, config, settings, run_timeout_s=run_timeout_s,
-                                                 rendezvous_timeout_s=rendezvous_timeout_s, stop=stop)
+        with recording_failures(c):
+            if c.launcher == "kubernetes":
+                returncode, result = _launch_on_kubernetes(c, settings, dag_id=dag_id, run_timeout_s=run_timeout_s,
+                                                           rendezvous_timeout_s=rendezvous_timeout_s, stop=stop)
+            else:
+                returncode, result = _launch_locally(c, _resolved(c), settings, run_timeout_s=run_timeout_s,
+                                                     rendezvous_timeout_s=rendezvous_timeout_s, stop=stop)
     except UserError as exc:  # e.g. the directory holds another configuration's checkpoints
-        result = failed_result(config, str(exc))
-        write_result(output, result)
-        returncode = exc.exit_code
-    except Exception as exc:  # the cluster API, a missing connection...: still a record, then fail
-        write_result(output, failed_result(config, f"launch failed: {type(exc).__name__}: {exc}"))
-        raise
+        return refused(c, exc)
     return _summary(c, result, returncode)
+
+
+@contextlib.contextmanager
+def recording_failures(c: Configuration) -> Iterator[None]:
+    """An unexpected error (the cluster API, a missing connection...) still leaves a failed
+    result.json naming it, then fails the task."""
+    from tasks.runtime.results import failed_result, write_result
+
+    try:
+        yield
+    except UserError:
+        raise
+    except Exception as exc:
+        c.output_dir.mkdir(parents=True, exist_ok=True)
+        write_result(c.output_dir, failed_result(_resolved(c), f"launch failed: {type(exc).__name__}: {exc}"))
+        raise
+
+
+def refused(c: Configuration, exc: UserError) -> LaunchSummary:
+    """The summary (and failed result.json) of a launch refused for bad input: not retried."""
+    from tasks.runtime.results import failed_result, write_result
+
+    result = failed_result(_resolved(c), str(exc))
+    c.output_dir.mkdir(parents=True, exist_ok=True)
+    write_result(c.output_dir, result)
+    return _summary(c, result, exc.exit_code)
 
 
 def _summary(c: Configuration, result: ResultRecord, returncode: int | None) -> LaunchSummary:
@@ -176,29 +195,66 @@ def rendezvous_timeout(requested_s: float, settings: Settings) -> float:
     return max(requested_s, settings.k8s_startup_timeout_s)
 
 
-def _launch_on_kubernetes(c: Configuration, config: Any, settings: Settings, *, dag_id: str, run_timeout_s: float,
-                          rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, ResultRecord]:
+def launch_target(c: Configuration, settings: Settings, *, dag_id: str, run_timeout_s: float,
+                  rendezvous_timeout_s: float, image: str | None = None, namespace: str | None = None) -> LaunchTarget:
+    """Where a kubernetes configuration's objects go and what they run (image and namespace from the
+    settings unless given)."""
+    from operators.kubernetes.pools import get_pool
+    from operators.kubernetes.spec import LaunchTarget, default_image
+
+    pool = get_pool(c.pool or "", settings.pools_file)
+    return LaunchTarget(pool=pool, image=image or default_image(pool, settings), dag_id=dag_id, dag_run_id=c.run_id,
+                        namespace=namespace or settings.k8s_namespace, run_timeout_s=int(run_timeout_s),
+                        rendezvous_timeout_s=int(rendezvous_timeout(rendezvous_timeout_s, settings)))
+
+
+def kubernetes_job(c: Configuration, settings: Settings, *, dag_id: str, run_timeout_s: float,
+                   rendezvous_timeout_s: float) -> tuple[KubernetesJobLauncher, list[dict[str, Any]]]:
+    """The launcher and the [Service, Indexed Job] of a configuration on the Job path; names are
+    fixed, so the same call after a deferral finds the objects the first one created."""
     from operators.kubernetes.api import clients_from_hook
     from operators.kubernetes.indexed_job import KubernetesJobLauncher
-    from operators.kubernetes.pools import get_pool
-    from operators.kubernetes.spec import build_manifests, default_image
-    from tasks.runtime.bundle import collect_result
+    from operators.kubernetes.spec import build_manifests
 
-    prepare_kubernetes_bundle(c)
-    pool = get_pool(c.pool or "", settings.pools_file)
-    manifests = build_manifests(c, pool, image=default_image(pool, settings), dag_id=dag_id, dag_run_id=c.run_id,
-                                namespace=settings.k8s_namespace, run_timeout_s=int(run_timeout_s),
-                                rendezvous_timeout_s=int(rendezvous_timeout(rendezvous_timeout_s, settings)))
-    pods = manifests[1]["spec"]["completions"]
-    log(f"launching {c.config_id}: Indexed Job {manifests[1]['metadata']['name']} of {pods} pod(s), "
-        f"{c.world_size // pods} rank(s) each, on pool {pool.name} in namespace {settings.k8s_namespace}")
+    target = launch_target(c, settings, dag_id=dag_id, run_timeout_s=run_timeout_s,
+                           rendezvous_timeout_s=rendezvous_timeout_s)
+    manifests = build_manifests(c, target)
     core, batch = clients_from_hook(settings.k8s_conn_id)
-    launcher = KubernetesJobLauncher(core, batch, namespace=settings.k8s_namespace,
+    launcher = KubernetesJobLauncher(core, batch, namespace=target.namespace,
                                      startup_timeout_s=settings.k8s_startup_timeout_s, run_timeout_s=run_timeout_s,
                                      log=lambda line: print(line, flush=True))
-    outcome = launcher.run(manifests, stop=stop)
+    return launcher, manifests
+
+
+def announce_job(c: Configuration, manifests: list[dict[str, Any]]) -> None:
+    job = manifests[1]
+    pods = job["spec"]["completions"]
+    log(f"launching {c.config_id}: Indexed Job {job['metadata']['name']} of {pods} pod(s), "
+        f"{c.world_size // pods} rank(s) each, on pool {c.pool} in namespace {job['metadata']['namespace']}")
+
+
+def job_result(c: Configuration, outcome: KubernetesJobOutcome) -> tuple[int, ResultRecord]:
+    """The exit code retries are decided on, and the bundle's result (a failed record with the
+    outcome's message when the ranks left none)."""
+    from tasks.runtime.bundle import collect_result
+
     returncode = outcome.returncode
     codes = {code for code in outcome.exit_codes.values() if code is not None}
     if returncode == ExitCode.RUN_FAILED and codes and codes <= {ExitCode.BAD_INPUT, ExitCode.DATA}:
         returncode = max(codes)  # every failed rank rejected its input or data: no retry
-    return returncode, collect_result(config, c.output_dir, outcome.message)
+    return returncode, collect_result(_resolved(c), c.output_dir, outcome.message)
+
+
+def job_summary(c: Configuration, outcome: KubernetesJobOutcome) -> LaunchSummary:
+    """The launch summary of a Job that ended while the task was deferred."""
+    returncode, result = job_result(c, outcome)
+    return _summary(c, result, returncode)
+
+
+def _launch_on_kubernetes(c: Configuration, settings: Settings, *, dag_id: str, run_timeout_s: float,
+                          rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, ResultRecord]:
+    prepare_kubernetes_bundle(c)
+    launcher, manifests = kubernetes_job(c, settings, dag_id=dag_id, run_timeout_s=run_timeout_s,
+                                         rendezvous_timeout_s=rendezvous_timeout_s)
+    announce_job(c, manifests)
+    return job_result(c, launcher.run(manifests, stop=stop))

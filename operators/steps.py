@@ -241,6 +241,7 @@ def outcomes_of(plan: list[Configuration]) -> list:
 
     outcomes = []
     compares_backends = len({c.backend for c in plan}) > 1
+    pools = _pools_of(plan)
     for c in plan:
         result, unreadable = _read_bundle(c)
         validation_path = c.output_dir / RESULT_VALIDATION_FILE
@@ -259,8 +260,19 @@ def outcomes_of(plan: list[Configuration]) -> list:
             config_id=c.config_id, task=c.task, world_size=c.world_size, repeat=c.repeat,
             algorithm=c.algorithm, backend=c.backend, launcher=c.launcher, output=c.output,
             result=result, validation=validation, failure_reason=reason, compares_backends=compares_backends,
+            pool=c.pool if c.pool in pools else None,
+            price_per_hour=pools[c.pool].hourly_cost(c.world_size) if c.pool in pools else None,
         ))
     return outcomes
+
+
+def _pools_of(plan: list[Configuration]) -> dict[str, Any]:
+    """The pool profiles the plan's kubernetes configurations ran on (their prices: cost to accuracy)."""
+    if not any(c.launcher == "kubernetes" and c.pool for c in plan):
+        return {}
+    from operators.kubernetes.pools import load_pools
+
+    return load_pools(Settings.from_env().pools_file)
 
 
 def track_step(run_id: str, *, dag_id: str) -> dict[str, Any]:

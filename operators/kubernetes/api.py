@@ -3,6 +3,7 @@ errors as one line (and whether they are worth a retry)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import Any
 
@@ -29,20 +30,34 @@ def one_line(text: Any, limit: int = REASON_CHARS) -> str:
 
 def describe_error(exc: BaseException) -> str:
     """`HTTP 403: <the API server's message>` for an API error, else `Type: message`; one line."""
-    if isinstance(exc, ApiException):
-        detail = exc.reason or ""
+    if _is_api_error(exc):
+        detail = getattr(exc, "reason", None) or ""
         try:
             detail = json.loads(exc.body).get("message") or detail
         except (TypeError, ValueError, AttributeError):
             pass
-        return one_line(f"HTTP {exc.status}: {detail}".rstrip(": "))
+        return one_line(f"HTTP {getattr(exc, 'status', None)}: {detail}".rstrip(": "))
     return one_line(f"{type(exc).__name__}: {exc}")
 
 
 def is_transient(exc: BaseException) -> bool:
     """Whether polling again may succeed: throttling, server errors, dropped connections."""
-    if isinstance(exc, ApiException):
-        return exc.status in TRANSIENT_STATUSES
+    if _is_api_error(exc):
+        return getattr(exc, "status", None) in TRANSIENT_STATUSES
     import urllib3
 
-    return isinstance(exc, (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError))
+    transient: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, ConnectionError, TimeoutError)
+    with contextlib.suppress(ImportError):  # the triggerer's async client
+        import aiohttp
+
+        transient += (aiohttp.ClientError,)
+    return isinstance(exc, transient)
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return _is_api_error(exc) and getattr(exc, "status", None) == 404
+
+
+def _is_api_error(exc: BaseException) -> bool:
+    """An API error of the sync client or of the async one (kubernetes_asyncio) the triggerer uses."""
+    return isinstance(exc, ApiException) or (type(exc).__name__ == "ApiException" and hasattr(exc, "status"))

@@ -25,8 +25,19 @@ from typing import Any, Callable
 from kubernetes.client.exceptions import ApiException
 
 from operators.kubernetes.api import describe_error, is_transient
-from operators.kubernetes.job_logs import DRAIN_LOG_S, LogFollower
-from operators.kubernetes.job_pods import JOB_LABEL, NOTHING_SEEN, STARTED, Observation, observe, owned_by, phase
+from operators.kubernetes.job_logs import DRAIN_LOG_S, LogFollower, log_tail
+from operators.kubernetes.job_pods import (
+    JOB_LABEL,
+    NOTHING_SEEN,
+    STARTED,
+    JobWatch,
+    Observation,
+    Verdict,
+    failed_condition,
+    observe,
+    owned_by,
+    phase,
+)
 from operators.kubernetes.pod_diagnosis import (
     describe_pending,
     explain_failures,
@@ -55,6 +66,12 @@ def _split(manifests: list[dict[str, Any]]) -> tuple[dict[str, Any] | None, dict
     service = next((m for m in manifests if m.get("kind") == "Service"), None)
     job = next((m for m in manifests if m.get("kind") == "Job"), None)
     return service, job
+
+
+@dataclass(frozen=True)
+class JobStart:
+    uid: str | None  # the Job's, to tell its pods from a previous try's
+    outcome: KubernetesJobOutcome | None  # set when the job could not start
 
 
 _SKIPPED = object()  # a poll that hit a transient API error
@@ -91,6 +108,28 @@ class KubernetesJobLauncher:
     def run(self, manifests: list[dict[str, Any]], *, stop: threading.Event | None = None) -> KubernetesJobOutcome:
         """Create, supervise and always delete one job; returns how it ended."""
         return _JobRun(self, manifests, stop).execute()
+
+    def start(self, manifests: list[dict[str, Any]], *, stop: threading.Event | None = None) -> JobStart:
+        """Create one job and return at once (a trigger waits for it): its uid, or how it ended
+        already (the leftovers of a previous try would not go), everything deleted then."""
+        run = _JobRun(self, manifests, stop)
+        try:
+            outcome = run._create()
+        except BaseException:
+            run.delete_quietly()
+            raise
+        if outcome is not None:
+            run.delete_quietly()
+        return JobStart(uid=run.uid, outcome=outcome)
+
+    def conclude(self, manifests: list[dict[str, Any]], *, uid: str | None, verdict: Verdict | None,
+                 startup_waited_s: float = 0.0, lost: str | None = None) -> KubernetesJobOutcome:
+        """After a trigger's `verdict` on the job `start` created: the outcome with the reasons the
+        poll loop gives (read now) and rank 0's last log lines; verdict None: the trigger lost track
+        of the job (`lost` says why). Everything deleted."""
+        run = _JobRun(self, manifests, None)
+        run.uid = uid
+        return run.conclude(verdict, startup_waited_s, lost)
 
     def delete(self, manifests: list[dict[str, Any]]) -> None:
         """Delete the Job (its pods go with it: background propagation) and the Service; 404 is fine.
@@ -180,11 +219,14 @@ class _JobRun:
         finally:
             if self.follower is not None:
                 self.follower.finish(DRAIN_LOG_S if outcome is not None and outcome.returncode == ExitCode.OK else 0)
-            try:
-                self.launcher.delete(self.manifests)
-            except Exception as exc:  # noqa: BLE001 - keep the outcome (or the original error)
-                self.log(f"job {self.name}: cleanup failed ({describe_error(exc)}); "
-                         "the DAG's cleanup step deletes the leftovers by label")
+            self.delete_quietly()
+
+    def delete_quietly(self) -> None:
+        try:
+            self.launcher.delete(self.manifests)
+        except Exception as exc:  # noqa: BLE001 - keep the outcome (or the original error)
+            self.log(f"job {self.name}: cleanup failed ({describe_error(exc)}); "
+                     "the DAG's cleanup step deletes the leftovers by label")
 
     def _stopped(self) -> bool:
         return self.stop is not None and self.stop.is_set()
@@ -265,11 +307,11 @@ class _JobRun:
 
     # ------------------------------------------------------------------ supervision
     def _supervise(self) -> KubernetesJobOutcome:
-        """Startup (until every rank runs) then run phase (until the job ends), one poll loop."""
+        """Startup (until every pod runs) then run phase (until the job ends), one poll loop."""
         startup_began = self.clock()
-        startup_deadline = min(startup_began + self.launcher.startup_timeout_s, self.run_deadline)
+        watch = JobWatch(self.world_size, startup_deadline=startup_began + self.launcher.startup_timeout_s,
+                         run_deadline=self.run_deadline)
         next_progress = startup_began + PROGRESS_EVERY_S
-        all_running = False
         last = NOTHING_SEEN
         while True:
             if self._stopped():
@@ -277,40 +319,44 @@ class _JobRun:
             seen = self._observe()
             if seen is not _SKIPPED:
                 last = seen
-                if seen.job is None:
-                    return KubernetesJobOutcome(ExitCode.RUN_FAILED, f"job {self.name} disappeared before it "
-                                                                     "finished (deleted outside the launcher?)")
-                self._follow_rank0(seen)  # first: a rank 0 that already finished is still shown
-                outcome = self._finished(seen)
-                if outcome is not None:
-                    return outcome
-                if not all_running and seen.running == self.world_size:
-                    all_running = True
-                    self.log(f"job {self.name}: all {self.world_size} ranks running after "
-                             f"{self.clock() - startup_began:.0f}s")
+                if seen.job is not None:
+                    self._follow_rank0(seen)  # first: a rank 0 that already finished is still shown
+            was_running = watch.all_running
             now = self.clock()
-            if not all_running:
-                if now >= startup_deadline:
-                    return self._startup_timeout(last, now - startup_began)
-                if now >= next_progress:
-                    next_progress = now + PROGRESS_EVERY_S
-                    self._progress(last)
-            elif now >= self.run_deadline:
-                self.log(f"job {self.name}: run timeout reached; deleting the job")
-                return KubernetesJobOutcome(
-                    ExitCode.TIMEOUT, f"job {self.name}: timed out after {self.launcher.run_timeout_s:.0f}s "
-                                      f"({last.running}/{self.world_size} ranks still running)", timed_out=True)
+            verdict = watch.judge(None if seen is _SKIPPED else seen, now)
+            if watch.all_running and not was_running:
+                self.log(f"job {self.name}: all {self.world_size} ranks running after {now - startup_began:.0f}s")
+            if verdict is not None:
+                return self.outcome(verdict, last, now - startup_began)
+            if not watch.all_running and now >= next_progress:
+                next_progress = now + PROGRESS_EVERY_S
+                self._progress(last)
             self.launcher._pause(self.stop)
+
+    def outcome(self, verdict: Verdict, seen: Observation, startup_waited_s: float) -> KubernetesJobOutcome:
+        """How the job ended, as one line, for the verdict a watch (this loop or the trigger) reached."""
+        if verdict is Verdict.DISAPPEARED or seen.job is None:
+            return KubernetesJobOutcome(ExitCode.RUN_FAILED, f"job {self.name} disappeared before it "
+                                                             "finished (deleted outside the launcher?)")
+        if verdict is Verdict.FAILED:
+            return self._failure(seen, failed_condition(seen.job))
+        if verdict is Verdict.SUCCEEDED:
+            if self.follower is not None:
+                self.follower.finish(DRAIN_LOG_S)  # rank 0's last lines before our verdict
+            message = f"job {self.name}: all {self.world_size} ranks succeeded"
+            self.log(message)
+            return KubernetesJobOutcome(ExitCode.OK, message)
+        if verdict is Verdict.STARTUP_TIMEOUT:
+            return self._startup_timeout(seen, startup_waited_s)
+        self.log(f"job {self.name}: run timeout reached; deleting the job")
+        return KubernetesJobOutcome(
+            ExitCode.TIMEOUT, f"job {self.name}: timed out after {self.launcher.run_timeout_s:.0f}s "
+                              f"({seen.running}/{self.world_size} ranks still running)", timed_out=True)
 
     def _observe(self) -> Observation | object:
         """The Job and its pods now, or _SKIPPED after a transient API error (too many in a row raise)."""
         try:
-            try:  # the status comes with the Job: needs only `get jobs`
-                job = self.batch.read_namespaced_job(name=self.name, namespace=self.ns)
-            except ApiException as exc:
-                if exc.status != 404:
-                    raise
-                job = None
+            job = self._read_job()
             pods = [pod for pod in self._pods_with_label() if owned_by(pod, self.uid)]
         except Exception as exc:
             if not is_transient(exc):
@@ -324,6 +370,15 @@ class _JobRun:
         self.api_errors = 0
         return observe(job, pods, self.world_size)
 
+    def _read_job(self) -> Any:
+        """The Job (its status comes with it: needs only `get jobs`), None when it no longer exists."""
+        try:
+            return self.batch.read_namespaced_job(name=self.name, namespace=self.ns)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+            return None
+
     def _follow_rank0(self, seen: Observation) -> None:
         pod = seen.by_rank.get(0)
         if self.follower is None and pod is not None and phase(pod) in STARTED:  # a failed one: log tail
@@ -332,24 +387,6 @@ class _JobRun:
             self.follower.start()
 
     # ------------------------------------------------------------------ verdicts
-    def _finished(self, seen: Observation) -> KubernetesJobOutcome | None:
-        status = seen.job.status
-        conditions = (status.conditions if status is not None else None) or []
-        failed_condition = next((c for c in conditions if c.type in ("Failed", "FailureTarget")
-                                 and c.status == "True"), None)
-        failed_count = (status.failed if status is not None else None) or 0
-        if failed_condition is not None or failed_count > 0 or seen.failed:
-            return self._failure(seen, failed_condition)
-        succeeded = (status.succeeded if status is not None else None) or 0
-        complete = any(c.type == "Complete" and c.status == "True" for c in conditions)
-        if succeeded >= self.world_size or complete:
-            if self.follower is not None:
-                self.follower.finish(DRAIN_LOG_S)  # rank 0's last lines before our verdict
-            message = f"job {self.name}: all {self.world_size} ranks succeeded"
-            self.log(message)
-            return KubernetesJobOutcome(ExitCode.OK, message)
-        return None
-
     def _failure(self, seen: Observation, condition: Any) -> KubernetesJobOutcome:
         """Name the failed ranks (the first to fail first), log each one's log tail, build the message."""
         failed = failed_ranks(seen.failed, self.container)
@@ -370,6 +407,26 @@ class _JobRun:
             message = f"job {self.name} failed ({why or f'{seen.job.status.failed} pod(s) failed'})"
         self.log(message)
         return KubernetesJobOutcome(ExitCode.RUN_FAILED, message, ranks, exit_codes=exit_codes)
+
+    def conclude(self, verdict: Verdict | None, startup_waited_s: float, lost: str | None) -> KubernetesJobOutcome:
+        """After a trigger's wait: look once more (for the reasons), show rank 0's last lines,
+        delete everything, return how the job ended."""
+        try:
+            if verdict is None:
+                message = f"job {self.name}: stopped waiting: {lost}"
+                self.log(message)
+                return KubernetesJobOutcome(ExitCode.RUN_FAILED, message)
+            job = self._read_job()
+            seen = observe(job, [pod for pod in self._pods_with_label() if owned_by(pod, self.uid)], self.world_size)
+            rank0 = seen.by_rank.get(0)
+            if rank0 is not None and phase(rank0) != "Pending":
+                lines, _ = log_tail(self.core, self.ns, rank0, self.container)
+                self.log(f"job {self.name}: last {len(lines)} lines of rank 0's log:")
+                for line in lines:
+                    self.log(f"[rank 0] {line}")
+            return self.outcome(verdict, seen, startup_waited_s)
+        finally:
+            self.delete_quietly()
 
     # ------------------------------------------------------------------ startup diagnostics
     def _progress(self, seen: Observation) -> None:

@@ -4,6 +4,7 @@ belongs to this try's Job, and one observation of the Job with its current pod p
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from operators.kubernetes.spec import LABEL_PREFIX
@@ -89,3 +90,61 @@ def _newer(pod: Any, other: Any) -> bool:
     def key(p: Any) -> tuple[bool, float]:
         return (p.metadata.deletion_timestamp is None, timestamp(p.metadata.creation_timestamp))
     return key(pod) > key(other)
+
+
+# ------------------------------------------------------------------------------------ verdicts
+class Verdict(str, Enum):
+    """How a watched Job ended; reached by the launcher's poll loop or by the deferrable trigger."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DISAPPEARED = "disappeared"
+    STARTUP_TIMEOUT = "startup_timeout"
+    RUN_TIMEOUT = "run_timeout"
+
+
+def failed_condition(job: Any) -> Any:
+    """The Job's Failed (or FailureTarget) condition that is true, if any."""
+    conditions = (job.status.conditions if job.status is not None else None) or []
+    return next((c for c in conditions if c.type in ("Failed", "FailureTarget") and c.status == "True"), None)
+
+
+def job_verdict(seen: Observation, pods: int) -> Verdict | None:
+    """Whether the Job has ended, from one observation; None while it runs."""
+    if seen.job is None:
+        return Verdict.DISAPPEARED
+    status = seen.job.status
+    failed_count = (status.failed if status is not None else None) or 0
+    if failed_condition(seen.job) is not None or failed_count > 0 or seen.failed:
+        return Verdict.FAILED
+    succeeded = (status.succeeded if status is not None else None) or 0
+    conditions = (status.conditions if status is not None else None) or []
+    if succeeded >= pods or any(c.type == "Complete" and c.status == "True" for c in conditions):
+        return Verdict.SUCCEEDED
+    return None
+
+
+@dataclass
+class JobWatch:
+    """The deadlines of one Job's wait: every pod must run by `startup_deadline` (capped by the run's),
+    the run must end by `run_deadline`. Clock-agnostic (the trigger uses wall time, which survives a
+    move to another triggerer; the launcher its monotonic clock)."""
+
+    pods: int
+    startup_deadline: float
+    run_deadline: float
+    all_running: bool = False
+
+    def judge(self, seen: Observation | None, now: float) -> Verdict | None:
+        """The verdict after one poll (`seen` None: the poll failed), or None to keep waiting."""
+        if seen is not None:
+            verdict = job_verdict(seen, self.pods)
+            if verdict is not None:
+                return verdict
+            if seen.running == self.pods:
+                self.all_running = True
+        if not self.all_running and now >= min(self.startup_deadline, self.run_deadline):
+            return Verdict.STARTUP_TIMEOUT
+        if self.all_running and now >= self.run_deadline:
+            return Verdict.RUN_TIMEOUT
+        return None

@@ -79,8 +79,7 @@ class SingleNodeTrainingOperator(KubernetesPodOperator):
         return outcome  # the pod was already finished: trigger_reentry has run inline
 
     def trigger_reentry(self, context: Any, event: dict[str, Any]) -> Any:
-        self._prepare_pod(context["dag"].dag_id, write_config=False)
-        try:
+        try:  # the provider finds the pod by the event's name: the spec need not be rebuilt
             super().trigger_reentry(context, event)
         except Exception as exc:
             if type(exc).__name__ == "TaskDeferred":  # re-deferred: the pod is still running
@@ -94,21 +93,17 @@ class SingleNodeTrainingOperator(KubernetesPodOperator):
         into its bundle directory (on the shared results volume) for the ranks to read."""
         from airflow.providers.cncf.kubernetes.pod_generator import PodGenerator
 
-        from operators.launch import prepare_kubernetes_bundle, rendezvous_timeout
-        from operators.kubernetes.pools import get_pool
-        from operators.kubernetes.spec import build_single_node_pod, default_image
+        from operators.kubernetes.spec import build_single_node_pod
+        from operators.launch import launch_target, prepare_kubernetes_bundle
         from operators.planning import Configuration
 
-        settings = Settings.from_env()
         configuration = Configuration.from_dict(self.configuration)
-        pool = get_pool(configuration.pool or "", settings.pools_file)
         if write_config:
             prepare_kubernetes_bundle(configuration)
-        pod = build_single_node_pod(
-            configuration, pool, image=self.image or default_image(pool, settings), dag_id=dag_id,
-            dag_run_id=configuration.run_id, namespace=self.namespace or settings.k8s_namespace,
-            run_timeout_s=int(self.run_timeout_s),
-            rendezvous_timeout_s=int(rendezvous_timeout(self.rendezvous_timeout_s, settings)))
+        target = launch_target(configuration, Settings.from_env(), dag_id=dag_id, run_timeout_s=self.run_timeout_s,
+                               rendezvous_timeout_s=self.rendezvous_timeout_s, image=self.image,
+                               namespace=self.namespace)
+        pod = build_single_node_pod(configuration, target)
         self.full_pod_spec = PodGenerator.deserialize_model_dict(pod)
         self.name = pod["metadata"]["name"]
         self.labels = {**(self.labels or {}), **pod["metadata"]["labels"]}

@@ -41,6 +41,15 @@ class PoolProfile:
         """Ranks (one per GPU) in each pod of a multi-node Indexed Job: one per CPU pod."""
         return max(1, self.gpus_per_pod)
 
+    def hourly_cost(self, world_size: int) -> float | None:
+        """USD per hour of what `world_size` ranks occupy: the node price times their share of nodes
+        (4 ranks on an 8-GPU node: half of it; 16 ranks: two nodes; one CPU pod per rank); None
+        without a price."""
+        if self.price_per_node_hour is None:
+            return None
+        nodes = world_size / self.gpus_per_node if self.gpus_per_node else world_size
+        return self.price_per_node_hour * nodes
+
     def valid_world_sizes(self) -> str:
         """The world sizes this pool can place, in words (for error lines)."""
         if self.gpus_per_node == 0:

@@ -42,6 +42,19 @@ LABEL_PREFIX = "mlbench.io"
 
 
 @dataclass(frozen=True)
+class LaunchTarget:
+    """Where one configuration's objects go and what they run, for both paths."""
+
+    pool: PoolProfile
+    image: str
+    dag_id: str
+    dag_run_id: str
+    namespace: str = NAMESPACE
+    run_timeout_s: int = 6 * 3600
+    rendezvous_timeout_s: int = 900
+
+
+@dataclass(frozen=True)
 class JobNames:
     job: str
     service: str
@@ -78,38 +91,28 @@ def run_labels(dag_id: str, dag_run_id: str) -> dict[str, str]:
     }
 
 
-def build_manifests(
-    configuration: Configuration,
-    pool: PoolProfile,
-    *,
-    image: str,
-    dag_id: str,
-    dag_run_id: str,
-    namespace: str = NAMESPACE,
-    run_timeout_s: int = 6 * 3600,
-    rendezvous_timeout_s: int = 900,
-) -> list[dict[str, Any]]:
+def build_manifests(configuration: Configuration, target: LaunchTarget) -> list[dict[str, Any]]:
     """[headless Service, Indexed Job] for one planned configuration (see operators.planning) that
     spans nodes; a single-node configuration gets them too (`mlbench render --path job`), but the
     pipeline launches it as one pod (`build_single_node_pod`)."""
-    c = configuration
+    c, t, pool = configuration, target, target.pool
     place = placement(c.world_size, pool)
     if place.single_node:  # on the Job path: pods of the pool's size, or one pod of all its ranks
         per_pod = pool.ranks_per_job_pod if c.world_size % pool.ranks_per_job_pod == 0 else c.world_size
         place = Placement(single_node=False, pods=c.world_size // per_pod, ranks_per_pod=per_pod)
-    names = job_names(dag_id, dag_run_id, c.config_id, c.world_size)
-    labels, annotations = _identity(c, dag_id, dag_run_id, names)
+    names = job_names(t.dag_id, t.dag_run_id, c.config_id, c.world_size)
+    labels, annotations = _identity(c, t.dag_id, t.dag_run_id, names)
     config_path, output = _bundle_paths(c)
     if place.ranks_per_pod == 1:
         args = worker_args(config_path, output, DATASETS_MOUNT)
     else:
         args = node_args(config_path, output, DATASETS_MOUNT)
-    environment = _pod_environment(names.master_addr, c.world_size, place.ranks_per_pod, pool, image,
-                                   rendezvous_timeout_s)
+    environment = _pod_environment(names.master_addr, c.world_size, place.ranks_per_pod, pool, t.image,
+                                   t.rendezvous_timeout_s)
     service = {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": {"name": names.service, "namespace": namespace, "labels": dict(labels),
+        "metadata": {"name": names.service, "namespace": t.namespace, "labels": dict(labels),
                      "annotations": dict(annotations)},
         "spec": {
             "clusterIP": "None",
@@ -118,45 +121,35 @@ def build_manifests(
             "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT, "targetPort": RENDEZVOUS_PORT}],
         },
     }
-    spec = _pod_spec(pool, image, args, environment, gpus=place.gpus_per_pod if pool.gpus_per_pod else 0,
+    spec = _pod_spec(pool, t.image, args, environment, gpus=place.gpus_per_pod if pool.gpus_per_pod else 0,
                      share=place.ranks_per_pod / pool.ranks_per_job_pod)
     spec["subdomain"] = names.service
     pod_template = {"metadata": {"labels": dict(labels), "annotations": dict(annotations)}, "spec": spec}
-    return [service, _indexed_job(names, namespace, labels, annotations, pool, place.pods, run_timeout_s,
+    return [service, _indexed_job(names, t.namespace, labels, annotations, pool, place.pods, t.run_timeout_s,
                                   pod_template)]
 
 
-def build_single_node_pod(
-    configuration: Configuration,
-    pool: PoolProfile,
-    *,
-    image: str,
-    dag_id: str,
-    dag_run_id: str,
-    namespace: str = NAMESPACE,
-    run_timeout_s: int = 6 * 3600,
-    rendezvous_timeout_s: int = 900,
-) -> dict[str, Any]:
+def build_single_node_pod(configuration: Configuration, target: LaunchTarget) -> dict[str, Any]:
     """The one pod of a configuration that fits on one node of its pool: a GPU per rank, the ranks
     as local processes (`mlbench node`), cpu, memory and /dev/shm scaled to its share of the pool's
     pod size. The KubernetesPodOperator adds its own labels and a random name suffix."""
-    c = configuration
+    c, t, pool = configuration, target, target.pool
     place = placement(c.world_size, pool)
     if not place.single_node:
         raise ValueError(f"{c.config_id}: world size {c.world_size} spans nodes of pool {pool.name}: "
                          "it runs as an Indexed Job (build_manifests)")
-    names = job_names(dag_id, dag_run_id, c.config_id, c.world_size)
-    labels, annotations = _identity(c, dag_id, dag_run_id, names)
+    names = job_names(t.dag_id, t.dag_run_id, c.config_id, c.world_size)
+    labels, annotations = _identity(c, t.dag_id, t.dag_run_id, names)
     config_path, output = _bundle_paths(c)
-    environment = _pod_environment("127.0.0.1", c.world_size, c.world_size, pool, image, rendezvous_timeout_s)
+    environment = _pod_environment("127.0.0.1", c.world_size, c.world_size, pool, t.image, t.rendezvous_timeout_s)
     environment["NODE_RANK"] = "0"
-    spec = _pod_spec(pool, image, node_args(config_path, output, DATASETS_MOUNT), environment,
+    spec = _pod_spec(pool, t.image, node_args(config_path, output, DATASETS_MOUNT), environment,
                      gpus=c.world_size, share=c.world_size / pool.ranks_per_job_pod)
-    spec["activeDeadlineSeconds"] = int(run_timeout_s)
+    spec["activeDeadlineSeconds"] = int(t.run_timeout_s)
     if pool.kueue_queue:  # Kueue's pod integration admits a plain pod by this label
         labels["kueue.x-k8s.io/queue-name"] = pool.kueue_queue
     return {"apiVersion": "v1", "kind": "Pod",
-            "metadata": {"name": names.job, "namespace": namespace, "labels": labels, "annotations": annotations},
+            "metadata": {"name": names.job, "namespace": t.namespace, "labels": labels, "annotations": annotations},
             "spec": spec}
 
 

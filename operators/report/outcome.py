@@ -47,6 +47,8 @@ class ConfigurationOutcome:
     validation: ValidationReport | None = None
     failure_reason: str | None = None
     compares_backends: bool = False  # the DAG run ran each configuration on several backends
+    pool: str | None = None  # the Kubernetes pool profile it ran on; None for local runs
+    price_per_hour: float | None = None  # USD for what it occupied on its pool; None without a price
 
     @property
     def series(self) -> str:

@@ -73,7 +73,7 @@ _SUMMARY_METRICS: dict[str, Callable[[TrainingResult], float | None]] = {
 }
 # Comparison row fields a parent run logs, per algorithm and world size.
 _PARENT_FIELDS = ("speedup", "efficiency", "compute_speedup", "compute_efficiency", "hit_rate",
-                  "comm_share", "tta_s", "compute_s", "communication_s")
+                  "comm_share", "tta_s", "compute_s", "communication_s", "cost_usd", "price_index")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -96,6 +96,10 @@ def comparison_rows(outcomes: list[ConfigurationOutcome]) -> list[dict]:
       `tta_s`; `compute_speedup`, `compute_efficiency`: the same from `compute_s`. None when
       either side did not reach the goal (no baseline, or this row never got there).
     - `comm_share` = communication_s / (compute_s + communication_s).
+    - `cost_usd`: cost to accuracy, the wall-clock time to accuracy (what the nodes are billed for)
+      times the hourly price of what the configuration occupied on its pool; `price_index`: that
+      cost relative to the 1-worker configuration's (MLBench's price index, 1/efficiency on
+      wall-clock time). None without a price (`pool` and `priced` say which case it is).
 
     Rows are sorted by task, algorithm, world size.
     """
@@ -126,6 +130,7 @@ def _aggregate(key: tuple[str, str, int], group: list[ConfigurationOutcome]) -> 
     timed = reached or [o for o in group if o.succeeded]
     ttas = _figures(reached, lambda r: r.time_to_accuracy_s)
     missed = len(group) - len(ttas)
+    wall_tta_s = mlperf_score(_figures(reached, lambda r: r.wall_time_to_accuracy_s), missed)
     compute_s = olympic_mean(_figures(timed, lambda r: r.compute_s))
     communication_s = olympic_mean(_figures(timed, lambda r: r.communication_s))
     busy = (compute_s or 0.0) + (communication_s or 0.0)
@@ -139,11 +144,19 @@ def _aggregate(key: tuple[str, str, int], group: list[ConfigurationOutcome]) -> 
         "tta_s": mlperf_score(ttas, missed),
         "tta_min_s": min(ttas) if ttas else None,
         "tta_max_s": max(ttas) if ttas else None,
-        "wall_tta_s": mlperf_score(_figures(reached, lambda r: r.wall_time_to_accuracy_s), missed),
+        "wall_tta_s": wall_tta_s,
         "compute_s": compute_s,
         "communication_s": communication_s,
         "comm_share": (communication_s or 0.0) / busy if busy > 0 else None,
+        **_cost(group, wall_tta_s),
     }
+
+
+def _cost(group: list[ConfigurationOutcome], wall_tta_s: float | None) -> dict:
+    pool = next((o.pool for o in group if o.pool), None)
+    price = next((o.price_per_hour for o in group if o.price_per_hour is not None), None)
+    cost = wall_tta_s * price / 3600 if wall_tta_s is not None and price is not None else None
+    return {"pool": pool, "priced": price is not None, "cost_usd": cost}
 
 
 def _ratio(numerator: float | None, denominator: float | None) -> float | None:
@@ -166,6 +179,7 @@ def _speedups(row: dict, reached: bool, baseline: tuple[dict, bool] | None) -> d
         "efficiency": speedup / k if speedup is not None else None,
         "compute_speedup": compute_speedup,
         "compute_efficiency": compute_speedup / k if compute_speedup is not None else None,
+        "price_index": _ratio(row["cost_usd"], baseline[0]["cost_usd"]) if baseline is not None else None,
     }
 
 
@@ -186,10 +200,14 @@ def format_table(rows: list[dict]) -> str:
 
     Columns: configuration, runs, goal reached (count/runs and hit rate), time to accuracy (olympic
     mean), speedup, efficiency, compute-only speedup, communication share. '-' marks a value that
-    cannot be computed (goal not reached, no 1-worker baseline).
+    cannot be computed (goal not reached, no 1-worker baseline). Rows that ran on a Kubernetes pool
+    add cost to accuracy and the price index; a pool without a price says so under the table.
     """
     header = ["configuration", "runs", "goal reached", "time to accuracy", "speedup",
               "efficiency", "compute speedup", "comm share"]
+    on_pools = any(row.get("pool") for row in rows)
+    if on_pools:
+        header += ["cost to accuracy", "price index"]
     body = [[
         str(row["configuration"]),
         str(row["runs"]),
@@ -199,8 +217,20 @@ def format_table(rows: list[dict]) -> str:
         _percent(row["efficiency"]),
         _times(row["compute_speedup"]),
         _percent(row["comm_share"]),
+        *([_dollars(row), _times(row.get("price_index"))] if on_pools else []),
     ] for row in rows]
-    return render_table(header, body)
+    unpriced = sorted({row["pool"] for row in rows if row.get("pool") and not row.get("priced")})
+    note = (f"\nno cost for pool(s) {', '.join(unpriced)}: the profile has no price_per_node_hour "
+            "(set it, with price_source, in the pools file)\n" if unpriced else "")
+    return render_table(header, body) + note
+
+
+def _dollars(row: dict) -> str:
+    if not row.get("pool"):
+        return "-"
+    if not row.get("priced"):
+        return "no price"
+    return "-" if row["cost_usd"] is None else f"${row['cost_usd']:.2f}"
 
 
 # ---------------------------------------------------------------------------------------------

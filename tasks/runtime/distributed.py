@@ -42,12 +42,9 @@ class RankEnv:
                 f"a worker needs its rank from the environment; missing: {', '.join(missing)} "
                 "(use `mlbench train` to launch local ranks)"
             )
-        try:
-            rank, world_size = int(rank_text), int(env["WORLD_SIZE"])
-            local_rank = int(env.get("LOCAL_RANK", 0))  # one rank per pod unless told otherwise
-            port = int(env["MASTER_PORT"])
-        except ValueError as exc:
-            raise UserError(f"rank environment variables must be integers: {exc}") from None
+        rank, world_size = _integer("RANK", rank_text), _integer("WORLD_SIZE", env["WORLD_SIZE"])
+        local_rank = _integer("LOCAL_RANK", env.get("LOCAL_RANK", "0"))  # one rank per pod unless told otherwise
+        port = _integer("MASTER_PORT", env["MASTER_PORT"])
         if world_size < 1 or not 0 <= rank < world_size:
             raise UserError(f"RANK must be in [0, WORLD_SIZE); got RANK={rank}, WORLD_SIZE={world_size}")
         return cls(rank, world_size, local_rank, env["MASTER_ADDR"], port)
@@ -66,20 +63,27 @@ class NodeEnv:
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> NodeEnv:
         env = dict(os.environ if environ is None else environ)
-        try:
-            node_rank = int(env.get("NODE_RANK", env.get("JOB_COMPLETION_INDEX", "0")))
-            local, world_size = int(env["LOCAL_WORLD_SIZE"]), int(env["WORLD_SIZE"])
-            port = int(env["MASTER_PORT"])
-            master = env["MASTER_ADDR"]
-        except KeyError as exc:
-            raise UserError(f"a node needs {exc.args[0]} in its environment (with WORLD_SIZE, LOCAL_WORLD_SIZE, "
-                            "MASTER_ADDR, MASTER_PORT; NODE_RANK or JOB_COMPLETION_INDEX)") from None
-        except ValueError as exc:
-            raise UserError(f"node environment variables must be integers: {exc}") from None
+        missing = next((name for name in ("LOCAL_WORLD_SIZE", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+                        if env.get(name) in (None, "")), None)
+        if missing:
+            raise UserError(f"a node needs {missing} in its environment (with WORLD_SIZE, LOCAL_WORLD_SIZE, "
+                            "MASTER_ADDR, MASTER_PORT; NODE_RANK or JOB_COMPLETION_INDEX)")
+        node_rank = _integer("NODE_RANK", env.get("NODE_RANK", env.get("JOB_COMPLETION_INDEX", "0")))
+        local = _integer("LOCAL_WORLD_SIZE", env["LOCAL_WORLD_SIZE"])
+        world_size, port = _integer("WORLD_SIZE", env["WORLD_SIZE"]), _integer("MASTER_PORT", env["MASTER_PORT"])
+        master = env["MASTER_ADDR"]
         if local < 1 or world_size % local or not 0 <= node_rank < world_size // local:
             raise UserError(f"WORLD_SIZE ({world_size}) must be a multiple of LOCAL_WORLD_SIZE ({local}) and "
                             f"the node rank ({node_rank}) below their ratio")
         return cls(node_rank, local, world_size, master, port)
+
+
+def _integer(name: str, text: str | None) -> int:
+    """An integer environment variable, or one line naming it and what it held."""
+    try:
+        return int(str(text))
+    except ValueError:
+        raise UserError(f"{name} must be an integer; got {text!r}") from None
 
 
 def rendezvous_timeout_s() -> float:

@@ -18,7 +18,7 @@ import yaml
 from operators.embedded import airflow_env, prepare_airflow, run_dag
 from operators.regressions.compare import RegressionReport
 
-pytestmark = pytest.mark.dags
+pytestmark = [pytest.mark.dags, pytest.mark.slow]
 DAY_MS = 86_400_000
 SEEDED_NIGHTS = 20
 TIME_METRICS = ("time_to_accuracy_s", "wall_time_to_accuracy_s")

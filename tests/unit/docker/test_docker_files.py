@@ -524,6 +524,7 @@ def test_rbac_is_least_privilege_and_namespaced():
                 granted.setdefault((group, resource), set()).update(rule["verbs"])
     assert granted == {
         ("batch", "jobs"): {"create", "get", "list", "watch", "delete"},
+        ("batch", "jobs/status"): {"get"},  # the deferrable wait's trigger
         ("", "services"): {"create", "get", "list", "delete"},
         ("", "pods"): {"create", "get", "list", "watch", "delete", "patch"},  # + the KubernetesPodOperator's pods
         ("", "pods/log"): {"get"},

@@ -235,3 +235,44 @@ def test_importing_the_module_does_not_import_matplotlib():
     repo = Path(__file__).resolve().parents[3]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=repo, check=True)
     assert out.stdout.strip() == "False"
+
+
+def on_pool(o, pool, price_per_hour):
+    return dataclasses.replace(o, pool=pool, price_per_hour=price_per_hour)
+
+
+def test_cost_to_accuracy_and_price_index_from_the_pools_price(scaling_outcomes):
+    # 1 worker: $36/h; 2 workers: twice the nodes, $72/h. Wall time to accuracy is tta + 1 s.
+    priced = [on_pool(o, "p5", 36.0 * o.world_size) for o in scaling_outcomes]
+    rows = comparison_rows(priced)
+    one, two = rows
+    assert one["cost_usd"] == pytest.approx(13.0 * 36 / 3600)  # olympic mean of 11, 13, 15 s
+    assert two["cost_usd"] == pytest.approx(9.0 * 72 / 3600)  # 8 and 9 s, the miss counted slowest
+    assert two["price_index"] == pytest.approx(two["cost_usd"] / one["cost_usd"])
+    lines = format_table(rows).splitlines()
+    assert lines[0].endswith("cost to accuracy  price index")
+    assert lines[-1].split()[-2:] == ["$0.18", "1.38x"]
+    from operators.report.training import parent_metrics
+
+    metrics = {key: value for key, value, _, _ in parent_metrics(rows, priced, 0)}
+    assert metrics["cost_usd_w2"] == pytest.approx(0.18) and metrics["price_index_allreduce_w2"] > 1
+
+
+def test_a_pool_without_a_price_says_so_instead_of_guessing(scaling_outcomes):
+    rows = comparison_rows([on_pool(o, "gke-t4", None) for o in scaling_outcomes])
+    text = format_table(rows)
+    assert text.splitlines()[2].split()[-3:] == ["no", "price", "-"]
+    assert "no cost for pool(s) gke-t4: the profile has no price_per_node_hour" in text
+    assert all(row["cost_usd"] is None and row["price_index"] is None for row in rows)
+    assert "cost to accuracy" not in format_table(comparison_rows(scaling_outcomes))  # local runs: no column
+
+
+def test_hourly_cost_is_the_share_of_nodes_a_configuration_occupies():
+    import dataclasses
+
+    from operators.kubernetes.pools import get_pool
+
+    node = dataclasses.replace(get_pool("gke-a3-h100"), price_per_node_hour=80.0, price_source="test")
+    assert [node.hourly_cost(k) for k in (1, 4, 8, 16)] == [10.0, 40.0, 80.0, 160.0]
+    single = dataclasses.replace(get_pool("gke-t4"), price_per_node_hour=0.5, price_source="test")
+    assert single.hourly_cost(4) == 2.0 and get_pool("gke-t4").hourly_cost(4) is None

@@ -39,6 +39,16 @@ POD_OPERATOR_CALLS = {("", "pods", verb) for verb in ("create", "get", "list", "
     ("", "pods/log", "get"), ("", "events", "list")}
 
 
+# IndexedJobTrigger's calls go through the provider's async hook and kubernetes_asyncio's API classes
+TRIGGER_CALLS = {("batch", "jobs/status", "get"), ("", "pods", "list"), ("batch", "jobs", "delete"),
+                 ("", "services", "delete")}
+
+
+def test_the_job_triggers_calls_are_granted_to_the_role():
+    missing = TRIGGER_CALLS - granted_permissions()
+    assert not missing, f"rbac.yaml lacks {sorted(missing)}"
+
+
 def test_the_pod_operators_calls_are_granted_to_the_role():
     missing = POD_OPERATOR_CALLS - granted_permissions()
     assert not missing, f"rbac.yaml lacks {sorted(missing)}"

@@ -10,7 +10,7 @@ import kubernetes_validate
 import pytest
 
 from operators.kubernetes.pools import get_pool, load_pools, placement
-from operators.kubernetes.spec import build_manifests, build_single_node_pod, default_image
+from operators.kubernetes.spec import LaunchTarget, build_manifests, build_single_node_pod, default_image
 from operators.planning import plan_configurations
 from operators.request import InvalidRequest, validate_request
 from tasks.registry import TASKS
@@ -32,8 +32,8 @@ def configuration_for(task, world_size, pool_name, runs_root="/results", data_ro
 
 def single_node_pod(task, world_size, pool_name):
     configuration, pool = configuration_for(task, world_size, pool_name)
-    return build_single_node_pod(configuration, pool, image=default_image(pool, Settings.from_env()),
-                                 dag_id="mlbench_nightly", dag_run_id=DAG_RUN)
+    return build_single_node_pod(configuration, LaunchTarget(
+        pool, image=default_image(pool, Settings.from_env()), dag_id="mlbench_nightly", dag_run_id=DAG_RUN))
 
 
 SINGLE_NODE = [(task, size, pool) for task in TASKS for pool in GPU_POOLS for size in (1, 2, 4, 8)
@@ -93,7 +93,7 @@ def test_a_single_node_pod_of_fewer_gpus_gets_its_share_of_the_pools_pod_size():
 def test_the_job_path_puts_the_pools_pod_size_in_each_pod(pool_name, world_size, pods, per_pod, command):
     configuration, pool = configuration_for("cifar10-resnet20", world_size, pool_name)
     assert not placement(world_size, pool).single_node or pool_name == "cpu"
-    service, job = build_manifests(configuration, pool, image="img", dag_id="d", dag_run_id=DAG_RUN)
+    service, job = build_manifests(configuration, LaunchTarget(pool, image="img", dag_id="d", dag_run_id=DAG_RUN))
     kubernetes_validate.validate(job, K8S_VERSION, strict=True)
     assert job["spec"]["completions"] == job["spec"]["parallelism"] == pods
     container = job["spec"]["template"]["spec"]["containers"][0]
@@ -217,9 +217,12 @@ class FakeAsyncHook:
     async def get_pod(self, name, namespace):
         return self.pods.pop(0) if len(self.pods) > 1 else self.pods[0]
 
-    async def watch_pod_events(self, *args, **kwargs):
+    async def watch_pod_events(self, *args, timeout_seconds=None, **kwargs):
+        import asyncio
+
+        await asyncio.sleep(0.01)  # a watch that saw no events until its timeout; never a busy loop
         return
-        yield  # an async generator with no events
+        yield
 
     async def delete_pod(self, name, namespace, grace_period_seconds=None):
         self.deleted.append((name, namespace, grace_period_seconds))
@@ -279,3 +282,19 @@ def test_the_trigger_waits_the_pod_out_and_reports_how_it_ended(planned, pods, s
     event = first_event(trigger, FakeAsyncHook(pods))
     assert event["status"] == status and event["name"] == trigger.pod_name
 
+
+
+def test_a_pod_pending_forever_times_out_with_the_providers_reason(planned):
+    trigger = deferred_trigger(planned)
+    event = first_event(trigger, FakeAsyncHook([k8s_pod("Pending", scheduled=False)]))
+    assert event["status"] == "timeout" and "took too long to be scheduled" in event["message"]
+
+
+def test_killing_the_deferred_task_deletes_the_pod(planned):
+    import asyncio
+
+    trigger = deferred_trigger(planned)
+    hook = FakeAsyncHook([k8s_pod("Running")])
+    trigger.__dict__["hook"] = hook
+    asyncio.run(trigger.on_kill())  # what the triggerer runs on mark-failed / clear (Airflow 3.3)
+    assert hook.deleted == [(trigger.pod_name, "mlbench", 30)]  # with the ranks' grace period

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from operators.kubernetes.pools import get_pool, load_pools
-from operators.kubernetes.spec import build_manifests, default_image, job_names, to_yaml
+from operators.kubernetes.spec import LaunchTarget, build_manifests, default_image, job_names, to_yaml
 from operators.planning import plan_configurations
 from tasks.settings import Settings
 from operators.request import validate_request
@@ -27,8 +27,8 @@ def manifests_for(task, world_size, pool_name, algorithm=None):
                                 "pool": pool_name, "backend": pool.backend, "accelerator": pool.accelerator,
                                 "algorithm": algorithm})
     configuration = plan_configurations(request, run_id=DAG_RUN, runs_root="/results", data_root="/datasets")[0]
-    return configuration, pool, build_manifests(configuration, pool, image=default_image(pool, Settings.from_env()),
-                                                dag_id="mlbench_nightly", dag_run_id=DAG_RUN)
+    return configuration, pool, build_manifests(configuration, LaunchTarget(
+        pool, image=default_image(pool, Settings.from_env()), dag_id="mlbench_nightly", dag_run_id=DAG_RUN))
 
 
 MATRIX = [
