@@ -298,3 +298,54 @@ def test_killing_the_deferred_task_deletes_the_pod(planned):
     trigger.__dict__["hook"] = hook
     asyncio.run(trigger.on_kill())  # what the triggerer runs on mark-failed / clear (Airflow 3.3)
     assert hook.deleted == [(trigger.pod_name, "mlbench", 30)]  # with the ranks' grace period
+
+
+# ------------------------------------------------------------------------- a worker restart
+class FakeCoreV1:
+    """The sync client the operator uses to find or create its pod: `existing` pods match any search."""
+
+    def __init__(self, existing):
+        from kubernetes.client import ApiClient
+
+        self.existing, self.created, self.selectors = list(existing), [], []
+        self.api_client = ApiClient()  # serializes the pod before it is sent
+
+    def list_namespaced_pod(self, namespace, label_selector=None, **kwargs):
+        self.selectors.append(label_selector)
+        return SimpleNamespace(items=list(self.existing))
+
+    def create_namespaced_pod(self, namespace, body, **kwargs):
+        self.created.append(body)
+        return body
+
+
+def running_pod(name):
+    from kubernetes.client import V1ObjectMeta, V1Pod, V1PodStatus
+
+    return V1Pod(metadata=V1ObjectMeta(name=name, namespace="mlbench", labels={"try_number": "1"}),
+                 status=V1PodStatus(phase="Running"))
+
+
+def execute_with(configuration, client):
+    from airflow.sdk.exceptions import TaskDeferred
+
+    operator = operator_for(configuration)
+    operator.__dict__["client"] = client  # the provider's cached CoreV1Api
+    with mock.patch("airflow.providers.cncf.kubernetes.hooks.kubernetes.KubernetesHook.is_in_cluster",
+                    new_callable=mock.PropertyMock, return_value=False), pytest.raises(TaskDeferred) as deferred:
+        operator.execute(context())
+    return deferred.value.trigger
+
+
+def test_a_restarted_worker_reattaches_to_the_running_pod_instead_of_starting_a_second(planned):
+    client = FakeCoreV1([running_pod("mlb-still-running")])
+    trigger = execute_with(planned, client)
+    assert trigger.pod_name == "mlb-still-running" and client.created == []
+    selector = client.selectors[0]
+    assert "already_checked!=True" in selector and "dag_id=mlbench_benchmark" in selector
+
+
+def test_a_first_try_creates_its_one_pod(planned):
+    client = FakeCoreV1([])
+    trigger = execute_with(planned, client)
+    assert len(client.created) == 1 and trigger.pod_name == client.created[0]["metadata"]["name"]
