@@ -9,6 +9,7 @@ its tags are built here for both (`parent_tags`), so a later `log_benchmark` fin
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import tempfile
@@ -42,11 +43,27 @@ def parent_identity(dag_id: str, dag_run_id: str) -> dict[str, str]:
     return {ROLE_TAG: PARENT_ROLE, "dag_id": dag_id, "dag_run_id": dag_run_id}
 
 
-def parent_tags(task: str, *, dag_id: str, dag_run_id: str, **status: str | None) -> dict[str, str]:
-    """The parent run's tags: its identity, name (the DAG run id) and task, plus `status` (tags
+def parent_tags(task: str, *, dag_id: str, dag_run_id: str, request: dict | None,
+                **status: str | None) -> dict[str, str]:
+    """The parent run's tags: its identity, name (`parent_run_name`) and task, plus `status` (tags
     such as `status`, `failure_reason`, `stopped`; None ones are left out)."""
-    return tag_values({**parent_identity(dag_id, dag_run_id), "mlflow.runName": dag_run_id, "task": task,
-                       **status})
+    return tag_values({**parent_identity(dag_id, dag_run_id), "task": task,
+                       "mlflow.runName": parent_run_name(task, dag_run_id, request), **status})
+
+
+def parent_run_name(task: str, dag_run_id: str, request: dict | None) -> str:
+    """What ran, for the runs table: `cifar10-resnet20 demo w1,2 manual 2026-11-30 09:40` (task,
+    preset, worker counts, how the DAG run was triggered, when, UTC); the raw DAG run id when it
+    is not Airflow's `<trigger>__<ISO time>`."""
+    request = request or {}
+    sizes = ",".join(str(size) for size in request.get("world_sizes") or [])
+    trigger, _, stamp = dag_run_id.partition("__")
+    try:
+        when = datetime.datetime.fromisoformat(stamp).astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        trigger, when = dag_run_id, ""
+    parts = [task, str(request.get("preset") or ""), f"w{sizes}" if sizes else "", trigger, when]
+    return " ".join(part for part in parts if part)
 
 
 def _benchmark_status(outcomes: list[ConfigurationOutcome]) -> dict[str, str | None]:
@@ -67,7 +84,7 @@ def _benchmark_status(outcomes: list[ConfigurationOutcome]) -> dict[str, str | N
 def open_parent(mlflow_client, experiment_id: str, tags: dict[str, str], *, dag_id: str, dag_run_id: str):
     """The parent run of the DAG run in this experiment, found again or created (see `store.open_run`)."""
     found = find_runs(mlflow_client, experiment_id, parent_identity(dag_id, dag_run_id))
-    run, _ = open_run(mlflow_client, experiment_id, found, tags=tags, name=dag_run_id, start_time=None)
+    run, _ = open_run(mlflow_client, experiment_id, found, tags=tags, name=tags["mlflow.runName"], start_time=None)
     return run
 
 
@@ -133,7 +150,8 @@ def _log_task(mlflow_client, task: str, outcomes: list[ConfigurationOutcome], *,
     {config_id: child run id}, errors)."""
     experiment_id = experiment(mlflow_client, task, artifact_root)
     failed = any(not o.succeeded for o in outcomes)
-    tags = parent_tags(task, dag_id=dag_id, dag_run_id=dag_run_id, **_benchmark_status(outcomes))
+    tags = parent_tags(task, dag_id=dag_id, dag_run_id=dag_run_id, request=request,
+                       **_benchmark_status(outcomes))
     parent = open_parent(mlflow_client, experiment_id, tags, dag_id=dag_id, dag_run_id=dag_run_id)
     parent_id = parent.info.run_id
     with failed_on_error(mlflow_client, parent_id):

@@ -35,7 +35,7 @@ def log_stopped_run(request: dict, *, dag_id: str, dag_run_id: str, reason: str,
     answer: dict[str, dict[str, str]] = {"experiments": {}, "parent_runs": {}, "child_runs": {}}
     for task in dict.fromkeys(tasks):
         experiment_id = experiment(mlflow_client, task, root)
-        tags = parent_tags(task, dag_id=dag_id, dag_run_id=dag_run_id, status="failed",
+        tags = parent_tags(task, dag_id=dag_id, dag_run_id=dag_run_id, request=request, status="failed",
                            failure_reason=reason, stopped=stopped)
         parent = open_parent(mlflow_client, experiment_id, tags, dag_id=dag_id, dag_run_id=dag_run_id)
         run_id = parent.info.run_id

@@ -102,6 +102,12 @@ def client(uri: str | None, artifact_root: str | None):
 # Experiments and runs
 # ---------------------------------------------------------------------------------------------
 
+# MLflow 3 opens an experiment without this tag in its GenAI view (traces, token usage); with it,
+# in the training-runs view with the runs table and the compare view.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
+
 def experiment(mlflow_client, task: str, artifact_root: str | None) -> str:
     """The id of experiment `mlbench/<task>` (artifacts under `<artifact root>/<task>`): restored if
     deleted, created if missing."""
@@ -112,13 +118,15 @@ def experiment(mlflow_client, task: str, artifact_root: str | None) -> str:
     if existing is not None:
         if existing.lifecycle_stage == "deleted":
             mlflow_client.restore_experiment(existing.experiment_id)
+        if existing.tags.get(EXPERIMENT_KIND_TAG) != TRAINING_KIND:
+            mlflow_client.set_experiment_tag(existing.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
         return existing.experiment_id
     location = None
     if artifact_root is not None:
         location = f"{artifact_root}/{re.sub(r'[^A-Za-z0-9_.-]', '_', task)}"
     try:
         return mlflow_client.create_experiment(name, artifact_location=location,
-                                               tags={"mlbench.task": task})
+                                               tags={"mlbench.task": task, EXPERIMENT_KIND_TAG: TRAINING_KIND})
     except MlflowException:
         existing = mlflow_client.get_experiment_by_name(name)  # created meanwhile by a concurrent task
         if existing is None:

@@ -132,6 +132,14 @@ def test_experiment_per_task_with_artifacts_under_mlbench_home(logged):
     assert experiment is not None and experiment.experiment_id == answer["experiments"][TASK]
     assert experiment.artifact_location == (logged["home"] / "artifacts" / TASK).as_uri()
     assert client.get_experiment_by_name("mlbench/other-task").experiment_id == answer["experiments"]["other-task"]
+    # MLflow 3 opens it in the training-runs view (runs table, compare), not the GenAI one
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_parent_runs_are_named_for_what_ran(logged):
+    parent = logged["client"].get_run(logged["answer"]["parent_runs"][TASK])
+    assert parent.info.run_name == f"{TASK} demo w1,2 manual 2026-11-28 15:00"
+    assert parent.data.tags["mlflow.note.content"].startswith(f"Benchmark `{TASK}`")  # the comparison table
 
 
 def test_parent_run_carries_the_comparison(logged):
