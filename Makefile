@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo train-demo airflow-ui test test-slow test-fast lint bench venv clean
+.PHONY: demo train-demo airflow-ui stack stack-down test test-slow test-stack test-fast lint bench venv clean system-packages
 
 venv: $(STAMP)
 
@@ -44,11 +44,33 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -q -m "not slow" tests
+	$(BIN)/python -m pytest -q -m "not slow and not stack" tests
 
 # Whole DAG runs over several minutes each (the nightly's three nights); CI runs them after `make test`.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow tests
+
+# The production path on this machine: PostgreSQL, an MLflow server and a live Airflow (api-server,
+# scheduler, dag-processor, triggerer) under .mlbench/stack/, on 127.0.0.1 with generated credentials.
+stack: $(STAMP) system-packages
+	$(BIN)/python -m operators.stack up
+
+stack-down: $(STAMP)
+	$(BIN)/python -m operators.stack down
+
+# The stack for real, with both UIs checked in headless Chromium; CI runs it after `make test-slow`.
+test-stack: $(STAMP) system-packages
+	$(BIN)/python -m pytest -q -m stack tests
+
+# Debian's PostgreSQL server and Chromium: installed here when we are root, else the one command to run.
+system-packages:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql chromium >/dev/null; \
+	else \
+		echo "error: needs Debian's PostgreSQL server and Chromium: sudo apt-get install -y postgresql chromium" >&2; \
+		exit 1; \
+	fi
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m unit tests

@@ -85,6 +85,28 @@ def add_rerun_command(subparsers: argparse._SubParsersAction) -> None:
     rerun.set_defaults(handler=cmd_rerun)
 
 
+def add_track_command(subparsers: argparse._SubParsersAction) -> None:
+    track = subparsers.add_parser("track", help="log a DAG run's run directory to MLflow (again): what the "
+                                                "track step does, e.g. after the tracking server was down; "
+                                                "runs are found again, nothing is duplicated")
+    track.add_argument("--run-id", required=True, help="the DAG run id (its run directory under $MLBENCH_RUNS_ROOT)")
+    track.add_argument("--dag-id", default=DAG_ID, help=f"the DAG it ran in (default {DAG_ID})")
+    track.set_defaults(handler=cmd_track)
+
+
+def cmd_track(args: argparse.Namespace) -> int:
+    from operators.run_directory import RunDirectory
+    from operators.steps import track_step
+
+    directory = RunDirectory.of(args.run_id)
+    if not directory.path.is_dir():
+        raise UserError(f"no run directory for DAG run {args.run_id!r} at {directory.path}; "
+                        "valid: the name of a directory under $MLBENCH_RUNS_ROOT")
+    ids = track_step(args.run_id, dag_id=args.dag_id)
+    print(json.dumps(ids, indent=2, sort_keys=True))
+    return 0
+
+
 def cmd_pools(args: argparse.Namespace) -> int:
     from operators.kubernetes.pools import load_pools
 

@@ -46,7 +46,9 @@ def benchmark_params() -> dict[str, Param]:
         "backend": Param("gloo", type=["string", "array"], title="Communication backend(s)",
                          description=f"one of {', '.join(BACKENDS)}, or a list to run every configuration on "
                                      "each and compare them (nccl needs accelerator gpu)"),
-        "algorithm": Param("", type="string", enum=["", *algorithm_names()], title="Algorithm",
+        # null, not "": the UI's form treats an empty string as a missing required field and
+        # keeps its Trigger button disabled (seen in the browser check, tests/stack)
+        "algorithm": Param(None, type=["null", "string"], enum=[None, *algorithm_names()], title="Algorithm",
                            description="empty: each task's reference algorithm"),
         "repeats": Param(1, type="integer", minimum=1, maximum=100, title="Repeats",
                          description="runs per configuration (seed + repeat); reported as an olympic mean"),
@@ -124,7 +126,9 @@ def validate_results() -> list[dict[str, Any]]:
     return validate_results_step(_run_id())
 
 
-@task(trigger_rule=TriggerRule.ALL_DONE)
+# The tracking server may be down for a while (a restart, a deploy): retried with growing delays;
+# logging is idempotent, so a retry (or `mlbench track --run-id`) never duplicates a run.
+@task(trigger_rule=TriggerRule.ALL_DONE, retries=4, retry_exponential_backoff=True)
 def track() -> dict[str, Any]:
     from operators.steps import track_step
 

@@ -302,6 +302,8 @@ def track_step(run_id: str, *, dag_id: str) -> dict[str, Any]:
         ids = tracking.log_benchmark(outcomes_of(plan), dag_id=dag_id, dag_run_id=run_id, request=request,
                                      tracking_uri=settings.tracking_uri)
         log(f"logged {len(plan)} configuration(s) to MLflow at {settings.tracking_uri}")
+    for task, experiment_id in sorted(ids.get("experiments", {}).items()):
+        log(f"MLflow UI, {task}: {tracking.experiment_url(settings.tracking_uri, experiment_id)}")
     directory.mark_done("track")
     return ids
 

@@ -25,7 +25,13 @@ duplicates a run, a param or a metric point.
 
 from operators.tracking.parent import log_benchmark
 from operators.tracking.stopped import log_stopped_run
-from operators.tracking.store import MLBENCH_HOME_ENV, default_artifact_root, mlbench_home, tracking_uri
+from operators.tracking.store import (
+    MLBENCH_HOME_ENV,
+    default_artifact_root,
+    experiment_url,
+    mlbench_home,
+    tracking_uri,
+)
 from operators.tracking.values import flatten_params
 
 __all__ = [
@@ -33,6 +39,7 @@ __all__ = [
     "mlbench_home",
     "tracking_uri",
     "default_artifact_root",
+    "experiment_url",
     "flatten_params",
     "log_benchmark",
     "log_stopped_run",

@@ -77,6 +77,18 @@ def _is_remote(uri: str) -> bool:
     return scheme in ("http", "https") or scheme.startswith("databricks")
 
 
+LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default
+
+
+def experiment_url(tracking_uri: str, experiment_id: str) -> str:
+    """The experiment's page in the MLflow UI, in its training-runs view. MLflow 3.17's UI opens an
+    experiment in its GenAI view (traces, token usage) unless the link says
+    `workflowType=machine_learning`: while its workflow switch is on it ignores the experiment-kind
+    tag. For a local store: the page as `mlflow ui` serves it by default."""
+    base = tracking_uri.rstrip("/") if tracking_uri.lower().startswith(("http://", "https://")) else LOCAL_UI
+    return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
+
+
 def _as_uri(location: str) -> str:
     if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*://", location):
         return location.rstrip("/")

@@ -3,6 +3,7 @@
 without operators/ (the training image) simply lacks them."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,7 +108,7 @@ def test_installed_mlbench_detect_errors_stay_one_line(tmp_path):
 def test_help_lists_the_plugin_commands_after_the_built_in_ones():
     done = installed_mlbench("--help")
     assert done.returncode == 0
-    assert "{tasks,prepare,train,worker,node,allreduce,compare,detect,pools,render,rerun}" in done.stdout
+    assert "{tasks,prepare,train,worker,node,allreduce,compare,detect,pools,render,rerun,track}" in done.stdout
 
 
 def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_about_it():
@@ -116,7 +117,7 @@ def test_without_operators_mlbench_has_no_kubernetes_commands_and_says_nothing_a
     assert "cifar10-resnet20" in listed.stdout
     usage = without_operators("--help")
     assert usage.returncode == 0 and "{tasks,prepare,train,worker,node,allreduce}" in usage.stdout
-    for command in ("pools", "render", "compare", "rerun"):
+    for command in ("pools", "render", "compare", "rerun", "track"):
         done = without_operators(command)
         assert done.returncode == 2 and f"invalid choice: '{command}'" in done.stderr
 
@@ -130,3 +131,9 @@ def test_an_entry_point_whose_function_is_gone_is_skipped_with_one_warning_line(
     assert done.returncode == 0 and "cifar10-resnet20" in done.stdout
     assert done.stderr == ("warning: `mlbench gone` is unavailable: operators.cli:add_gone_command does not exist; "
                            "the installed entry points are older than the code (reinstall: make venv)\n")
+
+
+def test_track_without_a_run_directory_is_one_clear_error(tmp_path):
+    done = run_mlbench("track", "--run-id", "manual__nothing-here", env={**os.environ, "MLBENCH_HOME": str(tmp_path)})
+    assert done.returncode == 2 and done.stderr.strip().count("\n") == 0
+    assert "no run directory for DAG run 'manual__nothing-here'" in done.stderr

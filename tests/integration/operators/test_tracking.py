@@ -287,3 +287,10 @@ def test_a_run_stopped_before_planning_is_a_failed_parent_run(tmp_path):
     assert {"validation/cifar10.json", "request.json"} <= set(artifact_paths(client, run.info.run_id))
     assert first["child_runs"] == {}
 
+
+
+def test_experiment_links_open_the_training_runs_view():
+    from operators.tracking import experiment_url
+
+    assert experiment_url("http://mlflow:5000/", "7") == "http://mlflow:5000/#/experiments/7?workflowType=machine_learning"
+    assert experiment_url("sqlite:///x/mlflow.db", "7").startswith("http://127.0.0.1:5000/#/experiments/7?")

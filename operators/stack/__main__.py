@@ -1,0 +1,5 @@
+import sys
+
+from operators.stack.cli import main
+
+sys.exit(main())
