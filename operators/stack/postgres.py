@@ -102,8 +102,9 @@ def stop(layout: StackLayout) -> None:
 
 def restart(layout: StackLayout) -> None:
     """Stop and start again on the same port (the fault test's "PostgreSQL restarted")."""
+    # -l: without a log file the server would inherit our captured stdout and `_run` never return
     _run([str(server_binaries() / "pg_ctl"), "restart", "-D", str(layout.postgres_data), "-m", "fast", "-w",
-          "-t", "60"], "restarting PostgreSQL")
+          "-t", "60", "-l", str(layout.log_of("postgres"))], "restarting PostgreSQL")
 
 
 def create_databases(state: StackState) -> None:
