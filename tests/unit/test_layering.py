@@ -63,4 +63,5 @@ def test_the_operators_commands_are_registered_as_entry_points():
     commands = {e.name: e.value for e in importlib.metadata.entry_points(group="mlbench.commands")}
     assert commands == {"pools": "operators.cli:add_pools_command", "render": "operators.cli:add_render_command",
                         "compare": "operators.cli:add_compare_command", "rerun": "operators.cli:add_rerun_command",
-                        "detect": "operators.regressions.cli:add_detect_command"}
+                        "detect": "operators.regressions.cli:add_detect_command",
+                        "track": "operators.cli:add_track_command"}
