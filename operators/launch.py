@@ -226,7 +226,18 @@ def kubernetes_job(c: Configuration, settings: Settings, *, dag_id: str, run_tim
     return launcher, manifests
 
 
-def announce_job(c: Configuration, manifests: list[dict[str, Any]]) -> None:
+def open_kubernetes_job(c: Configuration, settings: Settings, *, dag_id: str, run_timeout_s: float,
+                        rendezvous_timeout_s: float) -> tuple[KubernetesJobLauncher, list[dict[str, Any]]]:
+    """Before a Job is created (waited on here or by the trigger): the bundle with its config.json on
+    the results volume, the launcher and manifests, and one line saying what is launched where."""
+    prepare_kubernetes_bundle(c)
+    launcher, manifests = kubernetes_job(c, settings, dag_id=dag_id, run_timeout_s=run_timeout_s,
+                                         rendezvous_timeout_s=rendezvous_timeout_s)
+    _announce_job(c, manifests)
+    return launcher, manifests
+
+
+def _announce_job(c: Configuration, manifests: list[dict[str, Any]]) -> None:
     job = manifests[1]
     pods = job["spec"]["completions"]
     log(f"launching {c.config_id}: Indexed Job {job['metadata']['name']} of {pods} pod(s), "
@@ -253,8 +264,6 @@ def job_summary(c: Configuration, outcome: KubernetesJobOutcome) -> LaunchSummar
 
 def _launch_on_kubernetes(c: Configuration, settings: Settings, *, dag_id: str, run_timeout_s: float,
                           rendezvous_timeout_s: float, stop: threading.Event | None) -> tuple[int, ResultRecord]:
-    prepare_kubernetes_bundle(c)
-    launcher, manifests = kubernetes_job(c, settings, dag_id=dag_id, run_timeout_s=run_timeout_s,
-                                         rendezvous_timeout_s=rendezvous_timeout_s)
-    announce_job(c, manifests)
+    launcher, manifests = open_kubernetes_job(c, settings, dag_id=dag_id, run_timeout_s=run_timeout_s,
+                                              rendezvous_timeout_s=rendezvous_timeout_s)
     return job_result(c, launcher.run(manifests, stop=stop))

@@ -68,18 +68,15 @@ class DistributedTrainingOperator(BaseOperator):
     def _start_job(self, c: Any, dag_id: str) -> dict[str, Any]:
         """Create the Job and defer to the trigger (or finish now if it could not start)."""
         from operators.kubernetes.job_trigger import IndexedJobTrigger
-        from operators.launch import (announce_job, job_summary, kubernetes_job, prepare_kubernetes_bundle,
-                                      recording_failures, refused)
+        from operators.launch import job_summary, open_kubernetes_job, recording_failures, refused
         from tasks.errors import UserError
         from tasks.settings import Settings
 
         settings = Settings.from_env()
         try:
             with recording_failures(c):
-                prepare_kubernetes_bundle(c)
-                launcher, manifests = kubernetes_job(c, settings, dag_id=dag_id, run_timeout_s=self.run_timeout_s,
-                                                     rendezvous_timeout_s=self.rendezvous_timeout_s)
-                announce_job(c, manifests)
+                launcher, manifests = open_kubernetes_job(c, settings, dag_id=dag_id, run_timeout_s=self.run_timeout_s,
+                                                          rendezvous_timeout_s=self.rendezvous_timeout_s)
                 started = launcher.start(manifests, stop=self._stop)
         except UserError as exc:
             return refused(c, exc).as_task_result()
