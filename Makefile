@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo train-demo airflow-ui stack stack-down test test-slow test-stack test-fast lint bench venv clean system-packages
+.PHONY: demo train-demo airflow-ui stack stack-down test test-slow test-stack test-faults test-fast lint bench venv clean system-packages
 
 venv: $(STAMP)
 
@@ -44,11 +44,16 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/python -m pytest -q -m "not slow and not stack" tests
+	$(BIN)/python -m pytest -q -m "not slow and not stack and not faults" tests
 
 # Whole DAG runs over several minutes each (the nightly's three nights); CI runs them after `make test`.
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow tests
+
+# Faults injected into real ranks (killed, frozen, full disk, damaged checkpoints, racing preparers),
+# each measured into .mlbench/test-output/faults/measurements.json; CI runs them after `make test`.
+test-faults: $(STAMP)
+	$(BIN)/python -m pytest -q -m faults tests
 
 # The production path on this machine: PostgreSQL, an MLflow server and a live Airflow (api-server,
 # scheduler, dag-processor, triggerer) under .mlbench/stack/, on 127.0.0.1 with generated credentials.

@@ -303,7 +303,8 @@ def track_step(run_id: str, *, dag_id: str) -> dict[str, Any]:
                                      tracking_uri=settings.tracking_uri)
         log(f"logged {len(plan)} configuration(s) to MLflow at {settings.tracking_uri}")
     for task, experiment_id in sorted(ids.get("experiments", {}).items()):
-        log(f"MLflow UI, {task}: {tracking.experiment_url(settings.tracking_uri, experiment_id)}")
+        view = ids.get("views", {}).get(task)
+        log(f"MLflow UI, {task}: {tracking.experiment_url(settings.tracking_uri, experiment_id, view)}")
     directory.mark_done("track")
     return ids
 

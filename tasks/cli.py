@@ -257,7 +257,7 @@ def launch_locally(config, *, output: Path, data_root: Path, timeout_s: float, r
     print(kind.finish_local_run(result, output))
     if outcome.returncode != 0:
         print(f"error: run failed: {result.reason or outcome.message}", file=sys.stderr)
-        return outcome.returncode
+        return outcome.exit_status
     return 0
 
 
@@ -278,6 +278,7 @@ def cmd_node(args: argparse.Namespace) -> int:
     NODE_RANK x LOCAL_WORLD_SIZE + i. Every rank stops when one fails; the exit code is the first
     failure's."""
     from tasks.runtime.distributed import NodeEnv
+    from tasks.runtime.heartbeat import stall_timeout_s
     from tasks.runtime.local_job import build_local_job, run_local_job, worker_args
 
     os.umask(0o002)
@@ -285,10 +286,10 @@ def cmd_node(args: argparse.Namespace) -> int:
     job = build_local_job(worker_args(str(args.config), str(args.output), str(args.data_root)), env.world_size,
                           args.output, master_port=env.master_port, master_addr=env.master_addr,
                           node_rank=env.node_rank, local_ranks=env.local_world_size)
-    outcome = run_local_job(job)
+    outcome = run_local_job(job, stall_timeout_s=stall_timeout_s())
     if outcome.returncode != ExitCode.OK:
         print(f"node {env.node_rank}: {outcome.message}", file=sys.stderr, flush=True)
-    return outcome.returncode
+    return outcome.exit_status
 
 
 ALLREDUCE_OPTIONS = {"dtypes": "dtypes", "min_elements": "min_elements", "max_elements": "max_elements",

@@ -233,6 +233,13 @@ def child_metrics(result: SweepResult | None) -> list[Point]:
     return points
 
 
+def table_columns(outcomes: list[ConfigurationOutcome]) -> tuple[list[str], list[str]]:
+    """(params, metrics) of a configuration's run that the saved runs-table view shows as columns:
+    the headline figures of every dtype swept, then the wall time."""
+    metrics = sorted({key for outcome in outcomes for key in sweep_summary(sweep_result(outcome))})
+    return ["world_size", "algorithm"], metrics + ["wall_time_s"]
+
+
 def child_plots(result: SweepResult | None) -> dict[str, Callable[[Path], Path]]:
     """File name under `plots/` -> what draws it there: the sweep's curves, for a run with a result."""
     if result is None:

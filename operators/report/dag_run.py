@@ -21,7 +21,8 @@ def kind_of(task: str) -> ModuleType:
     - `parent_metrics(rows, outcomes, now)`, `parent_plots(rows, outcomes)`: what the parent run
       of (DAG run, task) logs (metric points; plot file name -> what draws it);
     - `child_metrics(result)`, `child_plots(result)`: what a configuration's run logs;
-    - `configuration_row(outcome)`: the kind's columns of `configurations.csv`.
+    - `configuration_row(outcome)`: the kind's columns of `configurations.csv`;
+    - `table_columns(outcomes)`: the params and metrics shown in the MLflow runs-table view.
     """
     return pipeline_kind(task).report
 

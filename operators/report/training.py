@@ -327,6 +327,11 @@ def child_metrics(result: TrainingResult | None) -> list[Point]:
     return points
 
 
+def table_columns(outcomes: list[ConfigurationOutcome]) -> tuple[list[str], list[str]]:
+    """(params, metrics) of a configuration's run that the saved runs-table view shows as columns."""
+    return ["world_size", "algorithm"], ["time_to_accuracy_s", "best_validation_metric", "throughput_samples_per_s"]
+
+
 def child_plots(result: TrainingResult | None) -> dict[str, Callable[[Path], Path]]:
     """File name under `plots/` -> what draws it there: the curves, for a run with any epoch."""
     if result is None or not result.history:

@@ -13,6 +13,7 @@ import datetime
 import json
 import logging
 import tempfile
+from typing import NamedTuple
 from pathlib import Path
 
 from operators.report.dag_run import configuration_rows, kind_of
@@ -32,6 +33,7 @@ from operators.tracking.store import (
     open_run,
 )
 from operators.tracking.values import MAX_TAG_VALUE, flatten_params, tag_values, text
+from operators.tracking.views import save_runs_view
 
 __all__ = ["parent_identity", "parent_tags", "open_parent", "log_request", "log_benchmark"]
 
@@ -143,11 +145,17 @@ def _log_comparison(mlflow_client, parent_id: str, task: str, dag_run_id: str,
         mlflow_client.log_artifacts(parent_id, str(plot_dir), "plots")
 
 
+class LoggedTask(NamedTuple):
+    experiment_id: str
+    parent_id: str
+    child_runs: dict[str, str]  # config_id -> run id
+    view: str  # the key of the experiment's saved runs-table view
+    errors: list[str]
+
+
 def _log_task(mlflow_client, task: str, outcomes: list[ConfigurationOutcome], *, dag_id: str,
-              dag_run_id: str, request: dict,
-              artifact_root: str | None) -> tuple[str, str, dict[str, str], list[str]]:
-    """The parent run of (DAG run, task) and its children: (experiment id, parent run id,
-    {config_id: child run id}, errors)."""
+              dag_run_id: str, request: dict, artifact_root: str | None) -> LoggedTask:
+    """The parent run of (DAG run, task), its children, and the experiment's saved view."""
     experiment_id = experiment(mlflow_client, task, artifact_root)
     failed = any(not o.succeeded for o in outcomes)
     tags = parent_tags(task, dag_id=dag_id, dag_run_id=dag_run_id, request=request,
@@ -160,9 +168,11 @@ def _log_task(mlflow_client, task: str, outcomes: list[ConfigurationOutcome], *,
         child_runs, errors = _log_children(mlflow_client, experiment_id, outcomes, dag_id=dag_id,
                                            dag_run_id=dag_run_id, parent_id=parent_id, request=request or {})
         _log_comparison(mlflow_client, parent_id, task, dag_run_id, outcomes, child_runs)
+        params, metrics = kind_of(task).table_columns(outcomes)
+        view = save_runs_view(mlflow_client, experiment_id, params=params, metrics=metrics)
         log_request(mlflow_client, parent_id, request)
         mlflow_client.set_terminated(parent_id, status="FAILED" if failed or errors else "FINISHED")
-    return experiment_id, parent_id, child_runs, errors
+    return LoggedTask(experiment_id, parent_id, child_runs, view, errors)
 
 
 def log_benchmark(outcomes: list[ConfigurationOutcome], *, dag_id: str, dag_run_id: str,
@@ -176,7 +186,8 @@ def log_benchmark(outcomes: list[ConfigurationOutcome], *, dag_id: str, dag_run_
     http(s)/Databricks tracking server. Existing experiments keep their location.
 
     Returns `{"experiments": {task: experiment_id}, "parent_runs": {task: run_id},
-    "child_runs": {config_id: run_id}}`. Raises ValueError on duplicate config ids, and
+    "child_runs": {config_id: run_id}, "views": {task: key of the experiment's saved runs-table view}}`
+    (for `experiment_url`). Raises ValueError on duplicate config ids, and
     RuntimeError after logging everything else if some configuration could not be logged.
     """
     ids = [o.config_id for o in outcomes]
@@ -188,16 +199,16 @@ def log_benchmark(outcomes: list[ConfigurationOutcome], *, dag_id: str, dag_run_
     by_task: dict[str, list[ConfigurationOutcome]] = {}
     for outcome in outcomes:
         by_task.setdefault(outcome.task, []).append(outcome)
-    answer: dict[str, dict[str, str]] = {"experiments": {}, "parent_runs": {}, "child_runs": {}}
+    answer: dict[str, dict[str, str]] = {"experiments": {}, "parent_runs": {}, "child_runs": {}, "views": {}}
     errors: list[str] = []
     for task, group in by_task.items():
-        experiment_id, parent_id, child_runs, task_errors = _log_task(
-            mlflow_client, task, group, dag_id=dag_id, dag_run_id=dag_run_id, request=request,
-            artifact_root=root)
-        answer["experiments"][task] = experiment_id
-        answer["parent_runs"][task] = parent_id
-        answer["child_runs"].update(child_runs)
-        errors += task_errors
+        logged = _log_task(mlflow_client, task, group, dag_id=dag_id, dag_run_id=dag_run_id,
+                           request=request, artifact_root=root)
+        answer["experiments"][task] = logged.experiment_id
+        answer["parent_runs"][task] = logged.parent_id
+        answer["views"][task] = logged.view
+        answer["child_runs"].update(logged.child_runs)
+        errors += logged.errors
     if errors:
         raise RuntimeError("could not log to MLflow: " + "; ".join(errors))
     return answer

@@ -80,13 +80,17 @@ def _is_remote(uri: str) -> bool:
 LOCAL_UI = "http://127.0.0.1:5000"  # where `mlflow ui` serves a local store by default
 
 
-def experiment_url(tracking_uri: str, experiment_id: str) -> str:
-    """The experiment's page in the MLflow UI, in its training-runs view. MLflow 3.17's UI opens an
-    experiment in its GenAI view (traces, token usage) unless the link says
-    `workflowType=machine_learning`: while its workflow switch is on it ignores the experiment-kind
-    tag. For a local store: the page as `mlflow ui` serves it by default."""
+def experiment_url(tracking_uri: str, experiment_id: str, view: str | None = None) -> str:
+    """The experiment's page in the MLflow UI, in its training-runs view, opened on the saved runs
+    view `view` if given (operators.tracking.views). MLflow 3.17's UI opens an experiment in its
+    GenAI view (traces, token usage) unless the link says `workflowType=machine_learning`: its
+    workflow switch is always on in that version, and while it is, the UI ignores the
+    experiment-kind tag and follows the link, else the last choice made in that browser.
+    For a local store: the page as `mlflow ui` serves it by default."""
     base = tracking_uri.rstrip("/") if tracking_uri.lower().startswith(("http://", "https://")) else LOCAL_UI
-    return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    if view is None:
+        return f"{base}/#/experiments/{experiment_id}?workflowType=machine_learning"
+    return f"{base}/#/experiments/{experiment_id}/runs?viewStateShareKey={view}&workflowType=machine_learning"
 
 
 def _as_uri(location: str) -> str:
@@ -114,8 +118,9 @@ def client(uri: str | None, artifact_root: str | None):
 # Experiments and runs
 # ---------------------------------------------------------------------------------------------
 
-# MLflow 3 opens an experiment without this tag in its GenAI view (traces, token usage); with it,
-# in the training-runs view with the runs table and the compare view.
+# MLflow 3 versions without the UI's workflow switch open an experiment without this tag in the
+# GenAI view (traces, token usage); with it, in the training-runs view. 3.17 follows the link
+# instead (experiment_url) but shows the tag as the kind in the experiment's header.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
 TRAINING_KIND = "custom_model_development"
 

@@ -28,14 +28,21 @@ def prepare_output(config: RunConfig | CommunicationConfig, output: Path) -> Non
     (output / RESULT_FILE).unlink(missing_ok=True)
 
 
-def collect_result(config: RunConfig | CommunicationConfig, output: Path, launcher_message: str) -> ResultRecord:
+def collect_result(config: RunConfig | CommunicationConfig, output: Path, launcher_message: str, *,
+                   root_cause: str | None = None) -> ResultRecord:
     """After the ranks are gone: their result.json, or a failed record with the launcher's reason.
 
+    `root_cause`: what only the launcher saw (a rank killed by a signal, or stopped); it leads a
+    failed record's reason, since the record's writer, rank 0, then only saw a peer vanish.
     A result.json that is not a record of its kind stays on disk as the ranks left it; the run is
     reported failed with what is wrong with it."""
     if not (output / RESULT_FILE).exists():
-        write_result(output, failed_result(config, launcher_message))
+        write_result(output, failed_result(config, root_cause or launcher_message))
     try:
-        return read_result(output)
+        record = read_result(output)
     except ResultError as exc:
         return failed_result(config, f"unreadable result.json: {exc}")
+    if root_cause and not record.completed and not record.reason.startswith(root_cause):
+        record.reason = f"{root_cause} (then: {record.reason})" if record.reason else root_cause
+        write_result(output, record)
+    return record

@@ -86,8 +86,22 @@ def _integer(name: str, text: str | None) -> int:
         raise UserError(f"{name} must be an integer; got {text!r}") from None
 
 
+def float_setting(name: str, default: float) -> float:
+    """A positive number of seconds from the environment, or one line naming it and what it held."""
+    text = os.environ.get(name)
+    if text is None or not text.strip():
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise UserError(f"{name} must be a positive number of seconds; got {text!r}")
+    return value
+
+
 def rendezvous_timeout_s() -> float:
-    return float(os.environ.get("MLBENCH_RENDEZVOUS_TIMEOUT_S", DEFAULT_RENDEZVOUS_TIMEOUT_S))
+    return float_setting("MLBENCH_RENDEZVOUS_TIMEOUT_S", DEFAULT_RENDEZVOUS_TIMEOUT_S)
 
 
 def check_backend(backend: str, device: str, local_world_size: int = 1) -> None:

@@ -23,6 +23,7 @@ from typing import Sequence
 
 from tasks.errors import ExitCode
 from tasks.runtime.bundle import CONFIG_FILE, collect_result, prepare_output
+from tasks.runtime.heartbeat import process_state, silence_s, stall_timeout_s
 from tasks.runtime.results import ResultRecord
 
 PR_SET_PDEATHSIG = 1
@@ -51,6 +52,13 @@ class JobOutcome:
     failed_rank: int | None = None
     timed_out: bool = False
     returncodes: dict[int, int | None] = field(default_factory=dict)
+    # what the launcher alone knows (a rank killed by a signal, or stopped): it leads the record's reason
+    root_cause: str | None = None
+
+    @property
+    def exit_status(self) -> int:
+        """The code a process ends with: the failure's, or 128 + the signal that killed a rank."""
+        return self.returncode if self.returncode >= 0 else 128 - self.returncode
 
 
 def worker_args(config_path: str, output: str, data_root: str) -> list[str]:
@@ -137,10 +145,10 @@ class _Terminated(Exception):
 
 def run_local_job(
     job: LocalJob, *, timeout_s: float | None = None, echo_rank0: bool = True,
-    stop: threading.Event | None = None,
+    stop: threading.Event | None = None, stall_timeout_s: float | None = None,
 ) -> JobOutcome:
-    """Start every rank; stop all of them as soon as one fails, the timeout passes, `stop` is set,
-    or we are killed."""
+    """Start every rank; stop all of them as soon as one fails or stops responding (no heartbeat
+    for `stall_timeout_s`; None: not watched), the timeout passes, `stop` is set, or we are killed."""
     (job.output / "logs").mkdir(parents=True, exist_ok=True)
     processes: dict[int, subprocess.Popen] = {}
     pumps: list[threading.Thread] = []
@@ -169,7 +177,7 @@ def run_local_job(
             )
             pump.start()
             pumps.append(pump)
-        return _watch(job, processes, timeout_s=timeout_s, stop=stop)
+        return _watch(job, processes, timeout_s=timeout_s, stop=stop, stall_timeout_s=stall_timeout_s)
     except _Terminated as exc:
         _stop_all(processes)
         return JobOutcome(128 + exc.signum, f"launcher received signal {exc.signum}; all ranks stopped")
@@ -183,18 +191,64 @@ def run_local_job(
             signal.signal(sig, handler)
 
 
+# What a rank's last line says when it failed because a peer went away: not the root cause.
+PEER_LOST = ("Connection closed by peer", "Connection reset by peer", "Connection closed", "Broken pipe",
+             "remote process exited", "NCCL communicator was aborted")
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def root_cause(codes: dict[int, int], last_lines: dict[int, str]) -> int:
+    """Of the ranks found failed at the same moment, the one that made the others fail: a rank
+    killed by a signal (it could not say why), then one that failed on its own, last one that
+    only lost its connection to a dead peer; the lowest rank among equals."""
+    def key(rank: int) -> tuple[bool, bool, int]:
+        lost_a_peer = any(marker in last_lines.get(rank, "") for marker in PEER_LOST)
+        return codes[rank] >= 0, lost_a_peer, rank
+    return min(codes, key=key)
+
+
+def failure_message(rank: int, code: int, last_line: str) -> str:
+    if code < 0:
+        return f"rank {rank} was killed by signal {-code} ({_signal_name(-code)}); its last line: {last_line}"
+    return f"rank {rank} exited with code {code}: {last_line}"
+
+
+def _stalled(job: LocalJob, processes: dict[int, subprocess.Popen], started_at: float,
+             stall_timeout_s: float) -> JobOutcome | None:
+    """A running rank that has not beaten for `stall_timeout_s`: the job fails, naming it."""
+    for rank, process in processes.items():
+        if process.poll() is not None:
+            continue
+        silent = silence_s(job.output, rank, started_at)
+        if silent > stall_timeout_s:
+            state = process_state(process.pid)
+            message = (f"rank {rank} stopped responding: no heartbeat for {silent:.0f}s"
+                       + (f" (its process is {state})" if state else "") + "; all ranks stopped")
+            return JobOutcome(ExitCode.RUN_FAILED, message, rank, root_cause=message)
+    return None
+
+
 def _watch(job: LocalJob, processes: dict[int, subprocess.Popen], *, timeout_s: float | None,
-           stop: threading.Event | None) -> JobOutcome:
-    """Poll the ranks until all finished, one failed, `stop` is set or the timeout passes."""
-    deadline = time.monotonic() + timeout_s if timeout_s else None
+           stop: threading.Event | None, stall_timeout_s: float | None = None) -> JobOutcome:
+    """Poll the ranks until all finished, one failed or stopped responding, `stop` is set or the
+    timeout passes."""
+    started_at, deadline = time.time(), time.monotonic() + timeout_s if timeout_s else None
+    next_stall_check = time.monotonic() + 1.0
     while True:
         codes = {rank: p.poll() for rank, p in processes.items()}
-        failed = sorted(r for r, c in codes.items() if c not in (None, 0))
+        failed = {r: c for r, c in codes.items() if c is not None and c != 0}
         if failed:
-            rank = failed[0]
-            log_path = next(spec.log_path for spec in job.ranks if spec.rank == rank)
-            return JobOutcome(codes[rank], f"rank {rank} exited with code {codes[rank]}: "
-                              f"{_last_line(log_path)}", rank, returncodes=codes)
+            lines = {r: _last_line(_log_path(job, r)) for r in failed}
+            rank = root_cause(failed, lines)
+            message = failure_message(rank, failed[rank], lines[rank])
+            return JobOutcome(failed[rank], message, rank, returncodes=codes,
+                              root_cause=message if failed[rank] < 0 else None)
         if all(c == 0 for c in codes.values()):
             return JobOutcome(ExitCode.OK, "all ranks finished", returncodes=codes)
         if stop is not None and stop.is_set():
@@ -202,7 +256,16 @@ def _watch(job: LocalJob, processes: dict[int, subprocess.Popen], *, timeout_s: 
         if deadline and time.monotonic() > deadline:
             return JobOutcome(ExitCode.TIMEOUT, f"run timed out after {timeout_s:.0f}s; all ranks stopped",
                               timed_out=True, returncodes=codes)
+        if stall_timeout_s and time.monotonic() >= next_stall_check:
+            next_stall_check = time.monotonic() + 1.0
+            stalled = _stalled(job, processes, started_at, stall_timeout_s)
+            if stalled is not None:
+                return stalled
         time.sleep(0.1)
+
+
+def _log_path(job: LocalJob, rank: int) -> Path:
+    return next(spec.log_path for spec in job.ranks if spec.rank == rank)
 
 
 def launch_local(
@@ -226,14 +289,16 @@ def launch_local(
         config.world_size, output, master_port=free_port(),
         extra_env={"MLBENCH_RENDEZVOUS_TIMEOUT_S": str(rendezvous_timeout_s)},
     )
-    outcome = run_local_job(job, timeout_s=timeout_s, echo_rank0=echo_rank0, stop=stop)
-    return outcome, collect_result(config, output, outcome.message)
+    outcome = run_local_job(job, timeout_s=timeout_s, echo_rank0=echo_rank0, stop=stop,
+                            stall_timeout_s=stall_timeout_s())
+    return outcome, collect_result(config, output, outcome.message, root_cause=outcome.root_cause)
 
 
 def _stop_all(processes: dict[int, subprocess.Popen]) -> None:
     alive = [p for p in processes.values() if p.poll() is None]
     for p in alive:
         p.terminate()
+        p.send_signal(signal.SIGCONT)  # a stopped rank acts on SIGTERM only once it runs again
     deadline = time.monotonic() + TERMINATE_GRACE_S
     for p in alive:
         try:

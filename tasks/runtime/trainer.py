@@ -177,13 +177,15 @@ class Trainer:
         return self.output / "checkpoints"
 
     def _agree(self, what: str, error: Exception | None) -> None:
-        """Every rank learns whether any rank failed at `what`, so none waits on a peer that gave up."""
-        failed = torch.tensor([1.0 if error else 0.0], device=self.device)
-        dist.all_reduce(failed)
+        """Every rank learns whether any rank failed at `what`, and why, so none waits on a peer that
+        gave up and rank 0's record names the first failed rank's reason."""
+        reasons: list[str | None] = [None] * self.env.world_size
+        dist.all_gather_object(reasons, str(error) if error is not None else None)
         if error is not None:
             raise error
-        if failed.item() > 0:
-            raise UserError(f"another rank failed while {what}; see its log")
+        failed = next(((rank, reason) for rank, reason in enumerate(reasons) if reason is not None), None)
+        if failed is not None:
+            raise UserError(f"rank {failed[0]} failed while {what}: {failed[1]}")
 
     def _built(self) -> TrainingParts:
         if self.parts is None:
@@ -192,14 +194,17 @@ class Trainer:
 
     def _resume(self) -> None:
         parts = self._built()
-        payload, error = None, None
+        payload, error, skipped = None, None, []
         try:
-            payload = checkpoint.load_latest(self._checkpoint_dir(), self.env.rank, self.config.config_hash())
+            payload, skipped = checkpoint.load_latest(self._checkpoint_dir(), self.env.rank,
+                                                      self.config.config_hash(), self.env.world_size)
         except (UserError, OSError, RuntimeError) as exc:
             error = exc if isinstance(exc, UserError) else UserError(f"cannot read checkpoint: {exc}")
         self._agree("loading its checkpoint", error)
         if payload is None:
             return
+        for problem in skipped:
+            self.log(f"[mlbench] checkpoint {problem}: resuming from the epoch before")
         parts.base_model.load_state_dict(payload["model"])
         parts.optimizer.load_state_dict(payload["optimizer"])
         parts.schedule.load_state_dict(payload["schedule"])
@@ -232,7 +237,7 @@ class Trainer:
         if self.is_chief:
             checkpoint.publish(directory, epoch, self.config.config_hash())
         dist.barrier()
-        checkpoint.prune(directory, epoch, self.env.rank)
+        checkpoint.prune(directory, self.env.rank)
 
     # ----------------------------------------------------------------------------- loop
     def _to_device(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

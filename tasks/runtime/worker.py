@@ -14,6 +14,7 @@ from tasks.errors import ExitCode, UserError
 from tasks.kinds import RankRunner
 from tasks.registry import kind_of
 from tasks.runtime.distributed import RankEnv, check_backend, init_process_group
+from tasks.runtime.heartbeat import start_heartbeat
 from tasks.runtime.results import failed_result, write_result
 from tasks.spec import RunConfig
 
@@ -51,6 +52,7 @@ def read_launched_config(path: Path, world_size: int) -> RunConfig | Communicati
 
 def run_rank(config: RunConfig | CommunicationConfig, env: RankEnv, data_root: Path, output: Path) -> int:
     """Run one rank of the benchmark; returns the process exit code. Rank 0 always leaves a result.json."""
+    start_heartbeat(output, env.rank)  # first: its launcher tells a stopped rank by its silence
     import torch
     import torch.distributed as dist
 

@@ -78,10 +78,12 @@ def submit_trigger_form(dialog: Any) -> None:
     dialog.wait_for(state="hidden")
 
 
-def run_state_in_grid(page: Any, url: str, dag_id: str, run_id: str) -> str:
-    """The run's page (reached from the grid view) as a person reads it: its state badge's text."""
+def run_state_in_grid(page: Any, url: str, dag_id: str, run_id: str, first_task: str) -> str:
+    """The run's page (reached from the grid view) as a person reads it, once the grid's task rows
+    (`first_task` among them) have rendered: the state badge and the rows' text."""
     page.goto(f"{url}/dags/{dag_id}/runs/{urllib.parse.quote(run_id)}")
     page.get_by_text(run_id).first.wait_for()
+    page.get_by_text(first_task, exact=True).first.wait_for()  # the grid fills in after the header
     return str(page.inner_text("main") if page.locator("main").count() else page.inner_text("body"))
 
 
@@ -101,10 +103,30 @@ def _close_assistant(page: Any) -> None:
         close.first.click()
 
 
-def compare_view(page: Any, url: str, experiment_id: str, run_ids: list[str]) -> str:
-    """The compare page of `run_ids`; its text once the runs' details show."""
-    query = urllib.parse.urlencode({"runs": json.dumps(run_ids), "experiments": json.dumps([experiment_id])})
-    page.goto(f"{url}/#/compare-runs?{query}")
+def open_saved_view(page: Any, name: str) -> list[str]:
+    """Pick the saved view `name` from the experiment page's "Views" menu; returns the runs table's
+    column titles once the view shows."""
+    page.get_by_role("button", name="Views").click()
+    page.get_by_role("menuitem").filter(has_text=name).first.click()
+    page.locator("[role=columnheader]", has_text="Metrics").first.wait_for()
+    page.wait_for_timeout(500)  # the grid applies the view's columns and widths in a second pass
+    return [title.strip() for title in page.locator("[role=columnheader]").all_inner_texts() if title.strip()]
+
+
+def select_runs(page: Any, parent_name: str, run_names: list[str]) -> None:
+    """In the runs table: unfold the parent run `parent_name` and tick the runs `run_names` beneath it."""
+    parent = page.locator("[role=row]", has_text=parent_name).first
+    parent.locator("[col-id='attributes.`Run Name`'] button").click()  # the unfold (+) button
+    for name in run_names:
+        row = page.locator("[role=row]", has_text=name).first
+        row.wait_for()
+        index = row.get_attribute("row-index")  # the checkbox sits in the same row of the pinned part
+        page.locator(f"[role=row][row-index='{index}'] input.ag-checkbox-input").first.check()
+
+
+def compare_selected(page: Any) -> str:
+    """Press Compare over the ticked runs; returns the compare page's text once their details show."""
+    page.get_by_role("button", name="Compare", exact=True).click()
     page.get_by_text("Run details").wait_for()
     _close_assistant(page)
     return str(page.inner_text("body"))

@@ -5,11 +5,14 @@ directory (two of them are in the README)."""
 
 from __future__ import annotations
 
+import json
 import time
+import urllib.parse
 
 import pytest
 
 from operators.stack.environment import ADMIN_USER
+from operators.tracking.views import VIEW_NAME
 from tests.stack import browser as ui
 from tests.stack.clients import tags_of
 from tests.stack.conftest import TASK
@@ -54,7 +57,7 @@ def test_the_trigger_form_starts_the_run_it_shows(triggered_in_the_form):
 def test_the_run_reaches_success_in_the_grid_view(stack, page, triggered_in_the_form):
     run_id = triggered_in_the_form["dag_run_id"]
     assert stack["airflow"].wait_for_run("mlbench_benchmark", run_id) == "success"
-    text = ui.run_state_in_grid(page, stack["state"].airflow_url, "mlbench_benchmark", run_id)
+    text = ui.run_state_in_grid(page, stack["state"].airflow_url, "mlbench_benchmark", run_id, "validate_request")
     assert "Success" in text and "Running" not in text
     for task in ("validate_request", "launch", "track", "compare_history", "check"):
         assert task in text  # the grid's task rows
@@ -82,9 +85,20 @@ def test_the_experiment_opens_in_the_training_runs_view_with_named_parent_runs(s
     page.screenshot(path=str(stack["output"] / "mlflow-runs.png"))
 
 
+def test_the_saved_view_shows_the_metrics_to_compare_by(stack, page, tracked):
+    ui.training_view(page, stack["state"].mlflow_url, tracked["experiment_id"])
+    titles = ui.open_saved_view(page, VIEW_NAME)  # as a person finds it, under "Views"
+    assert {"time_to_accuracy_s", "best_validation_metric", "world_size"} <= set(titles), titles
+
+
 def test_the_compare_view_shows_time_to_accuracy_and_validation_curves_for_both(stack, page, tracked):
     children = {child["info"]["run_id"]: child["info"]["run_name"] for child in tracked["children"]}
-    ui.compare_view(page, stack["state"].mlflow_url, tracked["experiment_id"], list(children))
+    ui.training_view(page, stack["state"].mlflow_url, tracked["experiment_id"])
+    ui.open_saved_view(page, VIEW_NAME)
+    ui.select_runs(page, tracked["parent"]["info"]["run_name"], list(children.values()))
+    page.screenshot(path=str(stack["output"] / "mlflow-comparison-view.png"))
+    ui.compare_selected(page)
+    assert sorted(json.loads(urllib.parse.parse_qs(page.url.split("?", 1)[1])["runs"][0])) == sorted(children)
     page.screenshot(path=str(stack["output"] / "mlflow-compare.png"))
     chart = ui.metric_chart(page, "time_to_accuracy_s")
     for name in children.values():

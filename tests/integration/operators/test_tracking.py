@@ -294,3 +294,21 @@ def test_experiment_links_open_the_training_runs_view():
 
     assert experiment_url("http://mlflow:5000/", "7") == "http://mlflow:5000/#/experiments/7?workflowType=machine_learning"
     assert experiment_url("sqlite:///x/mlflow.db", "7").startswith("http://127.0.0.1:5000/#/experiments/7?")
+    assert experiment_url("http://mlflow:5000", "7", "ab12") == (
+        "http://mlflow:5000/#/experiments/7/runs?viewStateShareKey=ab12&workflowType=machine_learning")
+
+
+def test_each_experiment_has_a_saved_runs_table_view_with_the_comparison_columns(logged):
+    from operators.tracking.views import VIEW_NAME, read_view_state
+
+    client, answer = logged["client"], logged["answer"]
+    assert answer["views"][TASK] == "mlbench-comparison"
+    envelope = client.get_experiment(answer["experiments"][TASK]).tags["mlflow.sharedViewState.mlbench-comparison"]
+    assert json.loads(envelope)["name"] == VIEW_NAME and json.loads(envelope)["state"].startswith("deflate;")
+    columns = read_view_state(envelope)["selectedColumns"]
+    assert "params.`world_size`" in columns and "metrics.`time_to_accuracy_s`" in columns
+    child = client.get_run(answer["child_runs"]["w1-r0"])  # every column is something the runs hold
+    for column in columns:
+        kind, name = column.split(".", 1)
+        held = {"params": child.data.params, "metrics": child.data.metrics}.get(kind)
+        assert held is None or name.strip("`") in held, column

@@ -104,3 +104,13 @@ def test_a_run_comparing_backends_keeps_them_apart(tmp_path):
     assert rows[("allreduce-gloo", "fp32")]["backend"] == "gloo"
     assert "allreduce allreduce-nccl w2" in format_communication_table(list(rows.values()))
     assert plot_communication(outcomes, tmp_path / "plot.png").stat().st_size > 10_000
+
+
+def test_the_runs_table_view_shows_each_swept_dtypes_headline_figures():
+    from operators.report import communication
+
+    params, metrics = communication.table_columns([sweep(2), sweep(4, result=None)])
+    assert params == ["world_size", "algorithm"]
+    assert metrics == sorted(sweep_summary(sweep(2).result)) + ["wall_time_s"]
+    logged = {name for name, *_ in communication.child_metrics(sweep(2).result)}
+    assert set(metrics) <= logged
