@@ -253,7 +253,9 @@ def job_result(c: Configuration, outcome: KubernetesJobOutcome) -> tuple[int, Re
     codes = {code for code in outcome.exit_codes.values() if code is not None}
     if returncode == ExitCode.RUN_FAILED and codes and codes <= {ExitCode.BAD_INPUT, ExitCode.DATA}:
         returncode = max(codes)  # every failed rank rejected its input or data: no retry
-    return returncode, collect_result(_resolved(c), c.output_dir, outcome.message)
+    # the launcher's account (first rank to fail first) leads rank 0's, which saw only a peer vanish
+    root_cause = outcome.message if outcome.returncode == ExitCode.RUN_FAILED and outcome.failed_ranks else None
+    return returncode, collect_result(_resolved(c), c.output_dir, outcome.message, root_cause=root_cause)
 
 
 def job_summary(c: Configuration, outcome: KubernetesJobOutcome) -> LaunchSummary:

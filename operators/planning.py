@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +17,18 @@ from typing import Any
 from operators.request import BenchmarkRequest, config_overrides, device_for
 
 
+SAFE_NAME_MAX = 120  # well under a file name's 255 bytes, with room for suffixes
+
+
 def safe_name(text: str) -> str:
-    """A path component from a DAG run id (which may hold ':' and '+')."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "run"
+    """A path component from a DAG run id (which may hold ':' and '+', or anything a REST client
+    sends): never a separator, never `.` or `..`, at most SAFE_NAME_MAX characters (a longer one
+    keeps its start and gains a hash of the whole, so two long ids stay apart)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("._") or "run"
+    if len(cleaned) <= SAFE_NAME_MAX:
+        return cleaned
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:10]
+    return f"{cleaned[:SAFE_NAME_MAX - 11].rstrip('._')}_{digest}"
 
 
 def configuration_id(task: str, algorithm: str, world_size: int, repeat: int, backend: str | None = None) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from operators.regressions.settings import HISTORY_FIELDS, ON_REGRESSION, RegressionPolicy
-from tasks.errors import UserError
+from tasks.errors import UserError, quoted
 from tasks.registry import BACKENDS, TASKS, get_preset, get_task, kind_of
 
 LAUNCHERS = ("local", "kubernetes")
@@ -55,7 +55,7 @@ class BenchmarkRequest:
 
 
 def _fail(field_name: str, problem: str) -> InvalidRequest:
-    return InvalidRequest(f"invalid request field '{field_name}': {problem}")
+    return InvalidRequest(f"invalid request field {quoted(field_name)}: {problem}")
 
 
 def _as_list(field_name: str, value: Any) -> list:
@@ -81,8 +81,8 @@ def validate_request(params: dict[str, Any]) -> BenchmarkRequest:
     algorithm = _check_algorithm(params.get("algorithm") or None, tasks)
     repeats = _check_repeats(params.get("repeats", defaults.repeats))
     launcher = params.get("launcher", defaults.launcher)
-    if launcher not in LAUNCHERS:
-        raise _fail("launcher", f"'{launcher}' is not a launcher; valid: {', '.join(LAUNCHERS)}")
+    if not isinstance(launcher, str) or launcher not in LAUNCHERS:
+        raise _fail("launcher", f"{quoted(launcher)} is not a launcher; valid: {', '.join(LAUNCHERS)}")
     target = _check_target(params.get("target"))
     overrides = _check_overrides(params.get("overrides") or {}, tasks)
     pool = _check_pool_field(params.get("pool") or None, launcher, backends, accelerator, world_sizes)
@@ -101,11 +101,13 @@ def _check_tasks(value: Any) -> list[str]:
     tasks = _as_list("tasks", value)
     for name in tasks:
         if not isinstance(name, str) or name not in TASKS:
-            raise _fail("tasks", f"unknown task '{name}'; valid tasks: {', '.join(TASKS)}")
+            raise _fail("tasks", f"unknown task {quoted(name)}; valid tasks: {', '.join(TASKS)}")
     return tasks
 
 
 def _check_preset(preset: Any, tasks: list[str]) -> str:
+    if not isinstance(preset, str):
+        raise _fail("preset", f"must be the name of a preset, got {preset!r}")
     for name in tasks:
         try:
             get_preset(get_task(name), preset)
@@ -120,7 +122,7 @@ def _check_world_sizes(value: Any) -> list[int]:
         try:
             size = int(item)
         except (TypeError, ValueError):
-            raise _fail("world_sizes", f"'{item}' is not a whole number") from None
+            raise _fail("world_sizes", f"{quoted(item)} is not a whole number") from None
         if not 1 <= size <= MAX_WORLD_SIZE or str(size) != str(item).strip():
             raise _fail("world_sizes", f"each worker count must be a whole number from 1 to {MAX_WORLD_SIZE}, "
                                        f"got {item!r}")
@@ -133,18 +135,20 @@ def _check_world_sizes(value: Any) -> list[int]:
 def _check_backends(value: Any, accelerator: Any) -> list[str]:
     backends = _as_list("backend", value)
     for backend in backends:
-        if backend not in BACKENDS:
-            raise _fail("backend", f"'{backend}' is not a backend; valid: {', '.join(BACKENDS)}")
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            raise _fail("backend", f"{quoted(backend)} is not a backend; valid: {', '.join(BACKENDS)}")
     if len(set(backends)) != len(backends):
         raise _fail("backend", f"duplicate backends in {backends}")
-    if accelerator not in ACCELERATORS:
-        raise _fail("accelerator", f"'{accelerator}' is not valid; valid: {', '.join(ACCELERATORS)}")
+    if not isinstance(accelerator, str) or accelerator not in ACCELERATORS:
+        raise _fail("accelerator", f"{quoted(accelerator)} is not valid; valid: {', '.join(ACCELERATORS)}")
     if "nccl" in backends and accelerator != "gpu":
         raise _fail("backend", "nccl needs accelerator 'gpu'; use gloo for CPU runs")
     return backends
 
 
 def _check_algorithm(algorithm: Any, tasks: list[str]) -> str | None:
+    if algorithm is not None and not isinstance(algorithm, str):
+        raise _fail("algorithm", f"must be the name of an algorithm, got {algorithm!r}")
     if algorithm is not None:
         for name in tasks:
             try:
@@ -189,7 +193,7 @@ def _check_pool_field(pool: Any, launcher: str, backends: list[str], accelerator
 
 
 def _check_regression_policy(on_regression: Any, history: Any) -> tuple[str, dict[str, float]]:
-    if on_regression not in ON_REGRESSION:
+    if not isinstance(on_regression, str) or on_regression not in ON_REGRESSION:
         raise _fail("on_regression", f"{on_regression!r} is not valid; valid: {', '.join(ON_REGRESSION)}")
     if not isinstance(history, dict):
         raise _fail("history", f"must be a mapping with any of {', '.join(HISTORY_FIELDS)}, got {history!r}")
@@ -212,7 +216,7 @@ def _check_overrides(overrides: Any, tasks: list[str]) -> dict[str, Any]:
         key = str(key)
         if isinstance(value, dict):
             if key not in tasks:
-                raise _fail("overrides", f"'{key}' holds per-task fields but is not a task of this request; "
+                raise _fail("overrides", f"{quoted(key)} holds per-task fields but is not a task of this request; "
                                          f"valid: {', '.join(tasks)}")
             checked[key] = {str(k): str(v) for k, v in value.items()}
         else:
@@ -226,7 +230,7 @@ def _check_pool(pool: str | None, backend: str, accelerator: str, world_sizes: l
 
     pools = load_pools(Settings.from_env().pools_file)
     if pool not in pools:
-        shown = "none given" if pool is None else f"unknown pool '{pool}'"
+        shown = "none given" if pool is None else f"unknown pool {quoted(pool)}"
         raise _fail("pool", f"{shown}; the kubernetes launcher needs one of: {', '.join(pools)}")
     profile = pools[pool]
     if profile.accelerator != accelerator:

@@ -289,7 +289,21 @@ def cmd_node(args: argparse.Namespace) -> int:
     outcome = run_local_job(job, stall_timeout_s=stall_timeout_s())
     if outcome.returncode != ExitCode.OK:
         print(f"node {env.node_rank}: {outcome.message}", file=sys.stderr, flush=True)
+        _lead_record_with(args.output, outcome.root_cause)
     return outcome.exit_status
+
+
+def _lead_record_with(output: Path, root_cause: str | None) -> None:
+    """Rank 0's failed record (in the shared output) leads with what this node saw first."""
+    from tasks.runtime.bundle import lead_with_root_cause
+    from tasks.runtime.results import ResultError, read_result
+
+    if root_cause is None or not (output / "result.json").exists():
+        return
+    try:
+        lead_with_root_cause(output, read_result(output), root_cause)
+    except (ResultError, OSError):
+        pass  # the pipeline reports an unreadable record itself
 
 
 ALLREDUCE_OPTIONS = {"dtypes": "dtypes", "min_elements": "min_elements", "max_elements": "max_elements",

@@ -7,6 +7,13 @@ the problem and say what would be valid.
 from enum import IntEnum
 
 
+def quoted(value: object) -> str:
+    """A value from the user inside a one-line message: `'name'`, or Python's escaped form when it
+    holds line breaks or other unprintable characters (so the message stays one line)."""
+    text = str(value)
+    return f"'{text}'" if text.isprintable() else repr(text)
+
+
 class UserError(Exception):
     """A problem with the user's input or environment, reported as one clear line."""
 

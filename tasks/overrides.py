@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.errors import UserError
+from tasks.errors import UserError, quoted
 
 
 def apply_overrides(values: dict[str, Any], overrides: Mapping[str, str], *, derived: Mapping[str, str],
@@ -28,18 +28,18 @@ def apply_override(values: dict[str, Any], path: str, raw: str, *, derived: Mapp
                    options_fields: tuple[str, ...] = ("options",)) -> None:
     parts = path.split(".")
     if parts[0] in derived:
-        raise UserError(f"'{path}' cannot be set; it comes from {derived[parts[0]]}")
+        raise UserError(f"{quoted(path)} cannot be set; it comes from {derived[parts[0]]}")
     node = values
     for part in parts[:-1]:
         if not isinstance(node.get(part), dict):
-            raise UserError(f"unknown config field '{path}' for task {owner}; "
+            raise UserError(f"unknown config field {quoted(path)} for task {owner}; "
                             "see `mlbench tasks show` for valid fields")
         node = node[part]
     leaf = parts[-1]
     replaces_options = leaf in options_fields and isinstance(node.get(leaf), dict)
     if leaf not in node or (isinstance(node[leaf], dict) and not replaces_options):
         settable = sorted(k for k, v in node.items() if not isinstance(v, dict) and k not in derived)
-        raise UserError(f"unknown config field '{path}' for task {owner}; valid: {', '.join(settable)}")
+        raise UserError(f"unknown config field {quoted(path)} for task {owner}; valid: {', '.join(settable)}")
     node[leaf] = parse_like(path, raw, node[leaf])
 
 
@@ -48,7 +48,7 @@ def parse_like(path: str, raw: str, current: Any) -> Any:
     try:
         return _parse(raw, current)
     except (ValueError, TypeError, json.JSONDecodeError):
-        raise UserError(f"bad value '{raw}' for '{path}': expected {_expected(current)}") from None
+        raise UserError(f"bad value {quoted(raw)} for {quoted(path)}: expected {_expected(current)}") from None
 
 
 def _parse(raw: str, current: Any) -> Any:

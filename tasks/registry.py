@@ -15,7 +15,7 @@ from typing import Any
 
 from tasks import benchmarks
 from tasks.communication import CommunicationConfig, CommunicationTaskSpec
-from tasks.errors import UserError
+from tasks.errors import UserError, quoted
 from tasks.kinds import KINDS, TaskKind
 from tasks.spec import Preset, ResolvedConfig, RunConfig, TaskSpec
 
@@ -41,7 +41,7 @@ def get_task(name: str) -> AnyTaskSpec:
     try:
         return TASKS[name]
     except KeyError:
-        raise UserError(f"unknown task '{name}'; valid tasks: {', '.join(TASKS)}") from None
+        raise UserError(f"unknown task {quoted(name)}; valid tasks: {', '.join(TASKS)}") from None
 
 
 def kind_of(task: str | AnyTaskSpec) -> TaskKind:
@@ -52,7 +52,7 @@ def kind_of(task: str | AnyTaskSpec) -> TaskKind:
 
 def get_preset(spec: AnyTaskSpec, name: str) -> Preset:
     if name not in spec.presets:
-        raise UserError(f"unknown preset '{name}' for task {spec.name}; valid presets: {', '.join(spec.presets)}")
+        raise UserError(f"unknown preset {quoted(name)} for task {spec.name}; valid presets: {', '.join(spec.presets)}")
     return spec.presets[name]
 
 
@@ -82,10 +82,10 @@ def resolve(
     if not isinstance(world_size, int) or world_size < 1:
         raise UserError(f"world size must be a whole number >= 1, got {world_size!r}")
     if backend not in BACKENDS:
-        raise UserError(f"unknown backend '{backend}'; valid backends: {', '.join(BACKENDS)}")
+        raise UserError(f"unknown backend {quoted(backend)}; valid backends: {', '.join(BACKENDS)}")
     device = device or ("cuda" if backend == "nccl" else "cpu")
     if device not in DEVICES:
-        raise UserError(f"unknown device '{device}'; valid devices: {', '.join(DEVICES)}")
+        raise UserError(f"unknown device {quoted(device)}; valid devices: {', '.join(DEVICES)}")
     if backend == "nccl" and device != "cuda":
         raise UserError("backend 'nccl' needs device 'cuda'; use backend 'gloo' for CPU training")
     config = kind_of(spec).resolve(spec, preset, world_size=world_size, backend=backend, device=device,

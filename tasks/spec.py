@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_type_hints
 
-from tasks.errors import UserError
+from tasks.errors import UserError, quoted
 
 LrScaling = Literal["none", "linear", "sqrt", "linear-capped-16"]
 ScheduleKind = Literal["plateau-with-warmup", "multistep", "constant", "nt-asgd"]
@@ -104,7 +104,7 @@ class AlgorithmChoice(Generic[ChoiceT]):
             if algorithm.name == name:
                 return algorithm
         valid = ", ".join(a.name for a in self.algorithms)
-        raise UserError(f"unknown algorithm '{name}' for task {self.name}; valid: {valid}")
+        raise UserError(f"unknown algorithm {quoted(name)} for task {self.name}; valid: {valid}")
 
 
 @dataclass(frozen=True)
@@ -313,7 +313,7 @@ def _build_dataclass(cls: type, data: Any) -> Any:
     kwargs = {}
     for name, value in data.items():
         if name not in names:
-            raise UserError(f"unknown config field '{name}' in {cls.__name__}; valid: {', '.join(names)}")
+            raise UserError(f"unknown config field {quoted(name)} in {cls.__name__}; valid: {', '.join(names)}")
         hint = hints[name]
         if dataclasses.is_dataclass(hint) and isinstance(value, dict):
             kwargs[name] = _build_dataclass(hint, value)  # type: ignore[arg-type]

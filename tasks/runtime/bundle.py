@@ -42,7 +42,13 @@ def collect_result(config: RunConfig | CommunicationConfig, output: Path, launch
         record = read_result(output)
     except ResultError as exc:
         return failed_result(config, f"unreadable result.json: {exc}")
-    if root_cause and not record.completed and not record.reason.startswith(root_cause):
+    return lead_with_root_cause(output, record, root_cause)
+
+
+def lead_with_root_cause(output: Path, record: ResultRecord, root_cause: str | None) -> ResultRecord:
+    """A failed record whose reason starts with what its launcher saw first, the ranks' own
+    reason after it (rewritten in place, once)."""
+    if root_cause and not record.completed and not (record.reason or "").startswith(root_cause):
         record.reason = f"{root_cause} (then: {record.reason})" if record.reason else root_cause
         write_result(output, record)
     return record

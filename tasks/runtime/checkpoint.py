@@ -68,7 +68,8 @@ def publish(directory: Path, epoch: int, config_hash: str) -> None:
 def prune(directory: Path, rank: int) -> None:
     """Delete this rank's files of every epoch but the latest and the previous one."""
     latest = _read_marker(directory) or {}
-    keep = {_rank_file(directory, latest[key], rank) for key in ("epoch", "previous") if isinstance(latest.get(key), int)}
+    kept = [latest[key] for key in ("epoch", "previous") if isinstance(latest.get(key), int)]
+    keep = {_rank_file(directory, epoch, rank) for epoch in kept}
     for path in directory.glob(f"epoch-*-rank{rank}.pt"):
         if path not in keep:
             path.unlink(missing_ok=True)
@@ -109,7 +110,8 @@ def resumable_epoch(directory: Path, config_hash: str, world_size: int) -> tuple
     previous = (_read_marker(directory) or {}).get("previous")
     problems: list[str] = []
     for candidate in [epoch] + ([previous] if isinstance(previous, int) else []):
-        damaged = [problem for rank in range(world_size) if (problem := _damage(_rank_file(directory, candidate, rank)))]
+        files = [_rank_file(directory, candidate, rank) for rank in range(world_size)]
+        damaged = [problem for problem in map(_damage, files) if problem]
         if not damaged:
             return candidate, problems
         problems.append(f"epoch {candidate}: " + "; ".join(damaged))
@@ -117,7 +119,8 @@ def resumable_epoch(directory: Path, config_hash: str, world_size: int) -> tuple
                     "start this configuration afresh")
 
 
-def load_latest(directory: Path, rank: int, config_hash: str, world_size: int) -> tuple[dict[str, Any] | None, list[str]]:
+def load_latest(directory: Path, rank: int, config_hash: str,
+                world_size: int) -> tuple[dict[str, Any] | None, list[str]]:
     """(this rank's payload of the newest intact epoch, or None for a fresh start; what was wrong
     with a newer epoch that was skipped)."""
     epoch, skipped = resumable_epoch(directory, config_hash, world_size)

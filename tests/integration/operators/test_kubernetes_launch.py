@@ -86,6 +86,21 @@ def test_pending_timeout_is_recorded_with_the_launchers_reason_and_retried(confi
     assert result["status"] == "failed" and result["reason"] == message
 
 
+def test_the_rank_that_failed_first_leads_the_bundles_reason(configuration):
+    """Rank 0 wrote "rank 1 crashed"-style records after losing a peer; the launcher saw rank 1's
+    pod end first (SIGKILL, exit code 137): its account comes first, rank 0's after it."""
+    message = "job mlb-x-w2: rank 1 failed first (exit code 137, Error); rank 0 failed (exit code 4, Error)"
+
+    def ranks_fail(manifests):
+        pods_write_bundle("failed")(manifests)
+        return KubernetesJobOutcome(ExitCode.RUN_FAILED, message, [0, 1], {}, exit_codes={1: 137, 0: 4})
+
+    FakeLauncher.behaviour = ranks_fail
+    summary = launch_configuration(Configuration.from_dict(configuration), run_timeout_s=3600, rendezvous_timeout_s=600)
+    assert summary.retryable and summary.reason == f"{message} (then: rank 1 crashed)"
+    assert json.loads((Path(configuration["output"]) / "result.json").read_text())["reason"] == summary.reason
+
+
 def test_ranks_rejecting_their_input_are_not_retried(configuration):
     FakeLauncher.behaviour = lambda manifests: KubernetesJobOutcome(
         ExitCode.RUN_FAILED, "job: rank 0 failed (exit code 2, Error)", [0, 1], {}, False, exit_codes={0: 2, 1: 2})
