@@ -2,7 +2,9 @@
 #
 # MLflow tracking server for the local stack (docker/compose.yaml): MLflow plus the PostgreSQL
 # driver its backend store needs. The same MLflow version as the project's `airflow` extra, so the
-# client in Airflow and this server agree on the API. Copies nothing from the build context.
+# client in Airflow and this server agree on the API. From the build context it copies one module,
+# operators/stack/mlflow_ui.py (imports only MLflow): the server app that opens experiments in the
+# UI's training-runs view by default (`--app-name mlbench-training-view`).
 #
 #   docker build -f docker/mlflow.Dockerfile -t mlbench-airflow/mlflow:3.17.2 .
 #
@@ -16,7 +18,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     PYTHONUNBUFFERED=1
 
-RUN pip install --no-cache-dir "mlflow==${MLFLOW_VERSION}" "psycopg2-binary>=2.9,<3" \
+COPY docker/mlflow-ui/pyproject.toml /opt/mlflow-ui/pyproject.toml
+COPY operators/stack/mlflow_ui.py /opt/mlflow-ui/mlbench_mlflow_ui.py
+RUN pip install --no-cache-dir "mlflow==${MLFLOW_VERSION}" "psycopg2-binary>=2.9,<3" /opt/mlflow-ui \
  && mlflow --version
 
 # Artifacts are written here (a named volume in compose takes over this ownership).

@@ -78,9 +78,12 @@ def passwords_file(layout: StackLayout) -> Path:
     return layout.root / "airflow-passwords.json"
 
 
+MLFLOW_APP = "mlbench-training-view"  # operators.stack.mlflow_ui: the training-runs view by default
+
+
 def mlflow_command(layout: StackLayout, state: StackState) -> list[str]:
     return [
-        str(Path(sys.executable).parent / "mlflow"), "server",
+        str(Path(sys.executable).parent / "mlflow"), "server", "--app-name", MLFLOW_APP,
         "--backend-store-uri", database_url(state, "mlflow", state.mlflow_db_password),
         "--artifacts-destination", str(layout.artifacts), "--serve-artifacts",
         "--host", "127.0.0.1", "--port", str(state.mlflow_port), "--workers", "2",

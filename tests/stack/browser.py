@@ -96,6 +96,17 @@ def training_view(page: Any, url: str, experiment_id: str) -> str:
     return str(page.inner_text("body"))
 
 
+def experiment_from_home(page: Any, url: str, experiment_name: str) -> str:
+    """MLflow's home as a person first opens it, then a click on the experiment's name; the page's
+    text once the experiment's page has rendered its main view."""
+    page.goto(f"{url}/")
+    page.get_by_role("link", name=experiment_name).first.click()
+    page.wait_for_url("**/experiments/**")
+    page.get_by_text("Run Name").or_(page.get_by_text("Token Usage")).first.wait_for()
+    _close_assistant(page)
+    return str(page.inner_text("body"))
+
+
 def _close_assistant(page: Any) -> None:
     """MLflow 3.17 opens an assistant panel beside every page; it hides half of a screenshot."""
     close = page.locator("[data-component-id='mlflow.assistant.chat_panel.close']")

@@ -85,6 +85,14 @@ def test_the_experiment_opens_in_the_training_runs_view_with_named_parent_runs(s
     page.screenshot(path=str(stack["output"] / "mlflow-runs.png"))
 
 
+def test_a_first_visit_from_mlflows_home_opens_the_training_runs_view(stack, tracked):
+    with ui.browser_page() as fresh:  # a browser that has never chosen between GenAI and Model training
+        text = ui.experiment_from_home(fresh, stack["state"].mlflow_url, f"mlbench/{TASK}")
+        fresh.screenshot(path=str(stack["output"] / "mlflow-from-home.png"))
+    assert "Run Name" in text and "Token Usage" not in text
+    assert tracked["parent"]["info"]["run_name"] in text
+
+
 def test_the_saved_view_shows_the_metrics_to_compare_by(stack, page, tracked):
     ui.training_view(page, stack["state"].mlflow_url, tracked["experiment_id"])
     titles = ui.open_saved_view(page, VIEW_NAME)  # as a person finds it, under "Views"
