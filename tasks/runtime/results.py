@@ -449,8 +449,11 @@ def failed_result(config: RunConfig | CommunicationConfig, reason: str) -> Resul
 def write_result(output: Path, result: ResultRecord) -> Path:
     path = output / RESULT_FILE
     tmp = output / (RESULT_FILE + ".tmp")
-    tmp.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=False, allow_nan=False, default=_jsonable))
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(json.dumps(result.to_dict(), indent=2, sort_keys=False, allow_nan=False, default=_jsonable))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a failed write (disk full) leaves no partial file behind
     return path
 
 

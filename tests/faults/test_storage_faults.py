@@ -129,6 +129,37 @@ def test_a_full_disk_while_checkpointing_keeps_the_previous_checkpoint(data_root
              failed_after_s=round(time.monotonic() - started, 2))
 
 
+FULL_DISK_FOR_THE_BUNDLE = '''
+import errno, os, pathlib
+if os.environ.get("RANK") == "0":
+    _write_text = pathlib.Path.write_text
+    def write_text(self, *args, **kwargs):
+        if self.name == "result.json.tmp":
+            _write_text(self, "{")  # a partial file, as a full disk leaves it
+            raise OSError(errno.ENOSPC, "No space left on device", str(self))
+        return _write_text(self, *args, **kwargs)
+    pathlib.Path.write_text = write_text
+'''
+
+
+def test_a_full_disk_while_writing_the_bundle_is_the_recorded_reason(data_root, tmp_path, measured):
+    """Promise: ENOSPC when rank 0 writes result.json: the run fails, and the bundle (written by the
+    launcher) says it was the disk; the last checkpoint stays valid; no partial file is left."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(FULL_DISK_FOR_THE_BUNDLE)
+    output = tmp_path / "run"
+    started = time.monotonic()
+    done = _train(data_root, output, env={"PYTHONPATH": str(hook)}, epochs=2)
+    assert done.returncode == ExitCode.RUN_FAILED, done.stderr[-2000:]
+    reason = json.loads((output / "result.json").read_text())["reason"]
+    assert reason.startswith("rank 0 exited with code 4") and "No space left on device" in reason, reason
+    assert not (output / "result.json.tmp").exists()
+    assert checkpointed_epoch(output) == 2
+    measured("disk full while writing the bundle", outcome="failed; the launcher's record names ENOSPC",
+             failed_after_s=round(time.monotonic() - started, 2))
+
+
 def test_the_stop_request_of_on_kill_stops_every_rank(data_root, tmp_path, measured):
     """Promise: the Airflow task killed during launch (the operator's on_kill sets the launcher's
     stop event): every rank is gone, the run is recorded as stopped."""

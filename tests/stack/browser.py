@@ -37,6 +37,19 @@ def browser_page() -> Iterator[Any]:
             browser.close()
 
 
+@contextmanager
+def fresh_page(page: Any) -> Iterator[Any]:
+    """A page of a new browser context next to `page`'s: no cookies, no local storage (a browser
+    that has never been to the site)."""
+    context = page.context.browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        opened = context.new_page()
+        opened.set_default_timeout(TIMEOUT_MS)
+        yield opened
+    finally:
+        context.close()
+
+
 # --------------------------------------------------------------------------------------- Airflow
 def airflow_login(page: Any, url: str, user: str, password: str) -> None:
     page.goto(f"{url}/")

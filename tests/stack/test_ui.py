@@ -85,8 +85,8 @@ def test_the_experiment_opens_in_the_training_runs_view_with_named_parent_runs(s
     page.screenshot(path=str(stack["output"] / "mlflow-runs.png"))
 
 
-def test_a_first_visit_from_mlflows_home_opens_the_training_runs_view(stack, tracked):
-    with ui.browser_page() as fresh:  # a browser that has never chosen between GenAI and Model training
+def test_a_first_visit_from_mlflows_home_opens_the_training_runs_view(stack, page, tracked):
+    with ui.fresh_page(page) as fresh:  # a browser that has never chosen between GenAI and Model training
         text = ui.experiment_from_home(fresh, stack["state"].mlflow_url, f"mlbench/{TASK}")
         fresh.screenshot(path=str(stack["output"] / "mlflow-from-home.png"))
     assert "Run Name" in text and "Token Usage" not in text
