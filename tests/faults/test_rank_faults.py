@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from tests.faults.conftest import checkpointed_epoch, processes_of, rank_pid, start, train_command, wait_for
+from tests.faults.conftest import REPO, checkpointed_epoch, processes_of, rank_pid, start, train_command, wait_for
 
 pytestmark = pytest.mark.faults
 
 
-def _mid_epoch(output, log, after_epoch: int = 1) -> tuple[int, float]:
+def _mid_epoch(output, after_epoch: int = 1) -> tuple[int, float]:
     """Wait until `after_epoch` is checkpointed and the next epoch is under way; (the checkpointed
     epoch, when its checkpoint was published)."""
     wait_for(lambda: (checkpointed_epoch(output) or 0) >= after_epoch, 240, f"epoch {after_epoch} checkpointed")
@@ -29,7 +29,7 @@ def _mid_epoch(output, log, after_epoch: int = 1) -> tuple[int, float]:
 def _resume(data_root, output, tmp_path, name):
     """The same command again, as an Airflow retry runs it: (exit code, epoch it resumed after, output)."""
     done = subprocess.run(train_command(data_root, output), capture_output=True, text=True, timeout=600,
-                          cwd=os.getcwd())
+                          cwd=REPO)
     resumed = [line for line in done.stdout.splitlines() if "resuming after epoch" in line]
     (tmp_path / f"{name}-resume.log").write_text(done.stdout + done.stderr)
     return done.returncode, int(resumed[0].split("resuming after epoch ")[1].split()[0]) if resumed else None, done
@@ -40,7 +40,7 @@ def test_a_rank_killed_mid_epoch_fails_the_job_naming_it_and_the_retry_resumes(d
     in the log and the bundle; no process is left; the retry resumes from the checkpoint."""
     output, log = tmp_path / "run", tmp_path / "launcher.log"
     launcher = start(train_command(data_root, output), log)
-    epoch, saved_at = _mid_epoch(output, log)
+    epoch, saved_at = _mid_epoch(output)
     victim = rank_pid(output, 1)
     assert victim is not None
     os.kill(victim, signal.SIGKILL)
@@ -71,7 +71,7 @@ def test_a_frozen_rank_fails_the_job_within_the_stall_timeout_naming_it(data_roo
     stopped responding; no process is left."""
     output, log = tmp_path / "run", tmp_path / "launcher.log"
     launcher = start(train_command(data_root, output), log, env={"MLBENCH_STALL_TIMEOUT_S": "5"})
-    _mid_epoch(output, log)
+    _mid_epoch(output)
     victim = rank_pid(output, 1)
     assert victim is not None
     os.kill(victim, signal.SIGSTOP)
@@ -95,7 +95,7 @@ def test_the_launcher_killed_takes_its_ranks_down_and_the_same_command_resumes(d
     resumes, losing at most the epoch that was under way."""
     output, log = tmp_path / "run", tmp_path / "launcher.log"
     launcher = start(train_command(data_root, output), log)
-    epoch, saved_at = _mid_epoch(output, log)
+    epoch, saved_at = _mid_epoch(output)
     assert rank_pid(output, 0) and rank_pid(output, 1)
     launcher.send_signal(signal.SIGKILL)
     lost_s = time.time() - saved_at  # the training since the last checkpoint, which the resume redoes
