@@ -75,17 +75,21 @@ def prune(directory: Path, rank: int) -> None:
             path.unlink(missing_ok=True)
 
 
-def check_resumable(directory: Path, config_hash: str) -> int | None:
-    """The epoch a run with this config would resume after (None: fresh start); refuses others' checkpoints."""
+def _own_marker(directory: Path, config_hash: str) -> dict[str, Any] | None:
+    """`latest.json` (None: fresh start); refuses another configuration's checkpoints."""
     latest = _read_marker(directory)
-    if latest is None:
-        return None
-    if latest["config_hash"] != config_hash:
+    if latest is not None and latest["config_hash"] != config_hash:
         raise UserError(
             f"{directory} holds checkpoints of a different configuration (hash {latest['config_hash']}, "
             f"this run {config_hash}); use a fresh --output directory or delete that one"
         )
-    return int(latest["epoch"])
+    return latest
+
+
+def check_resumable(directory: Path, config_hash: str) -> int | None:
+    """The epoch a run with this config would resume after (None: fresh start); refuses others' checkpoints."""
+    latest = _own_marker(directory, config_hash)
+    return None if latest is None else int(latest["epoch"])
 
 
 def _damage(path: Path) -> str | None:
@@ -104,12 +108,12 @@ def resumable_epoch(directory: Path, config_hash: str, world_size: int) -> tuple
     """(the newest epoch whose files of every rank are intact, or None for a fresh start; what was
     wrong with the newer one, if the previous epoch is used). Raises UserError, naming the damaged
     files and the way out, when neither kept epoch is whole."""
-    epoch = check_resumable(directory, config_hash)
-    if epoch is None:
+    latest = _own_marker(directory, config_hash)  # read once: every rank reads the same file
+    if latest is None:
         return None, []
-    previous = (_read_marker(directory) or {}).get("previous")
+    previous = latest.get("previous")
     problems: list[str] = []
-    for candidate in [epoch] + ([previous] if isinstance(previous, int) else []):
+    for candidate in [int(latest["epoch"])] + ([previous] if isinstance(previous, int) else []):
         files = [_rank_file(directory, candidate, rank) for rank in range(world_size)]
         damaged = [problem for problem in map(_damage, files) if problem]
         if not damaged:
