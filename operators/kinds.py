@@ -1,5 +1,6 @@
 """Kinds of benchmark task, as the pipeline sees them: the Airflow side's answers for a training
-task and for a communication task (task 0), next to the runtime's in tasks/kinds.py.
+task, a translation task (4a, 4b) and a communication task (task 0), next to the runtime's in
+tasks/kinds.py.
 
 For each kind: its results gate (operators.gates), and how it is reported and logged
 (operators.report.training / operators.report.communication offer the same functions: the
@@ -37,11 +38,12 @@ class PipelineKind:
 
 
 def _kinds() -> dict[str, PipelineKind]:
-    from operators.gates import validate_sweep_result, validate_training_result
-    from operators.report import communication, training
+    from operators.gates import validate_sweep_result, validate_training_result, validate_translation_result
+    from operators.report import communication, training, translation
 
     return {
         "training": PipelineKind("training", True, training, validate_training_result),
+        "translation": PipelineKind("translation", True, translation, validate_translation_result),
         "communication": PipelineKind("communication", False, communication, validate_sweep_result),
     }
 

@@ -141,7 +141,8 @@ def validate_data_step(request: dict[str, Any], run_id: str) -> list[dict[str, A
     for name, config in datasets_of(parsed).items():
         arrays = catalog.load(name, settings.data_root)
         workload = get_workload(config.workload)
-        vocabulary = catalog.vocabulary_size(name, settings.data_root) if catalog.kind(name) == "text" else None
+        vocabulary = (catalog.vocabulary_size(name, settings.data_root)
+                      if catalog.kind(name) in catalog.VOCABULARY_KINDS else None)
         try:
             plans = {k: workload.shard_plan(config, arrays, k) for k in parsed.world_sizes}
         except ValueError as exc:  # more ranks than samples: no configuration could train

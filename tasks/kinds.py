@@ -5,7 +5,9 @@ Each kind is one object that answers what would otherwise be asked by branching 
 it need a dataset, does it have a target, how it resolves and reads back its config, how one rank
 runs, what a failed run records, how a finished local run is summed up. `tasks.registry.kind_of`
 looks a task's kind up; the Airflow side adds its own per-kind answers (gates, MLflow, report) in
-operators/kinds.py under the same names. A new kind (e.g. translation) is one more object here.
+operators/kinds.py under the same names. A translation task (4a, 4b) is a training task whose
+quality is a BLEU score of decoded validation sentences: the same trainer runs it; its own kind
+gives it its own results gate, MLflow figures and report on the Airflow side.
 """
 
 from __future__ import annotations
@@ -126,6 +128,11 @@ class CommunicationKind:
         return result.summary_line(output, plot=output / "allreduce.png")
 
 
+class TranslationKind(TrainingKind):
+    name = "translation"
+
+
 TRAINING = TrainingKind()
+TRANSLATION = TranslationKind()
 COMMUNICATION = CommunicationKind()
-KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (TRAINING, COMMUNICATION)}
+KINDS: dict[str, TaskKind] = {kind.name: kind for kind in (TRAINING, TRANSLATION, COMMUNICATION)}

@@ -76,11 +76,12 @@ def _curves_title(result: TrainingResult) -> str:
     return title
 
 
-def plot_curves(result: TrainingResult, path: str | Path) -> Path:
+def plot_curves(result: TrainingResult, path: str | Path, companions: tuple[str, ...] = ()) -> Path:
     """Training loss and validation metric per epoch of one run, with the target as a line.
 
-    Loss on the left axis, metric on the right; epochs without a value (diverged, not evaluated)
-    are left out. A run without any epoch gives a plot that says so.
+    Loss on the left axis, metric on the right, with the `companions` (other validation metrics on the
+    metric's scale, e.g. translation's per-batch BLEU beside its corpus BLEU); epochs without a value
+    (diverged, not evaluated) are left out. A run without any epoch gives a plot that says so.
     """
     history, target = result.history, result.target
     fig = figure(8, 4.5)
@@ -99,6 +100,11 @@ def plot_curves(result: TrainingResult, path: str | Path) -> Path:
     if epochs:
         handles += ax_metric.plot(epochs, metrics, "-s", color="C2", markersize=3,
                                   label=f"validation {metric_name}")
+    for color, name in enumerate(companions, start=4):
+        epochs, values = _epoch_series(history, lambda e, name=name: e.validation_metrics.get(name))
+        if epochs:
+            handles += ax_metric.plot(epochs, values, "-^", color=f"C{color}", markersize=3, alpha=0.8,
+                                      label=f"validation {name}")
     target_value = finite_number(target.value)
     if target_value is not None:
         handles.append(ax_metric.axhline(target_value, color="C3", linestyle=":",

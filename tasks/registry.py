@@ -26,11 +26,11 @@ AnyTaskSpec = TaskSpec | CommunicationTaskSpec
 
 
 def _discover() -> dict[str, AnyTaskSpec]:
-    """Every `tasks.benchmarks.<module>.TASK`: training tasks in MLBench's order (1a, 2a, 3a, ...),
-    then the others (task 0), as `mlbench tasks` and the trigger form list them."""
+    """Every `tasks.benchmarks.<module>.TASK`: training and translation tasks in MLBench's order (1a,
+    2a, 3a, 4a, 4b), then the communication task (task 0), as `mlbench tasks` and the trigger form list them."""
     specs = [importlib.import_module(f"{benchmarks.__name__}.{module.name}").TASK
              for module in pkgutil.iter_modules(benchmarks.__path__)]
-    ordered = sorted(specs, key=lambda spec: (spec.kind != "training", spec.mlbench_id, spec.name))
+    ordered = sorted(specs, key=lambda spec: (spec.kind == "communication", spec.mlbench_id, spec.name))
     return {spec.name: spec for spec in ordered}
 
 

@@ -16,15 +16,26 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_type_hints
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar, get_args, get_type_hints
 
 from tasks.errors import UserError, quoted
 
 LrScaling = Literal["none", "linear", "sqrt", "linear-capped-16"]
-ScheduleKind = Literal["plateau-with-warmup", "multistep", "constant", "nt-asgd"]
-Aggregation = Literal["flat-allreduce-gradients", "ddp", "model-averaging"]
-Workload = Literal["image-classification", "binary-classification", "language-model"]  # tasks.workloads
-Precision = Literal["fp32", "bf16"]
+ScheduleKind = Literal["plateau-with-warmup", "multistep", "constant", "nt-asgd",
+                       "exponential-warmup-step-decay", "inverse-sqrt"]
+Aggregation = Literal["flat-allreduce-gradients", "flat-allreduce-gradients-sum", "ddp", "model-averaging"]
+Workload = Literal["image-classification", "binary-classification", "language-model", "translation"]
+Precision = Literal["fp32", "bf16", "fp16"]
+OPTIMIZERS = ("sgd", "adam")
+BATCHING_UNITS = ("sentences", "tokens")
+# How a translation task's BLEU is scored (tasks.runtime.bleu): MLPerf GNMT's rule (4a), MLPerf transformer's (4b)
+BLEU_SCHEMES = ("sacrebleu-intl-lowercase", "mlperf-bleu-tokenize")
+
+
+def added_field(default: Any = None) -> Any:
+    """A field added after configs were first logged: left out of `to_dict` (and so of the config
+    hash) while it is None, so every configuration that does not use it keeps the hash it had."""
+    return field(default=default, metadata={"omit_when_none": True})
 
 
 @dataclass(frozen=True)
@@ -51,13 +62,16 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    name: Literal["sgd"] = "sgd"
+    name: Literal["sgd", "adam"] = "sgd"
     lr: float = 0.1  # base learning rate, before scaling by world size
     lr_scaling: LrScaling = "none"
     momentum: float = 0.0
     weight_decay: float = 0.0
     nesterov: bool = False
     grad_clip_norm: float = 0.0  # clip the aggregated gradient's global L2 norm to this; 0 = no clipping
+    # adam (tasks 4a, 4b): its (beta1, beta2) and epsilon; None for SGD
+    betas: tuple[float, float] | None = added_field()
+    eps: float | None = added_field()
 
 
 @dataclass(frozen=True)
@@ -76,6 +90,16 @@ class ScheduleSpec:
     # switch to averaging once the validation loss is worse than the best of all epochs but the last
     # `nonmonotone_interval`; the averaged phase runs at optimizer.lr, unscaled (MLBench's ASGD).
     nonmonotone_interval: int = 5
+    # Schedules by optimizer step (tasks 4a, 4b). exponential-warmup-step-decay (MLPerf GNMT, as MLBench
+    # 4a): the rate grows exponentially from warmup_start_factor * lr to lr over warmup_steps, is cut by
+    # `factor` at decay_start_fraction of all training steps and every decay_interval_fraction after,
+    # at most max_decays times. inverse-sqrt (4b): linear from 0 to lr over warmup_steps, then
+    # lr * sqrt(warmup_steps / step).
+    warmup_steps: int | None = added_field()
+    warmup_start_factor: float | None = added_field()
+    decay_start_fraction: float | None = added_field()
+    decay_interval_fraction: float | None = added_field()
+    max_decays: int | None = added_field()
 
 
 class Choice(Protocol):
@@ -121,13 +145,43 @@ class AlgorithmSpec:
 
 @dataclass(frozen=True)
 class LossSpec:
-    name: Literal["cross-entropy", "binary-cross-entropy"] = "cross-entropy"
+    name: Literal["cross-entropy", "binary-cross-entropy", "label-smoothed-cross-entropy"] = "cross-entropy"
     l1: float = 0.0  # regularization added to the loss: l1 * sum|p| + l2 / 2 * sum p^2 over all parameters
     l2: float = 0.0
     # Language models (AWD-LSTM): activation regularization alpha * mean(h^2) on the last layer's dropped
     # output (AR) and temporal activation regularization beta * mean((h_t+1 - h_t)^2) on its raw output (TAR).
     activation_alpha: float = 0.0
     temporal_activation_beta: float = 0.0
+    # Translation: the share of the target's probability mass spread evenly over the vocabulary.
+    label_smoothing: float | None = added_field()
+
+
+@dataclass(frozen=True)
+class TranslationSpec:
+    """What a translation task adds to a training run: how sentence pairs are batched, how the
+    validation set is decoded (beam search) and how BLEU is scored."""
+
+    # An optimizer step sees `global_batch` sentences (or target tokens) across all workers; a worker
+    # processes at most `max_per_pass` at once and accumulates the gradients of the rest.
+    batching: Literal["sentences", "tokens"] = "sentences"
+    global_batch: int = 2048
+    max_per_pass: int = 128
+    # What the loss is divided by before the gradients are summed across workers: the worker's own
+    # sentences in the step (MLBench 4a) or the target tokens of the step on all workers (4b).
+    loss_normalization: Literal["sentences", "tokens"] = "sentences"
+    eval_batch_sentences: int = 64  # validation sentences decoded together (and MLBench's BLEU batch)
+    beam_size: int = 5
+    max_decode_length: int | None = 150  # None: source length + max_decode_length_offset
+    max_decode_length_offset: int | None = None
+    length_penalty: float = 0.6
+    length_penalty_constant: float = 5.0
+    coverage_penalty: float = 0.1
+    bleu: str = "sacrebleu-intl-lowercase"  # one of BLEU_SCHEMES
+    sample_translations: int = 20  # validation sentences written with their translations at each evaluation
+    # fp16 dynamic loss scaling: the first scale, the clean steps before it doubles, its cap (None: no cap)
+    loss_scale_start: float = 2.0**10
+    loss_scale_window: int = 128
+    loss_scale_max: float | None = 2.0**13
 
 
 @dataclass(frozen=True)
@@ -183,6 +237,7 @@ class TaskSpec(AlgorithmChoice[AlgorithmSpec]):
     workload: Workload = "image-classification"
     loss: LossSpec = LossSpec()
     eval_batch_size: int | None = None  # per worker; None = batch_size
+    translation: TranslationSpec | None = None  # translation tasks only
     kind: str = "training"  # tasks.kinds: how the task runs, is validated, logged and reported
 
 
@@ -209,8 +264,8 @@ class ResolvedConfig:
     DERIVED: ClassVar[dict[str, str]] = {}
 
     def to_dict(self) -> dict[str, Any]:
-        values: dict[str, Any] = dataclasses.asdict(self)  # type: ignore[call-overload]
-        return values
+        plain: dict[str, Any] = _plain(self)
+        return plain
 
     def config_hash(self) -> str:
         """Stable hash of the resolved config: two runs with the same hash ran the same thing."""
@@ -277,6 +332,7 @@ class RunConfig(ResolvedConfig):
     loss: LossSpec = LossSpec()
     eval_batch_size: int | None = None  # per worker; None = batch_size
     runtime: RuntimeOptions = RuntimeOptions()
+    translation: TranslationSpec | None = added_field()  # translation tasks only
 
     def reached(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -304,6 +360,24 @@ def resolve_warmup_epochs(warmup: Literal["log2-world-size"] | int, world_size: 
     return int(warmup)
 
 
+def _plain(value: Any) -> Any:
+    """dataclasses.asdict, leaving out `added_field`s that are None."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if not (f.metadata.get("omit_when_none") and getattr(value, f.name) is None)}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(item) for item in value)
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    return value
+
+
+def _dataclass_of(hint: Any) -> type | None:
+    """The dataclass a field's type names, also inside `X | None`."""
+    candidates = (hint, *get_args(hint))
+    return next((arg for arg in candidates if isinstance(arg, type) and dataclasses.is_dataclass(arg)), None)
+
+
 def _build_dataclass(cls: type, data: Any) -> Any:
     """Rebuild nested frozen dataclasses from plain JSON data (lists back to tuples), by type hint."""
     if not dataclasses.is_dataclass(cls) or not isinstance(data, dict):
@@ -314,9 +388,9 @@ def _build_dataclass(cls: type, data: Any) -> Any:
     for name, value in data.items():
         if name not in names:
             raise UserError(f"unknown config field {quoted(name)} in {cls.__name__}; valid: {', '.join(names)}")
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-            kwargs[name] = _build_dataclass(hint, value)  # type: ignore[arg-type]
+        nested = _dataclass_of(hints[name])
+        if nested is not None and isinstance(value, dict):
+            kwargs[name] = _build_dataclass(nested, value)
         else:
             kwargs[name] = tuple(value) if isinstance(value, list) else value
     return cls(**kwargs)

@@ -14,7 +14,11 @@ from typing import Any, get_args
 from tasks.errors import UserError
 from tasks.overrides import apply_overrides
 from tasks.spec import (
+    BATCHING_UNITS,
+    BLEU_SCHEMES,
+    OPTIMIZERS,
     LrScaling,
+    Precision,
     RunConfig,
     RuntimeOptions,
     ScheduleKind,
@@ -36,9 +40,20 @@ def resolve_training(spec: TaskSpec, preset: str, *, world_size: int, backend: s
     _check_choices(values)
     values["scaled_lr"] = scale_lr(values["optimizer"]["lr"], values["optimizer"]["lr_scaling"], world_size)
     values["warmup_epochs"] = resolve_warmup_epochs(values["schedule"]["warmup_epochs"], world_size)
-    values["global_batch_size"] = values["batch_size"] * world_size
+    translation = values.get("translation")
+    if translation is not None and "batch_size" in (overrides or {}):
+        raise UserError("a translation task's batch is set by translation.global_batch (and max_per_pass), "
+                        "not batch_size")
+    if translation is not None:
+        # A translation step is a global batch of sentences (or tokens): each worker's share of it.
+        values["global_batch_size"] = translation["global_batch"]
+        values["batch_size"] = -(-translation["global_batch"] // world_size)
+    else:
+        values["global_batch_size"] = values["batch_size"] * world_size
     config = RunConfig.from_dict(values)
     _check_ranges(config)
+    if config.translation is not None:
+        check_translation(config)
     return config
 
 
@@ -57,6 +72,7 @@ def unresolved_config(spec: TaskSpec, preset: str, *, world_size: int, backend: 
         "seed": spec.seed, "num_classes": spec.num_classes, "eval_batch_size": spec.eval_batch_size,
         "workload": spec.workload, "loss": dataclasses.asdict(spec.loss),
         "runtime": dataclasses.asdict(runtime or RuntimeOptions()),
+        "translation": dataclasses.asdict(spec.translation) if spec.translation else None,
     }
 
 
@@ -64,12 +80,12 @@ def _check_choices(values: dict[str, Any]) -> None:
     """Fields with a fixed set of valid values, checked before anything is derived from them."""
     workload = get_workload(values["workload"])
     choices = [
-        ("optimizer.name", values["optimizer"]["name"], ("sgd",)),
+        ("optimizer.name", values["optimizer"]["name"], OPTIMIZERS),
         ("optimizer.lr_scaling", values["optimizer"]["lr_scaling"], get_args(LrScaling)),
         ("schedule.kind", values["schedule"]["kind"], get_args(ScheduleKind)),
         ("target_metric", values["target_metric"], workload.metrics),
         ("target_mode", values["target_mode"], ("max", "min")),
-        ("runtime.precision", values["runtime"]["precision"], ("fp32", "bf16")),
+        ("runtime.precision", values["runtime"]["precision"], get_args(Precision)),
     ]
     for name, value, valid in choices:
         if value not in valid:
@@ -114,16 +130,19 @@ def _optional_count(value: Any) -> bool:
 
 def _check_ranges(config: RunConfig) -> None:
     data, loss = config.data, config.loss
-    language_model = get_workload(config.workload).data_kind == "text"
+    data_kind = get_workload(config.workload).data_kind
+    language_model = data_kind == "text"
+    vocabulary_from_data = data_kind in ("text", "translation")
     checks = [
         (config.batch_size >= 1, "batch_size must be >= 1"),
         (config.max_epochs >= 1, "max_epochs must be >= 1"),
         (config.eval_every_epochs >= 1, "eval_every_epochs must be >= 1"),
         (config.scaled_lr > 0, "optimizer.lr must be > 0"),
         (config.runtime.checkpoint_every_epochs >= 1, "runtime.checkpoint_every_epochs must be >= 1"),
-        (config.num_classes is None if language_model
+        (config.num_classes is None if vocabulary_from_data
          else isinstance(config.num_classes, int) and config.num_classes >= 2,
-         "num_classes must be a whole number >= 2 (none for language models: their vocabulary comes from the data)"),
+         "num_classes must be a whole number >= 2 (none for language models and translation: their vocabulary "
+         "comes from the data)"),
         (_optional_count(config.eval_batch_size),
          "eval_batch_size must be a whole number >= 1 (or none for batch_size)"),
         (config.optimizer.grad_clip_norm >= 0, "optimizer.grad_clip_norm must be >= 0 (0 = no clipping)"),
@@ -145,6 +164,42 @@ def _check_ranges(config: RunConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise UserError(message)
+
+
+def check_translation(config: RunConfig) -> None:
+    """A translation run's batching, decoding, optimizer and schedule settings, each with what is valid."""
+    t, opt, schedule = config.translation, config.optimizer, config.schedule
+    assert t is not None
+    length_set = [t.max_decode_length is not None, t.max_decode_length_offset is not None]
+    checks = [
+        (config.workload == "translation", "translation settings apply to translation tasks only"),
+        (t.batching in BATCHING_UNITS and t.loss_normalization in BATCHING_UNITS,
+         f"translation.batching and translation.loss_normalization must be one of {', '.join(BATCHING_UNITS)}"),
+        (t.global_batch >= config.world_size, f"translation.global_batch ({t.global_batch}) must be at least the "
+                                              f"world size ({config.world_size})"),
+        (t.max_per_pass >= 1, "translation.max_per_pass must be a whole number >= 1"),
+        (t.eval_batch_sentences >= 1, "translation.eval_batch_sentences must be a whole number >= 1"),
+        (t.beam_size >= 1, "translation.beam_size must be a whole number >= 1"),
+        (sum(length_set) == 1, "set exactly one of translation.max_decode_length and "
+                               "translation.max_decode_length_offset (the other to null)"),
+        (t.length_penalty >= 0 and t.coverage_penalty >= 0 and t.length_penalty_constant >= 0,
+         "translation.length_penalty, length_penalty_constant and coverage_penalty must be >= 0"),
+        (t.bleu in BLEU_SCHEMES, f"bad value '{t.bleu}' for 'translation.bleu'; valid: {', '.join(BLEU_SCHEMES)}"),
+        (t.sample_translations >= 0, "translation.sample_translations must be >= 0"),
+        (config.loss.label_smoothing is not None and 0 <= config.loss.label_smoothing < 1,
+         "loss.label_smoothing must be in [0, 1) for a translation task"),
+        (opt.name != "adam" or (opt.betas is not None and len(opt.betas) == 2 and opt.eps is not None),
+         "optimizer adam needs optimizer.betas (a JSON pair, e.g. [0.9,0.999]) and optimizer.eps"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(message)
+    needed = {"exponential-warmup-step-decay": ("warmup_steps", "warmup_start_factor", "decay_start_fraction",
+                                                "decay_interval_fraction", "max_decays"),
+              "inverse-sqrt": ("warmup_steps",)}.get(schedule.kind, ())
+    missing = [name for name in needed if getattr(schedule, name) is None]
+    if missing:
+        raise UserError(f"schedule {schedule.kind} needs {', '.join('schedule.' + name for name in missing)}")
 
 
 def training_summary(spec: TaskSpec) -> dict[str, Any]:

@@ -26,7 +26,7 @@ class Workload(Protocol):
 
     @property
     def data_kind(self) -> str:
-        """The tasks.data.catalog kind it trains on: "image", "tabular" or "text"."""
+        """The tasks.data.catalog kind it trains on: "image", "tabular", "text" or "translation"."""
         ...
 
     @property
@@ -88,6 +88,28 @@ class TokenStreamWorkload(_WorkloadFacts):
                            config.batch_size, config.eval_batch_size or config.batch_size)
 
 
+@dataclass(frozen=True)
+class TranslationWorkload(_WorkloadFacts):
+    """Sentence pairs: each rank trains on its share of every step and decodes its validation shard."""
+
+    def shard_plan(self, config: RunConfig, arrays: Mapping[str, Any], world_size: int) -> dict[str, list[int]]:
+        from tasks.runtime.translation import sentence_pairs
+        from tasks.runtime.translation_batches import TranslationSteps, validation_shard
+
+        settings = config.translation
+        assert settings is not None  # a translation config always has them (tasks.training)
+        train = sentence_pairs(dict(arrays), "train")
+        num_val = len(arrays["val_source_offsets"]) - 1
+        return {
+            "train": [TranslationSteps(train, batching=settings.batching, global_batch=settings.global_batch,
+                                       max_per_pass=settings.max_per_pass,
+                                       loss_normalization=settings.loss_normalization, seed=config.seed,
+                                       rank=rank, world_size=world_size).num_samples
+                      for rank in range(world_size)],
+            "validation": [len(validation_shard(num_val, rank, world_size)) for rank in range(world_size)],
+        }
+
+
 IMAGE_CLASSIFICATION = SampleWorkload(
     name="image-classification", data_kind="image", loss="cross-entropy", metrics=("top1", "top5", "loss"),
     split_keys=("train_images", "train_labels", "val_images", "val_labels"),
@@ -101,7 +123,15 @@ LANGUAGE_MODEL = TokenStreamWorkload(
     split_keys=("train_tokens", "val_tokens"),
 )
 
-WORKLOADS: dict[str, Workload] = {w.name: w for w in (IMAGE_CLASSIFICATION, BINARY_CLASSIFICATION, LANGUAGE_MODEL)}
+TRANSLATION = TranslationWorkload(
+    name="translation", data_kind="translation", loss="label-smoothed-cross-entropy",
+    metrics=("bleu", "bleu_batch_average", "loss", "perplexity"),
+    split_keys=("train_source", "train_source_offsets", "train_target", "train_target_offsets",
+                "val_source", "val_source_offsets", "val_target", "val_target_offsets"),
+)
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w for w in (IMAGE_CLASSIFICATION, BINARY_CLASSIFICATION, LANGUAGE_MODEL, TRANSLATION)}
 
 
 def get_workload(name: str) -> Workload:

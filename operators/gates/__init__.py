@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from operators.gates import images, sweep_result, tabular, tokens, training_result
+from operators.gates import images, sentence_pairs, sweep_result, tabular, tokens, training_result, translation_result
 from operators.gates.bundle import validate_bundle
 from operators.gates.gx import run_gate
 from operators.gates.report import ValidationFailed, ValidationReport
@@ -23,9 +23,11 @@ __all__ = [
     "validate_dataset",
     "validate_sweep_result",
     "validate_training_result",
+    "validate_translation_result",
 ]
 
-_DATASET_GATES = {"image": images.parts, "tabular": tabular.parts, "text": tokens.parts}  # catalog kind -> parts
+_DATASET_GATES = {  # catalog kind -> parts
+    "image": images.parts, "tabular": tabular.parts, "text": tokens.parts, "translation": sentence_pairs.parts}
 
 
 def validate_dataset(
@@ -39,11 +41,11 @@ def validate_dataset(
 ) -> ValidationReport:
     """A prepared dataset (``tasks.data.catalog.load``) of ``kind`` (``catalog.kind(name)``) and its shard plans.
 
-    ``vocabulary_size`` is read for text only and defaults to ``num_classes``.
+    ``vocabulary_size`` (of text and sentence pairs) replaces ``num_classes`` when given.
     """
     if kind not in _DATASET_GATES:
         raise ValueError(f"unknown dataset kind {kind!r}; valid kinds: {', '.join(_DATASET_GATES)}")
-    classes = vocabulary_size if kind == "text" and vocabulary_size is not None else num_classes
+    classes = vocabulary_size if vocabulary_size is not None else num_classes
     return run_gate(f"dataset:{name}", _DATASET_GATES[kind](arrays, int(classes), shard_plans))
 
 
@@ -52,6 +54,15 @@ def validate_training_result(
 ) -> ValidationReport:
     """A training run's result.json as read from disk: its JSON schema first, then its history, run and ranks."""
     return validate_bundle(document, TrainingResult, training_result.SCHEMA_FILE, training_result.parts,
+                           expected_world_size=expected_world_size, suite_name=suite_name)
+
+
+def validate_translation_result(
+    document: Any, *, expected_world_size: int, suite_name: str | None = None
+) -> ValidationReport:
+    """A translation run's result.json (tasks 4a, 4b): the training checks, then its BLEU figures and the
+    decoding's coverage of the validation set."""
+    return validate_bundle(document, TrainingResult, training_result.SCHEMA_FILE, translation_result.parts,
                            expected_world_size=expected_world_size, suite_name=suite_name)
 
 

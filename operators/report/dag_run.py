@@ -6,16 +6,17 @@ from __future__ import annotations
 from types import ModuleType
 
 from operators.kinds import pipeline_kind
-from operators.report import communication, training
+from operators.report import training
 from operators.report.outcome import ConfigurationOutcome, in_order
 
 __all__ = ["kind_of", "configuration_rows", "format_tables"]
 
 
 def kind_of(task: str) -> ModuleType:
-    """The module that reports `task`: `communication` for task 0, `training` for the others.
+    """The module that reports `task`: `communication` for task 0, `translation` for 4a and 4b,
+    `training` for the others.
 
-    Both offer the same functions:
+    All offer the same functions:
 
     - `rows(outcomes)`: the comparison rows; `table(rows)`: them as a fixed-width text table;
     - `parent_metrics(rows, outcomes, now)`, `parent_plots(rows, outcomes)`: what the parent run
@@ -56,12 +57,14 @@ def configuration_rows(outcomes: list[ConfigurationOutcome],
 
 
 def format_tables(outcomes: list[ConfigurationOutcome]) -> str:
-    """The report of a DAG run: the training comparison for training tasks, then task 0's."""
-    trained = [o for o in outcomes if kind_of(o.task) is training]
-    swept = [o for o in outcomes if kind_of(o.task) is communication]
-    tables = []
-    if trained or not swept:
-        tables.append(training.table(training.rows(trained)))
-    if swept:
-        tables.append(communication.table(communication.rows(swept)))
-    return "\n".join(tables)
+    """The report of a DAG run: one table per kind of task that ran, in the order tasks are listed
+    (training, translation, then task 0); an empty training table when nothing ran."""
+    from tasks.registry import TASKS
+
+    listed = {name: position for position, name in enumerate(TASKS)}
+    by_report: dict[ModuleType, list[ConfigurationOutcome]] = {}
+    for outcome in sorted(in_order(outcomes), key=lambda o: listed.get(o.task, len(listed))):
+        by_report.setdefault(kind_of(outcome.task), []).append(outcome)
+    if not by_report:
+        by_report[training] = []
+    return "\n".join(report.table(report.rows(kept)) for report, kept in by_report.items())

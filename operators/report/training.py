@@ -195,7 +195,7 @@ def _percent(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.0f}%"
 
 
-def format_table(rows: list[dict]) -> str:
+def format_table(rows: list[dict], quality: str = "accuracy") -> str:
     """Fixed-width text table of comparison rows, for a terminal or a task log.
 
     Columns: configuration, runs, goal reached (count/runs and hit rate), time to accuracy (olympic
@@ -203,7 +203,7 @@ def format_table(rows: list[dict]) -> str:
     cannot be computed (goal not reached, no 1-worker baseline). Rows that ran on a Kubernetes pool
     add cost to accuracy and the price index; a pool without a price says so under the table.
     """
-    header = ["configuration", "runs", "goal reached", "time to accuracy", "speedup",
+    header = ["configuration", "runs", "goal reached", f"time to {quality}", "speedup",
               "efficiency", "compute speedup", "comm share"]
     on_pools = any(row.get("pool") for row in rows)
     if on_pools:
@@ -316,6 +316,10 @@ def child_metrics(result: TrainingResult | None) -> list[Point]:
         metric = finite_number(entry.validation_metric)
         if metric is not None:  # also by its own name, for charts across tasks
             points.append((f"validation_{result.target.metric}", metric, stamp, entry.epoch))
+        for name, value in entry.validation_metrics.items():  # e.g. translation's per-batch BLEU
+            finite = finite_number(value)
+            if finite is not None:
+                points.append((f"validation_{name}", finite, stamp, entry.epoch))
     for key, summary_of in _SUMMARY_METRICS.items():
         value = finite_number(summary_of(result))
         if value is not None:

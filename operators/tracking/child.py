@@ -17,6 +17,7 @@ from operators.report.points import millis
 from operators.tracking.store import CHILD_ROLE, ROLE_TAG, failed_on_error, log, open_run
 from operators.tracking.values import MAX_PARAM_VALUE, flatten_params, tag_values, text
 from operators.kinds import pipeline_kind
+from tasks.runtime.bundle import CONFIG_FILE, TRANSLATIONS_FILE
 from tasks.runtime.results import ResultRecord
 
 __all__ = ["child_params", "child_tags", "log_configuration"]
@@ -97,8 +98,9 @@ def child_tags(outcome: ConfigurationOutcome, *, dag_id: str, dag_run_id: str,
 
 def _log_bundle(mlflow_client, run_id: str, outcome: ConfigurationOutcome,
                 plots: dict[str, Callable[[Path], Path]]) -> None:
-    """The bundle's result.json (or the result as the pipeline read it), mllog.log, config.json and
-    logs/, the validation report, and `plots` (file name -> what draws it) under plots/."""
+    """The bundle's result.json (or the result as the pipeline read it), mllog.log, config.json, a
+    translation run's sample translations and logs/, the validation report, and `plots` (file name ->
+    what draws it) under plots/."""
     output = Path(outcome.output) if outcome.output else None
     result = outcome.result
     with tempfile.TemporaryDirectory(prefix="mlbench-track-") as scratch:
@@ -110,7 +112,7 @@ def _log_bundle(mlflow_client, run_id: str, outcome: ConfigurationOutcome,
             (scratch / "result.json").write_text(json.dumps(result.to_dict(), indent=2, default=str))
             mlflow_client.log_artifact(run_id, str(scratch / "result.json"))
         if output is not None:
-            for name in ("mllog.log", "config.json"):
+            for name in ("mllog.log", CONFIG_FILE, TRANSLATIONS_FILE):
                 if (output / name).is_file():
                     mlflow_client.log_artifact(run_id, str(output / name))
             if (output / "logs").is_dir() and any((output / "logs").iterdir()):

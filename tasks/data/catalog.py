@@ -4,13 +4,16 @@ uses: prepare, load, describe.
 A dataset's version names exactly what its builder produces (source and parameters are pinned
 here), so a prepared copy under any data root can be reused safely by every later run.
 
-Three kinds (what a workload trains on, tasks.workloads): `image` (train/val images N x 3 x H x W
+Four kinds (what a workload trains on, tasks.workloads): `image` (train/val images N x 3 x H x W
 uint8, int64 labels), `tabular` (train/val features N x D float32, float32 0/1 labels, for MLBench
-task 2a) and `text` (train/val/test int32 token streams and their vocabulary, for task 3a). A
+task 2a), `text` (train/val/test int32 token streams and their vocabulary, for task 3a) and
+`translation` (English→German sentence pairs as int32 subword ids with int64 offsets, the shared BPE
+vocabulary and the raw validation references, for tasks 4a and 4b; see tasks.data.wmt). A
 dataset that downloads accepts a data.url / data.md5 override (`with_source`): cifar10 (the
 archive's URL and md5), epsilon (a base URL holding both of its files, and "<train md5>,<test
 md5>"; see tasks.data.epsilon.epsilon_sources) and wikitext2 (the archive's URL and md5, by
-default the original archive's; its published token counts are always checked).
+default the original archive's; its published token counts are always checked). The WMT datasets
+read four archives each, every one pinned by its published checksum, and take no override.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from tasks.data.epsilon import (
     build_synthetic_epsilon,
     epsilon_sources,
 )
+from tasks.data.number_phrases import DEMO_TRAIN_PAIRS, DEMO_VAL_PAIRS, build_number_phrases
 from tasks.data.store import load_dataset, prepare_dataset, read_manifest
 from tasks.data.wikitext2 import (
     WIKITEXT2_FIGURES,
@@ -51,6 +55,14 @@ from tasks.data.wikitext2 import (
     build_synthetic_wikitext2,
     build_wikitext2,
 )
+from tasks.data.wmt import (
+    CORPORA,
+    SYNTHETIC_TRAIN_PAIRS,
+    SYNTHETIC_VAL_PAIRS,
+    build_synthetic_wmt,
+    build_wmt,
+)
+from tasks.data.wmt_sources import NEWSTEST2014_SEGMENTS
 from tasks.errors import UserError
 
 NUM_CLASSES = 10
@@ -67,6 +79,8 @@ SYNTHETIC_EPSILON_SEED = 0
 BREAST_CANCER_SEED = 0
 SYNTHETIC_WIKITEXT2_SEED = 0
 DEMO_TEXT_SEED = 0
+SYNTHETIC_WMT_SEED = 0
+NUMBER_PHRASES_SEED = 0
 
 Builder = Callable[..., Any]
 
@@ -76,7 +90,7 @@ class DatasetEntry:
     """One named dataset: its kind, the version of what its builder writes, and what it is."""
 
     name: str
-    kind: str  # "image", "tabular" or "text"
+    kind: str  # "image", "tabular", "text" or "translation"
     version: str
     build: Builder  # (staging dir or nothing, log=...) -> arrays and metadata (tasks.data.store)
     description: dict[str, Any] = field(default_factory=dict)  # source and sizes, without preparing it
@@ -91,6 +105,11 @@ def _cifar10_source(url: str | None, md5: str | None) -> dict[str, Any]:
 
 def _wikitext2_source(url: str | None, md5: str | None) -> dict[str, Any]:
     return {"url": url or WIKITEXT2_URL, "md5": md5}
+
+
+def _wmt_urls(corpus: str) -> list[str]:
+    archives = [text.archive for text in CORPORA[corpus].training] + [CORPORA[corpus].validation.archive]
+    return [archive.url for archive in archives]
 
 
 def _entries(*entries: DatasetEntry) -> dict[str, DatasetEntry]:
@@ -139,8 +158,34 @@ DATASETS: dict[str, DatasetEntry] = _entries(
     # Its exact contents follow the Python version, which the manifest records.
     DatasetEntry("python-reference-text", "text", "v1", partial(build_demo_text, seed=DEMO_TEXT_SEED), description={
         "source": "pydoc_data.topics (the Python language reference bundled with CPython)"}),
+    # MLBench task 4a: MLPerf GNMT's WMT16 English→German with 32,000 shared BPE merges.
+    DatasetEntry("wmt16-en-de", "translation", "v1", partial(build_wmt, corpus="wmt16"), description={
+        "source": "WMT16 English-German: Europarl v7, CommonCrawl, News Commentary v11 (about 4.5M pairs "
+                  "before cleaning); validation newstest2014, pairs of at most 150 ids with BOS/EOS",
+        "urls": _wmt_urls("wmt16"), "validation_sentences": NEWSTEST2014_SEGMENTS, "bpe_merges": 32_000}),
+    # MLBench task 4b: a shared BPE vocabulary of the size of MLPerf's subtoken vocabulary (33,708
+    # entries, padded to 33,712) stands in for it: that vocabulary file is not downloadable here.
+    DatasetEntry("wmt17-en-de", "translation", "v1", partial(build_wmt, corpus="wmt17"), description={
+        "source": "WMT17 English-German: News Commentary v12, CommonCrawl, Europarl v7 (about 4.6M pairs "
+                  "before cleaning); validation newstest2014, pairs of at most 80 ids with EOS",
+        "urls": _wmt_urls("wmt17"), "validation_sentences": NEWSTEST2014_SEGMENTS,
+        "bpe_target_vocabulary": 33_708}),
+    DatasetEntry("synthetic-wmt16-en-de", "translation", "v1", partial(
+        build_synthetic_wmt, corpus="wmt16", seed=SYNTHETIC_WMT_SEED), description={
+        "source": "synthetic WMT16-format archives (tasks.data.wmt.build_synthetic_wmt)",
+        "train_size": SYNTHETIC_TRAIN_PAIRS, "val_size": SYNTHETIC_VAL_PAIRS}),
+    DatasetEntry("synthetic-wmt17-en-de", "translation", "v1", partial(
+        build_synthetic_wmt, corpus="wmt17", seed=SYNTHETIC_WMT_SEED), description={
+        "source": "synthetic WMT17-format archives (tasks.data.wmt.build_synthetic_wmt)",
+        "train_size": SYNTHETIC_TRAIN_PAIRS, "val_size": SYNTHETIC_VAL_PAIRS}),
+    # Real English and German number phrases rendered by num2words; the manifest records its version.
+    DatasetEntry("number-phrases-en-de", "translation", "v1", partial(build_number_phrases, seed=NUMBER_PHRASES_SEED),
+                 description={
+        "source": "num2words (generated English/German number phrases, tasks.data.number_phrases)",
+        "train_size": DEMO_TRAIN_PAIRS, "val_size": DEMO_VAL_PAIRS}),
 )
-KINDS = ("image", "tabular", "text")
+KINDS = ("image", "tabular", "text", "translation")
+VOCABULARY_KINDS = ("text", "translation")  # kinds whose token ids index a vocabulary recorded with the data
 
 
 def entry(name: str) -> DatasetEntry:
@@ -158,7 +203,7 @@ def names(kind: str | None = None) -> list[str]:
 
 
 def kind(name: str) -> str:
-    """'image', 'tabular' or 'text': what a task's workload must be able to train on."""
+    """'image', 'tabular', 'text' or 'translation': what a task's workload must be able to train on."""
     return entry(name).kind
 
 
@@ -182,6 +227,8 @@ def prepare(
         build = partial(build, **dataset.with_source(url, md5))
     elif url is not None or md5 is not None:
         downloading = [n for n in names(dataset.kind) if DATASETS[n].with_source is not None]
+        if not downloading:  # the translation datasets: several archives, each pinned
+            raise UserError(f"dataset '{name}' takes no data url/md5 override (its sources are pinned); remove them")
         raise UserError(f"data url/md5 overrides apply only to dataset '{', '.join(downloading)}', not '{name}'; "
                         "remove them")
     return prepare_dataset(Path(root), name, dataset.version, partial(build, log=log), log=log,
@@ -204,9 +251,10 @@ def metadata(name: str, root: Path) -> dict[str, Any]:
 
 
 def vocabulary_size(name: str, root: Path) -> int:
-    """A prepared text dataset's vocabulary size (token ids are 0..size-1)."""
-    if kind(name) != "text":
-        raise UserError(f"dataset '{name}' is {kind(name)} data; only text datasets have a vocabulary")
+    """A prepared text or translation dataset's vocabulary size (token ids are 0..size-1)."""
+    if kind(name) not in VOCABULARY_KINDS:
+        raise UserError(f"dataset '{name}' is {kind(name)} data; only {' and '.join(VOCABULARY_KINDS)} datasets "
+                        "have a vocabulary")
     return int(metadata(name, root)["vocab_size"])
 
 

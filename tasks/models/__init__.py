@@ -35,10 +35,30 @@ def _awd_lstm(num_classes: int | None, options: dict[str, Any]) -> Any:
         raise UserError(f"bad model.options for awd-lstm: {exc}") from None
 
 
+def _gnmt(num_classes: int | None, options: dict[str, Any]) -> Any:
+    from tasks.models.gnmt import GNMT
+
+    try:
+        return GNMT(**options)  # vocab_size comes from the dataset
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad model.options for gnmt: {exc}") from None
+
+
+def _transformer(num_classes: int | None, options: dict[str, Any]) -> Any:
+    from tasks.models.transformer import Transformer
+
+    try:
+        return Transformer(**options)  # vocab_size comes from the dataset
+    except (TypeError, ValueError) as exc:
+        raise UserError(f"bad model.options for transformer: {exc}") from None
+
+
 MODELS: dict[str, Callable[[int | None, dict[str, Any]], Any]] = {
     "resnet20-cifar": _resnet_cifar,
     "logistic-regression": _logistic_regression,
     "awd-lstm": _awd_lstm,
+    "gnmt": _gnmt,
+    "transformer": _transformer,
 }
 MODEL_NAMES = tuple(MODELS)
 

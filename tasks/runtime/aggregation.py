@@ -17,11 +17,14 @@ class FlatAllReduceGradients:
 
     This is MLBench's reference aggregation (`CentralizedSGD`, by_layer=False). The buffer is
     allocated once; at world size 1 there is nothing to exchange and the step is skipped.
+    With `average=False` the sum is kept: MLBench's translation tasks summed the gradients, their
+    losses being normalized beforehand (by each worker's sentences, or by all workers' tokens).
     """
 
-    def __init__(self, model: nn.Module, world_size: int) -> None:
+    def __init__(self, model: nn.Module, world_size: int, *, average: bool = True) -> None:
         self.model = model
         self.world_size = world_size
+        self.average = average
         self.params = [p for p in model.parameters() if p.requires_grad]
         numel = sum(p.numel() for p in self.params)
         first = self.params[0]
@@ -49,7 +52,8 @@ class FlatAllReduceGradients:
                 self.buffer[offset : offset + n].copy_(p.grad.reshape(-1))
             offset += n
         dist.all_reduce(self.buffer, op=dist.ReduceOp.SUM)
-        self.buffer.div_(self.world_size)
+        if self.average:
+            self.buffer.div_(self.world_size)
         offset = 0
         for p in self.params:
             n = p.numel()
@@ -109,6 +113,8 @@ class ModelAveraging:
 def build_aggregation(kind: str, model: nn.Module, world_size: int, device: torch.device):
     if kind == "flat-allreduce-gradients":
         return FlatAllReduceGradients(model, world_size)
+    if kind == "flat-allreduce-gradients-sum":
+        return FlatAllReduceGradients(model, world_size, average=False)
     if kind == "ddp":
         return DDPAggregation(model, world_size, device)
     if kind == "model-averaging":

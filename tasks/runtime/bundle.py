@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from tasks.spec import RunConfig
 
 CONFIG_FILE = "config.json"  # in the output directory: the resolved config every rank reads
+TRANSLATIONS_FILE = "translations.txt"  # translation runs: sample translations of the last evaluation
 
 
 def prepare_output(config: RunConfig | CommunicationConfig, output: Path) -> None:

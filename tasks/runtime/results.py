@@ -236,10 +236,13 @@ class EpochRecord(Record):
     validation_top5: float | None = None
     # the epoch's mean of each training-batch metric MLBench computed inside its step (top1, ...)
     train_metrics: dict[str, float | None] = field(default_factory=dict)
+    # the evaluation's other derived metrics (translation: the per-batch BLEU, the sentences decoded)
+    validation_metrics: dict[str, float | None] = field(default_factory=dict)
 
     LAYOUT: ClassVar[tuple[str, ...]] = (
-        "epoch", "lr", "train_loss", "train_metrics", "validation_metric", "validation_loss", "validation_top5")
-    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"validation_top5", "train_metrics"})
+        "epoch", "lr", "train_loss", "train_metrics", "validation_metric", "validation_loss", "validation_top5",
+        "validation_metrics")
+    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"validation_top5", "train_metrics", "validation_metrics"})
 
     def finite(self) -> EpochRecord:
         """The same epoch with non-finite losses and metrics as None: JSON has no NaN."""
@@ -249,7 +252,8 @@ class EpochRecord(Record):
         return dataclasses.replace(
             self, train_loss=finite_or_none(self.train_loss), validation_metric=finite_or_none(self.validation_metric),
             validation_loss=finite_or_none(self.validation_loss), validation_top5=finite_or_none(self.validation_top5),
-            train_metrics={name: finite_or_none(value) for name, value in self.train_metrics.items()})
+            train_metrics={name: finite_or_none(value) for name, value in self.train_metrics.items()},
+            validation_metrics={name: finite_or_none(value) for name, value in self.validation_metrics.items()})
 
 
 @dataclass

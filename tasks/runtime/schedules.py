@@ -154,8 +154,74 @@ class NonMonotoneAveraging(ConstantLR):
         self.averaging = state["averaging"]
 
 
-def build_schedule(config: RunConfig) -> ConstantLR:
+class ExponentialWarmupStepDecay(ConstantLR):
+    """MLPerf GNMT's schedule, as MLBench task 4a ran it, by optimizer step t of T in all:
+    lr * start_factor^(1 - t / warmup) during the warm-up (exponential growth from start_factor * lr),
+    then lr, halved (times `factor`) at decay_start * T and every decay_interval * T after, at most
+    max_decays times."""
+
+    def __init__(self, lr: float, *, steps_per_epoch: int, max_epochs: int, warmup_steps: int,
+                 start_factor: float, decay_start: float, decay_interval: float, factor: float,
+                 max_decays: int) -> None:
+        super().__init__(lr)
+        self.base_lr = lr
+        self.steps_per_epoch = steps_per_epoch
+        total = steps_per_epoch * max_epochs
+        self.warmup_steps = warmup_steps
+        self.start_factor = start_factor
+        self.decay_start = int(decay_start * total)
+        self.decay_interval = max(1, int(decay_interval * total))
+        self.factor = factor
+        self.max_decays = max_decays
+
+    def lr_for_step(self, epoch: int, step: int) -> float:
+        t = epoch * self.steps_per_epoch + step
+        if t < self.warmup_steps:
+            self.lr = self.base_lr * self.start_factor ** (1 - t / self.warmup_steps)
+        elif t < self.decay_start:
+            self.lr = self.base_lr
+        else:
+            decays = min(self.max_decays, 1 + (t - self.decay_start) // self.decay_interval)
+            self.lr = self.base_lr * self.factor**decays
+        return self.lr
+
+
+class InverseSquareRoot(ConstantLR):
+    """MLBench task 4b's schedule by optimizer step t (counted from 1): linear warm-up from 0 to lr
+    over warmup_steps, then lr * sqrt(warmup_steps / t)."""
+
+    def __init__(self, lr: float, *, steps_per_epoch: int, warmup_steps: int) -> None:
+        super().__init__(lr)
+        self.base_lr = lr
+        self.steps_per_epoch = steps_per_epoch
+        self.warmup_steps = max(1, warmup_steps)
+
+    def lr_for_step(self, epoch: int, step: int) -> float:
+        t = epoch * self.steps_per_epoch + step + 1
+        if t <= self.warmup_steps:
+            self.lr = self.base_lr * t / self.warmup_steps
+        else:
+            self.lr = self.base_lr * math.sqrt(self.warmup_steps / t)
+        return self.lr
+
+
+def build_schedule(config: RunConfig, steps_per_epoch: int | None = None) -> ConstantLR:
+    """The schedule of a run whose epochs have `steps_per_epoch` optimizer steps on every rank (the
+    schedules by step need it)."""
     schedule = config.schedule
+    if schedule.kind in ("exponential-warmup-step-decay", "inverse-sqrt") and not steps_per_epoch:
+        raise ValueError(f"schedule {schedule.kind} needs the number of steps per epoch")
+    steps_per_epoch = steps_per_epoch or 1
+    if schedule.kind == "exponential-warmup-step-decay":
+        return ExponentialWarmupStepDecay(
+            config.scaled_lr, steps_per_epoch=steps_per_epoch, max_epochs=config.max_epochs,
+            warmup_steps=int(schedule.warmup_steps or 0), start_factor=float(schedule.warmup_start_factor or 1.0),
+            decay_start=float(schedule.decay_start_fraction or 1.0),
+            decay_interval=float(schedule.decay_interval_fraction or 1.0),
+            factor=schedule.factor, max_decays=int(schedule.max_decays or 0))
+    if schedule.kind == "inverse-sqrt":
+        return InverseSquareRoot(config.scaled_lr, steps_per_epoch=steps_per_epoch,
+                                 warmup_steps=int(schedule.warmup_steps or 0))
     if schedule.kind == "constant":
         return ConstantLR(config.scaled_lr)
     if schedule.kind == "multistep":

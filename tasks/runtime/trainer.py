@@ -31,6 +31,7 @@ from tasks.runtime.distributed import RankEnv
 from tasks.runtime.loader import derived_seed
 from tasks.runtime.mllog import RunLog, constants
 from tasks.runtime.results import EpochRecord, ModelInfo, TrainingRankReport, TrainingResult, utc_now, write_result
+from tasks.runtime.optimizers import build_loss_scaler, build_optimizer
 from tasks.runtime.schedules import ConstantLR, build_schedule
 from tasks.runtime.timing import PHASES, StepTimer
 from tasks.runtime.workload_runtime import build_workload
@@ -120,6 +121,7 @@ class Trainer:
         self.weight_average: WeightAverage | None = None  # averaged SGD (NT-ASGD) once switched on
         self.mllog = RunLog(output / "mllog.log", enabled=self.is_chief)
         self.parts: TrainingParts | None = None  # set by build()
+        self.loss_scaler = build_loss_scaler(config, self.device)  # dynamic loss scaling for fp16, else a no-op
         self._segment_start = time.perf_counter()  # reset at the run start, in build()
         self._segment_start_unix = time.time()
         self._wall_at_segment_start = 0.0  # MLPerf's clock when this segment started (0 unless resumed)
@@ -141,9 +143,7 @@ class Trainer:
         if config.runtime.channels_last:
             model = model.to(memory_format=torch.channels_last)
         aggregation = build_aggregation(config.aggregation, model, self.env.world_size, self.device)
-        opt = config.optimizer
-        optimizer = torch.optim.SGD(model.parameters(), lr=config.scaled_lr, momentum=opt.momentum,
-                                    weight_decay=opt.weight_decay, nesterov=opt.nesterov)
+        optimizer = build_optimizer(config, model.parameters())
         self._log_hyperparameters()
         self.mllog.end(constants.INIT_STOP)
         self.mllog.start(constants.RUN_START)
@@ -153,7 +153,7 @@ class Trainer:
         self.mllog.event(constants.TRAIN_SAMPLES, train_batches.num_samples * config.world_size)
         self.mllog.event(constants.EVAL_SAMPLES, num_val)
         self.parts = TrainingParts(base_model=model, model=aggregation.wrap(), aggregation=aggregation,
-                                   optimizer=optimizer, schedule=build_schedule(config),
+                                   optimizer=optimizer, schedule=build_schedule(config, len(train_batches)),
                                    train_batches=train_batches, val_batches=val_batches, num_val=num_val)
         return self.parts
 
@@ -212,6 +212,7 @@ class Trainer:
             self.weight_average = WeightAverage(parts.base_model)
             self.weight_average.load_state_dict(payload["weight_average"])
         self.timer.load_state_dict(payload["timer"])
+        self.loss_scaler.load_state_dict(payload.get("loss_scaler") or {})
         self.state = RunState.from_checkpoint(payload["state"])
         self.state.resumes += 1
         self.log(f"[mlbench] resuming after epoch {self.state.epochs_done} from {self._checkpoint_dir()}")
@@ -226,6 +227,7 @@ class Trainer:
             "schedule": parts.schedule.state_dict(),
             "weight_average": self.weight_average.state_dict() if self.weight_average else None,
             "timer": self.timer.state_dict(),
+            "loss_scaler": self.loss_scaler.state_dict(),
             "state": self.state.to_checkpoint(),
         }
         error = None
@@ -240,7 +242,8 @@ class Trainer:
         checkpoint.prune(directory, self.env.rank)
 
     # ----------------------------------------------------------------------------- loop
-    def _to_device(self, inputs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _to_device(self, inputs: Any, labels: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        """Moves a batch (tensors, or a workload's batch object with a `to` method) to the device."""
         inputs = inputs.to(self.device, non_blocking=True)
         labels = labels.to(self.device, non_blocking=True)
         if self.config.runtime.channels_last:
@@ -249,28 +252,43 @@ class Trainer:
 
     @contextlib.contextmanager
     def _autocast(self) -> Iterator[None]:
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.runtime.precision == "bf16"):
+        precision = self.config.runtime.precision
+        dtype = torch.float16 if precision == "fp16" else torch.bfloat16
+        with torch.autocast(self.device.type, dtype=dtype, enabled=precision != "fp32"):
             yield
 
-    def train_step(self, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """One timed step on a batch the loader has handed over; returns the batch's summed loss, then
-        its training metrics' sums (the workload's train_metrics)."""
+    def train_step(self, inputs: Any, labels: torch.Tensor) -> torch.Tensor:
+        """One timed step on a batch the loader has handed over; returns the batch's summed loss, its
+        training metrics' sums (the workload's train_metrics), then its sample count.
+
+        The workload may split the batch into passes whose gradients accumulate (a translation step
+        larger than a worker processes at once); each pass's loss is weighted as the workload says."""
         parts, timer = self._built(), self.timer
         timer.start_step()
         inputs, labels = self._to_device(inputs, labels)
         timer.mark("data")
-        with self._autocast():
-            outputs = self.workload.forward(parts.model, inputs)
-            timer.mark("forward")
-            loss = self.workload.loss(outputs, labels, parts.base_model)
-        timer.mark("loss")
-        loss.backward()
-        timer.mark("backward")
+        sums = torch.zeros(len(self.workload.train_metrics) + 2, device=self.device)
+        for pass_inputs, pass_labels, weight in self.workload.passes(inputs, labels):
+            with self._autocast():
+                outputs = self.workload.forward(parts.model, pass_inputs)
+                timer.mark("forward")
+                loss = self.workload.loss(outputs, pass_labels, parts.base_model)
+            timer.mark("loss")
+            self.loss_scaler.scale(loss * weight if weight != 1.0 else loss).backward()
+            timer.mark("backward")
+            with torch.no_grad():  # MLBench's step computed these before its batch_end
+                count = self.workload.sample_count(pass_labels)
+                sums[0] += loss.detach().float() * count
+                sums[1:-1] += self.workload.train_metric_sums(outputs, pass_labels)
+                sums[-1] += count
+            timer.mark("metrics")
         parts.aggregation.after_backward()
         timer.mark("communication")
+        self.loss_scaler.unscale_(parts.optimizer)
         if self.config.optimizer.grad_clip_norm:  # on the aggregated gradient, as MLBench's optimizer did
             nn.utils.clip_grad_norm_(parts.base_model.parameters(), self.config.optimizer.grad_clip_norm)
-        parts.optimizer.step()
+        self.loss_scaler.step(parts.optimizer)  # skipped (and the scale lowered) on an fp16 overflow
+        self.loss_scaler.update()
         parts.optimizer.zero_grad(set_to_none=True)
         timer.mark("optimizer")
         parts.aggregation.after_step()  # model averaging communicates after the local step
@@ -278,11 +296,8 @@ class Trainer:
         if self.weight_average is not None:  # the weights every rank holds after the step
             self.weight_average.update()
             timer.mark("optimizer")
-        with torch.no_grad():  # MLBench's step computed these before its batch_end
-            metric_sums = self.workload.train_metric_sums(outputs, labels)
-        timer.mark("metrics")
         timer.end_step()
-        return torch.cat([(loss.detach().float() * labels.numel()).reshape(1), metric_sums])
+        return sums
 
     def _train_epoch(self, epoch: int) -> tuple[float, dict[str, float], float]:
         """One pass over this rank's shard; returns the global mean train loss, the global means of the
@@ -291,7 +306,6 @@ class Trainer:
         parts.model.train()
         names = self.workload.train_metrics
         sums = torch.zeros(len(names) + 2, device=device)  # loss, the metrics, then the sample count
-        samples = 0
         train_time_before = self.timer.train_time
         current_lr = None
         # Dropout draws from the global generator: seeding it per (seed, rank, epoch) makes a resumed
@@ -304,9 +318,7 @@ class Trainer:
                 for group in parts.optimizer.param_groups:
                     group["lr"] = lr
                 current_lr = lr
-            sums[:-1] += self.train_step(inputs, labels)
-            samples += labels.numel()
-        sums[-1] = samples
+            sums += self.train_step(inputs, labels)
         dist.all_reduce(sums)
         means = (sums[:-1] / sums[-1]).tolist()
         return means[0], dict(zip(names, means[1:], strict=True)), self.timer.train_time - train_time_before
@@ -332,7 +344,7 @@ class Trainer:
             with self._autocast():
                 outputs = self.workload.forward(model, inputs)
             totals[:-1] += self.workload.evaluation_sums(outputs, labels, model)
-            totals[-1] += labels.numel()
+            totals[-1] += self.workload.sample_count(labels)
         dist.all_reduce(totals)
         model.train()
         count = totals[-1].item()
@@ -418,6 +430,8 @@ class Trainer:
             validation_metric=metrics[config.target_metric] if metrics else None,
             validation_loss=metrics["loss"] if metrics else None,
             validation_top5=metrics.get("top5") if metrics else None,
+            validation_metrics={name: metrics[name] for name in self.workload.extra_validation_metrics}
+            if metrics else {},
             epoch_time_s=time.perf_counter() - epoch_start,
             train_time_s=epoch_train_time,
             cumulative_train_time_s=self.timer.train_time,
@@ -433,6 +447,8 @@ class Trainer:
         self.mllog.start(constants.EVAL_START, epoch_num=epoch + 1)
         metrics = self._evaluate()
         self.mllog.end(constants.EVAL_STOP, epoch_num=epoch + 1)
+        if self.is_chief:
+            self.workload.write_samples(self.output, epoch + 1)
         if not math.isfinite(metrics["loss"]):
             raise Diverged(f"validation loss is {metrics['loss']} at epoch {epoch + 1}")
         value = metrics[config.target_metric]

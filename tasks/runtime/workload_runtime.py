@@ -12,11 +12,21 @@ a workload runtime supplies the parts that depend on the kind of data and model:
   summed_metrics                  the metrics evaluation_sums returns, in order
   train_metric_sums(outputs, labels)  the training batch's metrics that MLBench computed inside its
                                   timed step, each times the batch's samples (train_metrics: names)
+
+and, with defaults in `WorkloadRuntime` that only translation (tasks.runtime.translation) changes:
+  passes(inputs, labels)          -> (inputs, labels, loss weight) per forward/backward pass of a step
+  sample_count(labels)            what the loss and metrics are averaged over (samples, or tokens)
+  extra_validation_metrics        derived metrics recorded per evaluation besides the target and loss
+  write_samples(output, epoch)    rank 0, after an evaluation: e.g. sample translations beside result.json
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -26,6 +36,21 @@ from tasks.runtime.loader import ImageBatches, ShardBatches, TabularBatches, Tok
 from tasks.runtime.sharding import train_shards, validation_shards
 from tasks.spec import LossSpec, RunConfig
 from tasks.workloads import SampleWorkload
+
+
+class WorkloadRuntime:
+    train_metrics: tuple[str, ...] = ()
+    extra_validation_metrics: tuple[str, ...] = ()
+
+    def passes(self, inputs: Any, labels: torch.Tensor) -> Iterator[tuple[Any, torch.Tensor, float]]:
+        """A step is one forward/backward pass on the whole batch, its loss unweighted."""
+        yield inputs, labels, 1.0
+
+    def sample_count(self, labels: torch.Tensor) -> int:
+        return labels.numel()
+
+    def write_samples(self, output: Path, epoch: int) -> None:
+        pass
 
 
 def regularization(model: nn.Module, loss: LossSpec) -> torch.Tensor | float:
@@ -41,7 +66,7 @@ def regularization(model: nn.Module, loss: LossSpec) -> torch.Tensor | float:
     return total
 
 
-class SampleClassification:
+class SampleClassification(WorkloadRuntime):
     """Independent samples: shards of a seeded permutation, one forward per batch, no state between."""
 
     inputs_key = ""  # "images" or "features"
@@ -163,7 +188,7 @@ class BinaryClassification(SampleClassification):
         return torch.stack([(positive == (labels >= 0.5)).sum().float(), f1 * n, dice * n])
 
 
-class LanguageModel:
+class LanguageModel(WorkloadRuntime):
     """Word-level language modelling on a token stream (MLBench task 3a, AWD-LSTM).
 
     Training: each rank owns `batch_size` columns of the stream and walks them in consecutive
@@ -239,12 +264,14 @@ class LanguageModel:
         return {**metrics, "perplexity": math.exp(min(metrics["loss"], 700.0))}  # exp overflows past ~709
 
 
-RUNTIMES = {
-    "image-classification": ImageClassification,
-    "binary-classification": BinaryClassification,
-    "language-model": LanguageModel,
-}
+def build_workload(config: RunConfig) -> Any:
+    """The runtime of the config's workload (its type is one of the classes above, or Translation)."""
+    from tasks.runtime.translation import Translation
 
-
-def build_workload(config: RunConfig) -> ImageClassification | BinaryClassification | LanguageModel:
-    return RUNTIMES[config.workload](config)
+    runtimes: dict[str, type] = {
+        "image-classification": ImageClassification,
+        "binary-classification": BinaryClassification,
+        "language-model": LanguageModel,
+        "translation": Translation,
+    }
+    return runtimes[config.workload](config)

@@ -185,3 +185,30 @@ def test_invalid_request_fails_at_validation(home):
     assert run.info.status == "FAILED" and run.data.tags["stopped"] == "invalid request"
     assert "invalid request field 'world_sizes'" in run.data.tags["failure_reason"]
     assert run.data.params["world_sizes"] == "[1, 1]"
+
+
+def test_translation_smoke_runs_pass_both_gates_and_log_both_bleu_curves(home):
+    """Tasks 4a and 4b on 2 ranks each: the sentence-pair data gate, training, the translation results gate;
+    MLflow holds both BLEU curves and the sample translations."""
+    home, env = home
+    conf = {"tasks": ["wmt16-gnmt", "wmt17-transformer"], "preset": "smoke", "world_sizes": [2],
+            "overrides": {"max_epochs": "1"}}
+    outcome = run_dag("mlbench_benchmark", conf, env, log_path=home / "logs" / "translation.log")
+    assert outcome.returncode == 0, outcome.log_path.read_text()[-3000:]
+    for task, dataset in (("wmt16-gnmt", "synthetic-wmt16-en-de"), ("wmt17-transformer", "synthetic-wmt17-en-de")):
+        report = json.loads((outcome.run_dir / "data_validation" / f"{dataset}.json").read_text())
+        assert report["success"] is True
+        client, parents, children = runs_of(home, outcome.run_dir, task=task)
+        assert len(parents) == 1 and set(children) == {f"{task}__allreduce__w2__r0"}
+        child = children[f"{task}__allreduce__w2__r0"]
+        assert child.info.status == "FINISHED" and child.data.tags["validation_success"] == "true"
+        for curve in ("validation_bleu", "validation_bleu_batch_average"):
+            points = client.get_metric_history(child.info.run_id, curve)
+            assert [p.step for p in points] == [1] and 0 <= points[0].value <= 100
+        decoded = client.get_metric_history(child.info.run_id, "validation_decoded_sentences")
+        assert decoded[0].value == client.get_metric_history(child.info.run_id,
+                                                             "validation_reference_sentences")[0].value
+        names = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"result.json", "translations.txt", "validation.json"} <= names
+    summary = (outcome.run_dir / "summary.txt").read_text()
+    assert "time to BLEU" in summary and "wmt17-transformer allreduce w2" in summary

@@ -104,7 +104,7 @@ def test_text_datasets_prepare_with_their_vocabulary(tmp_path: Path) -> None:
         assert len(catalog.metadata(name, tmp_path)["vocabulary"]) == vocabulary
         assert arrays["train_tokens"].ndim == 1 and arrays["train_tokens"].dtype == np.int32
         assert 0 <= arrays["train_tokens"].min() and arrays["train_tokens"].max() < vocabulary
-    with pytest.raises(UserError, match="only text datasets have a vocabulary"):
+    with pytest.raises(UserError, match="only text and translation datasets have a vocabulary"):
         catalog.vocabulary_size("digits", tmp_path)
 
 

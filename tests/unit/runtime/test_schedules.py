@@ -86,3 +86,30 @@ def test_epsilon_plateau_cuts_by_three_quarters_after_one_bad_epoch_never_below_
     for epoch in range(2, 6):
         schedule.end_epoch(epoch, 0.495)
     assert lr_at(schedule, 6) == pytest.approx(4.0)
+
+
+def test_gnmt_schedule_warms_up_exponentially_then_halves_four_times():
+    """MLBench 4a: 0.01 * lr at step 0 growing to lr at step 200; halved at 40 % of all steps, then every
+    5 %, at most 4 times."""
+    schedule = build_schedule(resolve("wmt16-gnmt", world_size=1), steps_per_epoch=1000)  # 8 epochs: 8000 steps
+    assert lr_at(schedule, 0, 0) == pytest.approx(2e-5)
+    assert lr_at(schedule, 0, 100) == pytest.approx(2e-3 * 0.01**0.5)
+    assert lr_at(schedule, 0, 200) == pytest.approx(2e-3)
+    assert lr_at(schedule, 3, 199) == pytest.approx(2e-3)  # step 3199, before 40 % of 8000
+    assert lr_at(schedule, 3, 200) == pytest.approx(1e-3)  # step 3200
+    assert lr_at(schedule, 3, 599) == pytest.approx(1e-3)
+    assert lr_at(schedule, 3, 600) == pytest.approx(5e-4)  # + 5 % of 8000 = 400 steps
+    assert lr_at(schedule, 7, 999) == pytest.approx(2e-3 / 16)  # never more than 4 halvings
+
+
+def test_transformer_schedule_is_linear_then_inverse_square_root():
+    schedule = build_schedule(resolve("wmt17-transformer", world_size=1), steps_per_epoch=500)
+    assert lr_at(schedule, 0, 0) == pytest.approx(1.976e-3 / 1000)
+    assert lr_at(schedule, 0, 499) == pytest.approx(1.976e-3 * 0.5)
+    assert lr_at(schedule, 1, 499) == pytest.approx(1.976e-3)  # step 1000
+    assert lr_at(schedule, 7, 499) == pytest.approx(1.976e-3 * (1000 / 4000) ** 0.5)
+
+
+def test_step_schedules_need_the_steps_per_epoch():
+    with pytest.raises(ValueError, match="needs the number of steps per epoch"):
+        build_schedule(resolve("wmt17-transformer", world_size=1))

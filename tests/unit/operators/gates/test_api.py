@@ -16,7 +16,7 @@ pytestmark = pytest.mark.unit
 
 def test_every_catalog_kind_has_a_gate_that_reports_missing_arrays():
     kinds = {catalog.kind(name) for name in catalog.names()}
-    assert kinds == {"image", "tabular", "text"}
+    assert kinds == {"image", "tabular", "text", "translation"}
     for kind in sorted(kinds):
         report = validate_dataset("empty", kind, {}, num_classes=2, shard_plans={})
         assert not report.success and report.suite == "dataset:empty"
@@ -26,7 +26,7 @@ def test_every_catalog_kind_has_a_gate_that_reports_missing_arrays():
 
 @pytest.mark.parametrize("kind", ["images", "tokens", "", None])
 def test_an_unknown_kind_is_refused_naming_the_valid_ones(kind):
-    with pytest.raises(ValueError, match=r"unknown dataset kind .*; valid kinds: image, tabular, text$"):
+    with pytest.raises(ValueError, match=r"unknown dataset kind .*; valid kinds: image, tabular, text, translation$"):
         validate_dataset("digits", kind, {}, num_classes=10, shard_plans={})
 
 
