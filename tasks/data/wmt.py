@@ -132,6 +132,87 @@ def _counted(items: Iterable[TokenPair], counts: Counter[str], key: str) -> Iter
         yield item
 
 
+@dataclass
+class _Subwords:
+    """The shared BPE learned from the training words: its merges, the model applying them, the
+    vocabulary and its index."""
+
+    merges: list[tuple[str, str]]
+    model: BpeModel
+    vocabulary: list[str]
+    index: dict[str, int]
+
+    def ids(self, tokens: Sequence[str]) -> tuple[list[str], list[int]]:
+        pieces = apply_bpe(tokens, self.model)
+        return pieces, encode(pieces, self.index)
+
+
+def _tokenize_training(train_pairs: Iterable[tuple[str, str]], work_file: Path, counts: Counter[str], log: Log,
+                       log_every: int) -> Counter[str]:
+    """First pass: Moses-tokenize, clean and filter the training pairs into work_file; their word counts."""
+    words: Counter[str] = Counter()
+
+    def tokenized() -> Iterator[TokenPair]:
+        for source, target in train_pairs:
+            counts["read"] += 1
+            if counts["read"] % log_every == 0:
+                log(f"[data] tokenized {counts['read']} training pairs, {counts['kept']} kept so far")
+            yield moses_tokenize(source, SOURCE_LANGUAGE), moses_tokenize(target, TARGET_LANGUAGE)
+
+    with open(work_file, "w", encoding="utf-8") as out:
+        for source_tokens, target_tokens in latin1_filter(_counted(clean_pairs(tokenized()), counts, "clean")):
+            counts["kept"] += 1
+            words.update(source_tokens)
+            words.update(target_tokens)
+            out.write(f"{' '.join(source_tokens)}\t{' '.join(target_tokens)}\n")
+    return words
+
+
+def _learn_subwords(words: Counter[str], settings: SubwordSettings, log: Log) -> _Subwords:
+    merges = learn_bpe(words, max_merges=settings.max_merges, target_vocabulary=settings.target_vocabulary, log=log)
+    model = BpeModel(merges)
+    subword_counts: Counter[str] = Counter()
+    for word, count in words.items():
+        for piece in model.segment(word):
+            subword_counts[piece] += count
+    vocabulary = build_vocabulary(subword_counts)
+    log(f"[data] {len(merges)} BPE merges, vocabulary of {len(vocabulary)} entries")
+    return _Subwords(merges, model, vocabulary, vocabulary_index(vocabulary))
+
+
+def _encode_training(work_file: Path, subwords: _Subwords, limit: int, kept: int, log: Log,
+                     log_every: int) -> tuple[_Ragged, _Ragged]:
+    """Second pass: the tokenized pairs of work_file as subword ids, those within `limit` subwords a side."""
+    train_source, train_target = _Ragged(), _Ragged()
+    with open(work_file, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            source_text, target_text = line.rstrip("\n").split("\t")
+            (source, source_ids), (target, target_ids) = (subwords.ids(source_text.split(" ")),
+                                                          subwords.ids(target_text.split(" ")))
+            if _fits(source, target, limit):
+                train_source.append(source_ids)
+                train_target.append(target_ids)
+            if number % log_every == 0:
+                log(f"[data] encoded {number} of {kept} training pairs")
+    return train_source, train_target
+
+
+def _encode_validation(val_pairs: Sequence[tuple[str, str]], subwords: _Subwords,
+                       limit: int) -> tuple[_Ragged, _Ragged, list[str], list[str]]:
+    """The validation pairs within `limit` subwords a side: their ids, raw references and raw sources."""
+    val_source, val_target = _Ragged(), _Ragged()
+    references, sources = [], []
+    for source_raw, target_raw in val_pairs:
+        source, source_ids = subwords.ids(moses_tokenize(source_raw, SOURCE_LANGUAGE))
+        target, target_ids = subwords.ids(moses_tokenize(target_raw, TARGET_LANGUAGE))
+        if _fits(source, target, limit):
+            val_source.append(source_ids)
+            val_target.append(target_ids)
+            references.append(target_raw)
+            sources.append(source_raw)
+    return val_source, val_target, references, sources
+
+
 def encode_translation_corpus(
     train_pairs: Iterable[tuple[str, str]],
     val_pairs: Sequence[tuple[str, str]],
@@ -147,58 +228,16 @@ def encode_translation_corpus(
     bounded by the word counts and the id arrays); it is removed afterwards.
     """
     counts: Counter[str] = Counter()
-    words: Counter[str] = Counter()
-
-    def tokenized() -> Iterator[TokenPair]:
-        for source, target in train_pairs:
-            counts["read"] += 1
-            if counts["read"] % log_every == 0:
-                log(f"[data] tokenized {counts['read']} training pairs, {counts['kept']} kept so far")
-            yield moses_tokenize(source, SOURCE_LANGUAGE), moses_tokenize(target, TARGET_LANGUAGE)
-
     try:
-        with open(work_file, "w", encoding="utf-8") as out:
-            for source_tokens, target_tokens in latin1_filter(_counted(clean_pairs(tokenized()), counts, "clean")):
-                counts["kept"] += 1
-                words.update(source_tokens)
-                words.update(target_tokens)
-                out.write(f"{' '.join(source_tokens)}\t{' '.join(target_tokens)}\n")
+        words = _tokenize_training(train_pairs, work_file, counts, log, log_every)
         log(f"[data] {counts['read']} training pairs read, {counts['kept']} after cleaning; "
             f"learning BPE on {len(words)} word types")
-        merges = learn_bpe(words, max_merges=settings.max_merges, target_vocabulary=settings.target_vocabulary,
-                           log=log)
-        model = BpeModel(merges)
-        subword_counts: Counter[str] = Counter()
-        for word, count in words.items():
-            for piece in model.segment(word):
-                subword_counts[piece] += count
-        vocabulary = build_vocabulary(subword_counts)
-        index = vocabulary_index(vocabulary)
-        log(f"[data] {len(merges)} BPE merges, vocabulary of {len(vocabulary)} entries")
-
-        train_source, train_target = _Ragged(), _Ragged()
-        with open(work_file, encoding="utf-8") as lines:
-            for number, line in enumerate(lines, start=1):
-                source_text, target_text = line.rstrip("\n").split("\t")
-                source, target = apply_bpe(source_text.split(" "), model), apply_bpe(target_text.split(" "), model)
-                if _fits(source, target, settings.train_max_subwords):
-                    train_source.append(encode(source, index))
-                    train_target.append(encode(target, index))
-                if number % log_every == 0:
-                    log(f"[data] encoded {number} of {counts['kept']} training pairs")
+        subwords = _learn_subwords(words, settings, log)
+        train_source, train_target = _encode_training(work_file, subwords, settings.train_max_subwords,
+                                                      counts["kept"], log, log_every)
     finally:
         work_file.unlink(missing_ok=True)
-
-    val_source, val_target = _Ragged(), _Ragged()
-    references, sources = [], []
-    for source_raw, target_raw in val_pairs:
-        source = apply_bpe(moses_tokenize(source_raw, SOURCE_LANGUAGE), model)
-        target = apply_bpe(moses_tokenize(target_raw, TARGET_LANGUAGE), model)
-        if _fits(source, target, settings.val_max_subwords):
-            val_source.append(encode(source, index))
-            val_target.append(encode(target, index))
-            references.append(target_raw)
-            sources.append(source_raw)
+    val_source, val_target, references, sources = _encode_validation(val_pairs, subwords, settings.val_max_subwords)
 
     arrays: dict[str, np.ndarray] = {}
     for name, ragged in (("train_source", train_source), ("train_target", train_target),
@@ -212,9 +251,9 @@ def encode_translation_corpus(
         "separator": SEPARATOR,
         "source_language": SOURCE_LANGUAGE,
         "target_language": TARGET_LANGUAGE,
-        "vocabulary": vocabulary,
-        "vocab_size": len(vocabulary),
-        "bpe_merges": [f"{left} {right}" for left, right in merges],
+        "vocabulary": subwords.vocabulary,
+        "vocab_size": len(subwords.vocabulary),
+        "bpe_merges": [f"{left} {right}" for left, right in subwords.merges],
         "val_references": references,
         "val_sources_raw": sources,
         "train_size": train_size,

@@ -99,6 +99,87 @@ def _normalized(
     return normalized
 
 
+class _LiveRows:
+    """The decoder rows of the sentences still being decoded (K per sentence, row = sentence * K + beam):
+    each row's summed log-probability, generated length, ended flag, tokens and attention coverage."""
+
+    def __init__(self, src_lengths: torch.Tensor, settings: BeamSettings) -> None:
+        batch, k, device = src_lengths.shape[0], settings.beam_size, src_lengths.device
+        self.k, self.settings = k, settings
+        # Per active sentence: its batch position, source length and maximum length.
+        self.sentence_ids = torch.arange(batch, device=device)
+        self.src_lengths = src_lengths
+        if settings.max_length is not None:
+            self.max_lengths = torch.full((batch,), settings.max_length, device=device, dtype=torch.long)
+        else:
+            assert settings.max_length_offset is not None  # __post_init__ guarantees one of the two
+            self.max_lengths = src_lengths + settings.max_length_offset
+        # Only beam 0 of each sentence starts live, so the first step's K picks are distinct tokens.
+        scores = torch.zeros(batch, k, device=device)
+        scores[:, 1:] = -math.inf
+        self.scores = scores.view(-1)
+        self.lengths = torch.zeros(batch * k, device=device, dtype=torch.long)
+        self.finished = torch.zeros(batch * k, device=device, dtype=torch.bool)
+        self.history = torch.empty(batch * k, 0, device=device, dtype=torch.long)
+        self.coverage: torch.Tensor | None = None
+        self.tokens = torch.full((batch * k,), BOS, device=device, dtype=torch.long)
+        self.never_output = torch.tensor([PAD, BOS], device=device)
+
+    def advance(self, log_probs: torch.Tensor, attention: torch.Tensor | None) -> torch.Tensor:
+        """Keeps each sentence's K best continuations; returns the parent row of every new row."""
+        k, vocab, finished = self.k, log_probs.shape[1], self.finished
+        log_probs = log_probs.to(torch.promote_types(log_probs.dtype, torch.float32))
+        # PAD and BOS are never outputs; an ended beam may only repeat EOS, at no cost.
+        log_probs = log_probs.index_fill(1, self.never_output, -math.inf).masked_fill(finished[:, None], -math.inf)
+        log_probs[:, EOS] = log_probs[:, EOS].masked_fill(finished, 0.0)
+        active = self.sentence_ids.numel()
+        candidates = (self.scores[:, None] + log_probs).view(active, k * vocab)
+        top_scores, top_index = candidates.topk(k, dim=1)
+        parents = (top_index // vocab + torch.arange(active, device=log_probs.device)[:, None] * k).view(-1)
+        self.tokens = (top_index % vocab).view(-1)
+        was_open = ~finished[parents]
+        if self.settings.coverage_penalty > 0:
+            if attention is None:
+                raise BeamSettingsError(
+                    "beam search: coverage_penalty > 0 needs a model that returns attention; set it to 0"
+                )
+            step_attention = attention[parents].to(top_scores.dtype) * was_open[:, None]  # ended beams stop accruing
+            self.coverage = step_attention if self.coverage is None else self.coverage[parents] + step_attention
+        self.scores = top_scores.view(-1)
+        self.lengths = self.lengths[parents] + was_open.long()
+        self.history = torch.cat([self.history[parents], self.tokens[:, None]], dim=1)
+        self.finished = (self.tokens == EOS) | torch.isneginf(self.scores)  # a dead (-inf) beam can never win
+        return parents
+
+    def done(self, step: int) -> torch.Tensor:
+        """Per active sentence: all K beams ended, or its maximum length reached."""
+        return self.finished.view(-1, self.k).all(dim=1) | (step >= self.max_lengths)
+
+    def finalize(self, done: torch.Tensor, results: list[list[int]]) -> None:
+        """Writes the best hypothesis (by normalized score) of each done sentence into results."""
+        k = self.k
+        row_src_lengths = self.src_lengths.repeat_interleave(k)
+        normalized = _normalized(self.scores, self.lengths, self.coverage, row_src_lengths, self.settings)
+        best = normalized.view(-1, k).argmax(dim=1)
+        done_sentences = done.nonzero().view(-1)
+        best_rows = done_sentences * k + best[done_sentences]
+        # One copy to the host per finished group, not one per sentence.
+        for position, length, ids in zip(self.sentence_ids[done_sentences].tolist(), self.lengths[best_rows].tolist(),
+                                         self.history[best_rows].tolist(), strict=True):
+            ids = ids[:length]
+            results[position] = ids[:-1] if ids and ids[-1] == EOS else ids
+
+    def keep(self, keep: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+        """Drops the sentences not kept; returns the parents of the rows left."""
+        rows = keep.repeat_interleave(self.k)
+        self.sentence_ids, self.max_lengths = self.sentence_ids[keep], self.max_lengths[keep]
+        self.src_lengths = self.src_lengths[keep]
+        self.tokens, self.scores, self.lengths = self.tokens[rows], self.scores[rows], self.lengths[rows]
+        self.finished, self.history = self.finished[rows], self.history[rows]
+        self.coverage = None if self.coverage is None else self.coverage[rows]
+        return parents[rows]
+
+
 @torch.no_grad()
 def beam_search(
     model: Decoder, src: torch.Tensor, src_lengths: torch.Tensor, settings: BeamSettings
@@ -108,86 +189,25 @@ def beam_search(
     `src` [B, S] is PAD-padded, `src_lengths` [B]; everything runs on `src`'s device. The caller
     puts the model in eval mode.
     """
-    batch, k = src.shape[0], settings.beam_size
+    batch, device = src.shape[0], src.device
     if batch == 0:
         return []
-    device = src.device
     src_lengths = src_lengths.to(device=device, dtype=torch.long)
     encoded = model.encode(src, src_lengths)
     state = model.init_state(encoded)
-    encoded, state = model.reorder(encoded, state, torch.arange(batch, device=device).repeat_interleave(k))
-
-    # Per active sentence: its batch position, source length and maximum length.
-    sentence_ids = torch.arange(batch, device=device)
-    sentence_src_lengths = src_lengths
-    if settings.max_length is not None:
-        max_lengths = torch.full((batch,), settings.max_length, device=device, dtype=torch.long)
-    else:
-        assert settings.max_length_offset is not None  # __post_init__ guarantees one of the two
-        max_lengths = src_lengths + settings.max_length_offset
-    # Per row. Only beam 0 of each sentence starts live, so the first step's K picks are distinct tokens.
-    scores = torch.zeros(batch, k, device=device)
-    scores[:, 1:] = -math.inf
-    scores = scores.view(-1)
-    lengths = torch.zeros(batch * k, device=device, dtype=torch.long)
-    finished = torch.zeros(batch * k, device=device, dtype=torch.bool)
-    history = torch.empty(batch * k, 0, device=device, dtype=torch.long)
-    coverage: torch.Tensor | None = None
-    tokens = torch.full((batch * k,), BOS, device=device, dtype=torch.long)
-    never_output = torch.tensor([PAD, BOS], device=device)
-
+    encoded, state = model.reorder(encoded, state,
+                                   torch.arange(batch, device=device).repeat_interleave(settings.beam_size))
+    rows = _LiveRows(src_lengths, settings)
     results: list[list[int]] = [[] for _ in range(batch)]
     step = 0
     while True:
         step += 1
-        log_probs, state, attention = model.decode_step(encoded, state, tokens)
-        vocab = log_probs.shape[1]
-        log_probs = log_probs.to(torch.promote_types(log_probs.dtype, torch.float32))
-        # PAD and BOS are never outputs; an ended beam may only repeat EOS, at no cost.
-        log_probs = log_probs.index_fill(1, never_output, -math.inf).masked_fill(finished[:, None], -math.inf)
-        log_probs[:, EOS] = log_probs[:, EOS].masked_fill(finished, 0.0)
-
-        active = sentence_ids.numel()
-        candidates = (scores[:, None] + log_probs).view(active, k * vocab)
-        top_scores, top_index = candidates.topk(k, dim=1)
-        parents = (top_index // vocab + torch.arange(active, device=device)[:, None] * k).view(-1)
-        tokens = (top_index % vocab).view(-1)
-
-        was_open = ~finished[parents]
-        if settings.coverage_penalty > 0:
-            if attention is None:
-                raise BeamSettingsError(
-                    "beam search: coverage_penalty > 0 needs a model that returns attention; set it to 0"
-                )
-            step_attention = attention[parents].to(scores.dtype) * was_open[:, None]  # ended beams stop accruing
-            coverage = step_attention if coverage is None else coverage[parents] + step_attention
-        scores = top_scores.view(-1)
-        lengths = lengths[parents] + was_open.long()
-        history = torch.cat([history[parents], tokens[:, None]], dim=1)
-        finished = (tokens == EOS) | torch.isneginf(scores)  # a dead (-inf) beam can never win: treat as ended
-
-        done = finished.view(active, k).all(dim=1) | (step >= max_lengths)
+        log_probs, state, attention = model.decode_step(encoded, state, rows.tokens)
+        parents = rows.advance(log_probs, attention)
+        done = rows.done(step)
         if bool(done.any()):
-            row_src_lengths = sentence_src_lengths.repeat_interleave(k)
-            best = _normalized(scores, lengths, coverage, row_src_lengths, settings).view(active, k).argmax(dim=1)
-            done_sentences = done.nonzero().view(-1)
-            best_rows = done_sentences * k + best[done_sentences]
-            # One copy to the host per finished group, not one per sentence.
-            for position, length, ids in zip(
-                sentence_ids[done_sentences].tolist(),
-                lengths[best_rows].tolist(),
-                history[best_rows].tolist(),
-                strict=True,
-            ):
-                ids = ids[:length]
-                results[position] = ids[:-1] if ids and ids[-1] == EOS else ids
-            keep = ~done
-            if not bool(keep.any()):
+            rows.finalize(done, results)
+            if bool(done.all()):
                 return results
-            rows = keep.repeat_interleave(k)
-            sentence_ids, max_lengths = sentence_ids[keep], max_lengths[keep]
-            sentence_src_lengths = sentence_src_lengths[keep]
-            parents, tokens, scores, lengths = parents[rows], tokens[rows], scores[rows], lengths[rows]
-            finished, history = finished[rows], history[rows]
-            coverage = None if coverage is None else coverage[rows]
+            parents = rows.keep(~done, parents)
         encoded, state = model.reorder(encoded, state, parents)
