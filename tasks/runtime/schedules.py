@@ -205,11 +205,14 @@ class InverseSquareRoot(ConstantLR):
         return self.lr
 
 
+STEP_SCHEDULES = ("exponential-warmup-step-decay", "inverse-sqrt")  # by optimizer step: need steps per epoch
+
+
 def build_schedule(config: RunConfig, steps_per_epoch: int | None = None) -> ConstantLR:
     """The schedule of a run whose epochs have `steps_per_epoch` optimizer steps on every rank (the
-    schedules by step need it)."""
+    schedules by step, STEP_SCHEDULES, need it)."""
     schedule = config.schedule
-    if schedule.kind in ("exponential-warmup-step-decay", "inverse-sqrt") and not steps_per_epoch:
+    if schedule.kind in STEP_SCHEDULES and not steps_per_epoch:
         raise ValueError(f"schedule {schedule.kind} needs the number of steps per epoch")
     steps_per_epoch = steps_per_epoch or 1
     if schedule.kind == "exponential-warmup-step-decay":

@@ -32,7 +32,7 @@ from tasks.runtime.loader import derived_seed
 from tasks.runtime.mllog import RunLog, constants
 from tasks.runtime.results import EpochRecord, ModelInfo, TrainingRankReport, TrainingResult, utc_now, write_result
 from tasks.runtime.optimizers import build_loss_scaler, build_optimizer
-from tasks.runtime.schedules import ConstantLR, build_schedule
+from tasks.runtime.schedules import STEP_SCHEDULES, ConstantLR, build_schedule
 from tasks.runtime.timing import PHASES, StepTimer
 from tasks.runtime.workload_runtime import build_workload
 from tasks.spec import RunConfig
@@ -153,9 +153,15 @@ class Trainer:
         self.mllog.event(constants.TRAIN_SAMPLES, train_batches.num_samples * config.world_size)
         self.mllog.event(constants.EVAL_SAMPLES, num_val)
         self.parts = TrainingParts(base_model=model, model=aggregation.wrap(), aggregation=aggregation,
-                                   optimizer=optimizer, schedule=build_schedule(config, len(train_batches)),
+                                   optimizer=optimizer, schedule=self._schedule(train_batches),
                                    train_batches=train_batches, val_batches=val_batches, num_val=num_val)
         return self.parts
+
+    def _schedule(self, train_batches: Any) -> ConstantLR:
+        """The run's schedule; one by optimizer step learns how many steps an epoch has (a language
+        model's epochs have none fixed: their sequence lengths are drawn)."""
+        steps = len(train_batches) if self.config.schedule.kind in STEP_SCHEDULES else None
+        return build_schedule(self.config, steps)
 
     def _log_hyperparameters(self) -> None:
         c = self.config
