@@ -23,7 +23,7 @@ and, with defaults in `WorkloadRuntime` that only translation (tasks.runtime.tra
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -264,14 +264,20 @@ class LanguageModel(WorkloadRuntime):
         return {**metrics, "perplexity": math.exp(min(metrics["loss"], 700.0))}  # exp overflows past ~709
 
 
-def build_workload(config: RunConfig) -> Any:
-    """The runtime of the config's workload (its type is one of the classes above, or Translation)."""
-    from tasks.runtime.translation import Translation
+def _translation(config: RunConfig) -> WorkloadRuntime:
+    from tasks.runtime.translation import Translation  # decoding and BLEU: imported only by translation runs
 
-    runtimes: dict[str, type] = {
-        "image-classification": ImageClassification,
-        "binary-classification": BinaryClassification,
-        "language-model": LanguageModel,
-        "translation": Translation,
-    }
-    return runtimes[config.workload](config)
+    return Translation(config)
+
+
+RUNTIMES: dict[str, Callable[[RunConfig], WorkloadRuntime]] = {
+    "image-classification": ImageClassification,
+    "binary-classification": BinaryClassification,
+    "language-model": LanguageModel,
+    "translation": _translation,
+}
+
+
+def build_workload(config: RunConfig) -> Any:
+    """The runtime of the config's workload (one of the classes above, or tasks.runtime.translation's)."""
+    return RUNTIMES[config.workload](config)
