@@ -64,8 +64,9 @@ stack-down: $(STAMP)
 	$(BIN)/python -m operators.stack down
 
 # The stack for real, with both UIs checked in headless Chromium; CI runs it after `make test-slow`.
+# -v: each test's outcome as it ends (a failing stack test also prints the stack's log tails at once)
 test-stack: $(STAMP) system-packages
-	$(BIN)/python -m pytest -q -m stack tests
+	$(BIN)/python -m pytest -v --durations=0 -m stack tests
 
 # Debian's PostgreSQL server and Chromium: installed here when we are root, else the one command to run.
 system-packages:

@@ -1,4 +1,6 @@
+import atexit
 import os
+import shutil
 import subprocess
 import tempfile
 import sys
@@ -10,6 +12,7 @@ import pytest
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
 # Tests never touch a real Airflow installation: one throw-away AIRFLOW_HOME per session.
 os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="mlbench-airflow-home-")
+atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], True)
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 
 REPO = Path(__file__).resolve().parents[1]

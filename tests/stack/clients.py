@@ -48,7 +48,7 @@ class Airflow:
         self.call("PATCH", f"/dags/{dag_id}", {"is_paused": False})
         return self.call("POST", f"/dags/{dag_id}/dagRuns", {"logical_date": None, "conf": conf})["dag_run_id"]
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 900) -> str:
+    def wait_for_run(self, dag_id: str, run_id: str, timeout_s: float = 600) -> str:
         """The run's final state (success or failed); raises after `timeout_s`."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -60,7 +60,7 @@ class Airflow:
             time.sleep(5)
 
     def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str],
-                      timeout_s: float = 900) -> dict:
+                      timeout_s: float = 600) -> dict:
         """The task instance once it is in one of `states` (polled every second)."""
         deadline = time.monotonic() + timeout_s
         while True:
@@ -70,6 +70,12 @@ class Airflow:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{task_id} of {run_id} not in {states} after {timeout_s:.0f}s: {found}")
             time.sleep(1)
+
+    def unhealthy(self) -> list[str]:
+        """Airflow's components that its health endpoint does not call healthy (with their report)."""
+        report = self.call("GET", "/monitor/health")
+        return [f"{name}: {value}" for name, value in report.items()
+                if isinstance(value, dict) and value.get("status") != "healthy"]
 
     def task_instances(self, dag_id: str, run_id: str) -> list[dict]:
         return self.call("GET", f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id)}/taskInstances"
@@ -93,6 +99,13 @@ class MLflow:
         return self.post("/api/2.0/mlflow/runs/search", {
             "experiment_ids": [experiment_id], "max_results": 100,
             "filter": f"tags.dag_run_id = '{dag_run_id}'"}).get("runs", [])
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/health", timeout=10) as response:
+                return response.status == 200
+        except OSError:
+            return False
 
     def artifact_paths(self, run_id: str, path: str = "") -> list[str]:
         listing = self.get("/api/2.0/mlflow/artifacts/list", run_id=run_id, path=path)

@@ -14,9 +14,9 @@ from operators.stack.cli import airflow_env, start_mlflow
 from operators.stack.processes import stop_service
 from tests.conftest import REPO
 from tests.stack.clients import DEMO_CONF, metrics_of, tags_of
-from tests.stack.conftest import TASK
+from tests.stack.conftest import TASK, wait_until_healthy
 
-pytestmark = pytest.mark.stack
+pytestmark = [pytest.mark.stack, pytest.mark.breaks_stack]
 DAG = "mlbench_benchmark"
 
 
@@ -60,3 +60,4 @@ def test_a_postgresql_restart_mid_run_ends_the_run_cleanly(stack):
         assert failed, "the run failed with no failed task"
     statuses = [r["info"]["status"] for r in logged_runs(stack, run_id)]
     assert statuses and "RUNNING" not in statuses
+    assert wait_until_healthy(stack) == [], "the stack did not recover from the restart"
