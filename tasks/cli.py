@@ -15,10 +15,11 @@ import os
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Sequence, get_args
 
 from tasks.errors import ExitCode, UserError
 from tasks.settings import Settings
+from tasks.spec import Precision
 
 DEFAULT_DATA_ROOT = Settings.from_env().data_root  # $MLBENCH_DATA_ROOT, else $MLBENCH_HOME/data
 COMMAND_GROUP = "mlbench.commands"  # entry points adding more subcommands (operators/cli.py)
@@ -83,7 +84,8 @@ def _add_run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", type=override_argument, action="append", default=[],
                         metavar="FIELD=VALUE", help="override a config field, e.g. --set max_epochs=5")
     parser.add_argument("--deterministic", action="store_true", help="deterministic kernels (tests)")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), help="autocast precision (default fp32)")
+    parser.add_argument("--precision", choices=get_args(Precision),
+                        help="autocast precision (default fp32; fp16 scales the loss dynamically)")
     parser.add_argument("--channels-last", action="store_true", default=None, help="NHWC memory format")
 
 

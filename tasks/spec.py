@@ -26,7 +26,7 @@ ScheduleKind = Literal["plateau-with-warmup", "multistep", "constant", "nt-asgd"
 Aggregation = Literal["flat-allreduce-gradients", "flat-allreduce-gradients-sum", "ddp", "model-averaging"]
 Workload = Literal["image-classification", "binary-classification", "language-model", "translation"]
 Precision = Literal["fp32", "bf16", "fp16"]
-OPTIMIZERS = ("sgd", "adam")
+Optimizer = Literal["sgd", "adam"]
 BATCHING_UNITS = ("sentences", "tokens")
 # How a translation task's BLEU is scored (tasks.runtime.bleu): MLPerf GNMT's rule (4a), MLPerf transformer's (4b)
 BLEU_SCHEMES = ("sacrebleu-intl-lowercase", "mlperf-bleu-tokenize")
@@ -62,7 +62,7 @@ class DataSpec:
 
 @dataclass(frozen=True)
 class OptimizerSpec:
-    name: Literal["sgd", "adam"] = "sgd"
+    name: Optimizer = "sgd"
     lr: float = 0.1  # base learning rate, before scaling by world size
     lr_scaling: LrScaling = "none"
     momentum: float = 0.0

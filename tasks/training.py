@@ -16,8 +16,8 @@ from tasks.overrides import apply_overrides
 from tasks.spec import (
     BATCHING_UNITS,
     BLEU_SCHEMES,
-    OPTIMIZERS,
     LrScaling,
+    Optimizer,
     Precision,
     RunConfig,
     RuntimeOptions,
@@ -80,7 +80,7 @@ def _check_choices(values: dict[str, Any]) -> None:
     """Fields with a fixed set of valid values, checked before anything is derived from them."""
     workload = get_workload(values["workload"])
     choices = [
-        ("optimizer.name", values["optimizer"]["name"], OPTIMIZERS),
+        ("optimizer.name", values["optimizer"]["name"], get_args(Optimizer)),
         ("optimizer.lr_scaling", values["optimizer"]["lr_scaling"], get_args(LrScaling)),
         ("schedule.kind", values["schedule"]["kind"], get_args(ScheduleKind)),
         ("target_metric", values["target_metric"], workload.metrics),

@@ -100,12 +100,11 @@ class TranslationWorkload(_WorkloadFacts):
         assert settings is not None  # a translation config always has them (tasks.training)
         train = sentence_pairs(dict(arrays), "train")
         num_val = len(arrays["val_source_offsets"]) - 1
+        steps = TranslationSteps(train, batching=settings.batching, global_batch=settings.global_batch,
+                                 max_per_pass=settings.max_per_pass, loss_normalization=settings.loss_normalization,
+                                 seed=config.seed, rank=0, world_size=world_size)
         return {
-            "train": [TranslationSteps(train, batching=settings.batching, global_batch=settings.global_batch,
-                                       max_per_pass=settings.max_per_pass,
-                                       loss_normalization=settings.loss_normalization, seed=config.seed,
-                                       rank=rank, world_size=world_size).num_samples
-                      for rank in range(world_size)],
+            "train": steps.samples_per_rank(),
             "validation": [len(validation_shard(num_val, rank, world_size)) for rank in range(world_size)],
         }
 

@@ -56,7 +56,7 @@ class Translation(WorkloadRuntime):
         self.sources: list[str] = []
         self.language = "de"
         self.decoded: list[tuple[int, list[int]]] = []  # (validation index, hypothesis ids) of this rank
-        self.latest: dict[str, Any] = {}  # the last evaluation's figures and samples (every rank)
+        self.latest: dict[str, Any] = {}  # the last evaluation's figures and samples (rank 0)
 
     def model_options(self, arrays: dict[str, np.ndarray], metadata: dict) -> dict:
         self.vocabulary = list(metadata["vocabulary"])
@@ -132,9 +132,17 @@ class Translation(WorkloadRuntime):
         return torch.zeros(0, device=outputs.device)
 
     def derived_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
-        """BLEU of every rank's translations together (each rank computes the same figures)."""
-        gathered: list[Any] = [None] * dist.get_world_size()
-        dist.all_gather_object(gathered, self.decoded)
+        """BLEU of every rank's translations together: rank 0 gathers and scores them, and sends every
+        rank the figures (scoring the whole validation set once, not once per rank)."""
+        chief = dist.get_rank() == 0
+        gathered: list[Any] | None = [None] * dist.get_world_size() if chief else None
+        dist.gather_object(self.decoded, gathered, dst=0)
+        figures: list[dict[str, float] | None] = [self._score(gathered) if gathered is not None else None]
+        dist.broadcast_object_list(figures, src=0)
+        assert figures[0] is not None
+        return {**metrics, **figures[0], "perplexity": math.exp(min(metrics["nll"], 700.0))}  # teacher-forced
+
+    def _score(self, gathered: list[Any]) -> dict[str, float]:
         translations: dict[int, list[int]] = {}
         decoded = 0
         for rank_decoded in gathered:
@@ -152,13 +160,12 @@ class Translation(WorkloadRuntime):
             "decoded_sentences": float(decoded),
             "distinct_sentences": float(len(translations)),
             "reference_sentences": float(len(self.references)),
-            "perplexity": math.exp(min(metrics["nll"], 700.0)),  # of the references, teacher-forced
         }
         count = min(self.settings.sample_translations, len(hypotheses))
         self.latest = {**figures, "samples": [
             {"index": i, "source": self.sources[i] if i < len(self.sources) else "",
              "reference": self.references[i], "translation": hypotheses[i]} for i in range(count)]}
-        return {**metrics, **figures}
+        return figures
 
     def write_samples(self, output: Path, epoch: int) -> None:
         """The latest evaluation's first validation sentences with their translations (one JSON line each

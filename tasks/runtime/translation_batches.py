@@ -67,19 +67,27 @@ class SentencePairs:
 
     def batch(self, index: np.ndarray) -> tuple[Pass, torch.Tensor]:
         """The sentences `index` as one padded pass and its target outputs (target + EOS)."""
-        count = len(index)
-        source = np.full((count, int(self.source_lengths[index].max())), PAD, dtype=np.int64)
-        target_in = np.full((count, int(self.target_lengths[index].max())), PAD, dtype=np.int64)
+        index = np.asarray(index, dtype=np.int64)
+        rows = np.arange(len(index))
+        source = np.full((len(index), int(self.source_lengths[index].max())), PAD, dtype=np.int64)
+        target_in = np.full((len(index), int(self.target_lengths[index].max())), PAD, dtype=np.int64)
         target_out = np.full_like(target_in, PAD)
-        for row, i in enumerate(index):
-            src = self.source[self.source_offsets[i]:self.source_offsets[i + 1]]
-            tgt = self.target[self.target_offsets[i]:self.target_offsets[i + 1]]
-            source[row, :len(src)], source[row, len(src)] = src, EOS
-            target_in[row, 0], target_in[row, 1:len(tgt) + 1] = BOS, tgt
-            target_out[row, :len(tgt)], target_out[row, len(tgt)] = tgt, EOS
-        lengths = torch.from_numpy(self.source_lengths[index].astype(np.int64))
-        return (Pass(torch.from_numpy(source), lengths, torch.from_numpy(target_in),
-                     torch.from_numpy(np.asarray(index, dtype=np.int64))), torch.from_numpy(target_out))
+        row, column, tokens, lengths = _ragged(self.source, self.source_offsets, index)
+        source[row, column], source[rows, lengths] = tokens, EOS
+        row, column, tokens, lengths = _ragged(self.target, self.target_offsets, index)
+        target_in[:, 0], target_in[row, column + 1] = BOS, tokens
+        target_out[row, column], target_out[rows, lengths] = tokens, EOS
+        return (Pass(torch.from_numpy(source), torch.from_numpy(self.source_lengths[index].astype(np.int64)),
+                     torch.from_numpy(target_in), torch.from_numpy(index)), torch.from_numpy(target_out))
+
+
+def _ragged(flat: np.ndarray, offsets: np.ndarray, index: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The sentences `index` of a flat token array as (row, column, token) triples, and their lengths:
+    one gather for the whole batch instead of a copy per sentence."""
+    starts, lengths = offsets[index], offsets[index + 1] - offsets[index]
+    row = np.repeat(np.arange(len(index)), lengths)
+    column = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return row, column, flat[np.repeat(starts, lengths) + column], lengths
 
 
 def _chunks(index: np.ndarray, costs: np.ndarray, budget: int) -> list[np.ndarray]:
@@ -130,7 +138,14 @@ class TranslationSteps:
     @property
     def num_samples(self) -> int:
         """Sentence pairs this rank trains on per epoch."""
-        return sum(len(self._share(step)) for step in self._plan(0))
+        return self.samples_per_rank()[self.rank]
+
+    def samples_per_rank(self) -> list[int]:
+        """Sentence pairs every rank trains on per epoch, from one plan (it is the same on every rank)."""
+        counts = np.zeros(self.world_size, dtype=np.int64)
+        for step in self._plan(0):
+            counts += [len(part) for part in np.array_split(step, self.world_size)]
+        return [int(count) for count in counts]
 
     def _plan(self, epoch: int) -> list[np.ndarray]:
         """The epoch's steps, each the sentences of all workers, the same on every rank."""

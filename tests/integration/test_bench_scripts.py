@@ -23,6 +23,15 @@ def test_bench_script_runs_and_ends_with_a_ratio(script, args):
     assert last.startswith("ratio=") and float(last.split("=")[1]) > 0
 
 
+def test_translation_batching_bench_reports_both_tasks_passes():
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "translation_batching.py"), "--sentences", "3000",
+                           "--rounds", "1"], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert [line.split(":")[0] for line in lines[1:]] == ["4a (128 sentences per pass)", "4b (8,192 tokens per pass)"]
+    assert all(float(line.split("median ")[1].split(" us")[0]) > 0 for line in lines[1:])
+
+
 def test_gpu_session_script_runs_through_without_a_gpu(tmp_path):
     """Without a GPU every check ends with its one-line reason and the run still leaves its summary and archive."""
     import os

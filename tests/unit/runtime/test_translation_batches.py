@@ -91,6 +91,13 @@ def test_token_steps_keep_their_budget_and_normalize_by_all_tokens():
     assert sorted(everyone) == list(range(120))  # token groups cover the corpus once per epoch
 
 
+@pytest.mark.parametrize("options", [{}, {"batching": "tokens", "global_batch": 60, "max_per_pass": 20}])
+def test_one_plan_counts_what_every_rank_trains_on(options):
+    ranks = steps(make_pairs(90), 3, **options)
+    trained = [sum(len(sentences_of(s)) for s, _ in rank.epoch(0)) for rank in ranks]
+    assert ranks[0].samples_per_rank() == trained == [rank.num_samples for rank in ranks]
+
+
 def test_too_few_sentences_for_the_ranks_is_refused():
     with pytest.raises(ValueError, match="cannot be split across 4 ranks"):
         steps(make_pairs(3), 4)
