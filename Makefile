@@ -64,9 +64,10 @@ stack-down: $(STAMP)
 	$(BIN)/python -m operators.stack down
 
 # The stack for real, with both UIs checked in headless Chromium; CI runs it after `make test-slow`.
-# -v: each test's outcome as it ends (a failing stack test also prints the stack's log tails at once)
+# -v: each test's outcome as it ends (a failing stack test also prints the stack's log tails at once);
+# a stack that fails three tests is broken: stop there rather than wait out every later test's runs
 test-stack: $(STAMP) system-packages
-	$(BIN)/python -m pytest -v --durations=0 -m stack tests
+	$(BIN)/python -m pytest -v --durations=0 --maxfail=3 -m stack tests
 
 # Debian's PostgreSQL server and Chromium: installed here when we are root, else the one command to run.
 system-packages:

@@ -56,7 +56,8 @@ class Airflow:
             if state in ("success", "failed"):
                 return state
             if time.monotonic() > deadline:
-                raise TimeoutError(f"{dag_id} run {run_id} still {state} after {timeout_s:.0f}s")
+                tasks = ", ".join(f"{t['task_id']}: {t['state']}" for t in self.task_instances(dag_id, run_id))
+                raise TimeoutError(f"{dag_id} run {run_id} still {state} after {timeout_s:.0f}s ({tasks})")
             time.sleep(5)
 
     def wait_for_task(self, dag_id: str, run_id: str, task_id: str, states: set[str],
