@@ -13,7 +13,6 @@ a true corpus BLEU (the target), and MLBench's average of per-batch BLEU under i
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from tasks.runtime.bundle import TRANSLATIONS_FILE
 from tasks.runtime.bleu import batch_average_bleu, corpus_bleu
 from tasks.runtime.translation_batches import Pass, SentencePairs, Step, TranslationSteps, ValidationBatches
 from tasks.runtime.translation_loss import label_smoothed_loss
-from tasks.runtime.workload_runtime import WorkloadRuntime
+from tasks.runtime.workload_runtime import WorkloadRuntime, perplexity
 from tasks.spec import RunConfig, TranslationSpec
 from tasks.text_ids import PAD
 
@@ -140,7 +139,7 @@ class Translation(WorkloadRuntime):
         figures: list[dict[str, float] | None] = [self._score(gathered) if gathered is not None else None]
         dist.broadcast_object_list(figures, src=0)
         assert figures[0] is not None
-        return {**metrics, **figures[0], "perplexity": math.exp(min(metrics["nll"], 700.0))}  # teacher-forced
+        return {**metrics, **figures[0], "perplexity": perplexity(metrics["nll"])}  # teacher-forced
 
     def _score(self, gathered: list[Any]) -> dict[str, float]:
         translations: dict[int, list[int]] = {}

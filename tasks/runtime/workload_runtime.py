@@ -261,7 +261,12 @@ class LanguageModel(WorkloadRuntime):
         return (cross_entropy.exp() * targets.numel()).reshape(1)
 
     def derived_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
-        return {**metrics, "perplexity": math.exp(min(metrics["loss"], 700.0))}  # exp overflows past ~709
+        return {**metrics, "perplexity": perplexity(metrics["loss"])}
+
+
+def perplexity(mean_nll: float) -> float:
+    """exp of a mean negative log-likelihood, capped where exp would overflow (past ~709)."""
+    return math.exp(min(mean_nll, 700.0))
 
 
 def _translation(config: RunConfig) -> WorkloadRuntime:

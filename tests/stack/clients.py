@@ -101,13 +101,6 @@ class MLflow:
             "experiment_ids": [experiment_id], "max_results": 100,
             "filter": f"tags.dag_run_id = '{dag_run_id}'"}).get("runs", [])
 
-    def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/health", timeout=10) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
     def artifact_paths(self, run_id: str, path: str = "") -> list[str]:
         listing = self.get("/api/2.0/mlflow/artifacts/list", run_id=run_id, path=path)
         paths = []

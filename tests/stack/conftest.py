@@ -16,7 +16,7 @@ import yaml
 from operators.stack.cli import down, status, up
 from operators.stack.environment import ADMIN_USER
 from operators.stack.layout import StackLayout
-from operators.stack.processes import marked_processes
+from operators.stack.processes import http_ok, marked_processes
 from tests.conftest import REPO
 from tests.stack.clients import Airflow, MLflow
 
@@ -76,7 +76,7 @@ def stack_problems(stack) -> list[str]:
         problems += stack["airflow"].unhealthy()
     except OSError as error:  # urllib's errors, refused connections and timeouts alike
         problems.append(f"Airflow's health endpoint: {error}")
-    if not stack["mlflow"].healthy():
+    if not http_ok(f"{stack['mlflow'].url}/health")():
         problems.append("MLflow's /health does not answer 200")
     return problems
 
