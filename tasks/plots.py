@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from tasks.runtime.results import EpochRecord, Measurement, SweepResult, TrainingResult, finite_number
+from tasks.runtime.results import EpochRecord, Evaluation, Measurement, SweepResult, TrainingResult, finite_number
 
 __all__ = [
     "figure",
@@ -67,6 +67,14 @@ def _epoch_series(history: list[EpochRecord], value_of: Callable[[EpochRecord], 
     return [p[0] for p in kept], [p[1] for p in kept]
 
 
+def _evaluation_series(history: list[EpochRecord], value_of: Callable[[Evaluation], float | None]
+                       ) -> tuple[list[float], list[float]]:
+    """Every evaluation's position in epochs (inside epochs too) where `value_of` is finite, and those values."""
+    points = [(e.position, finite_number(value_of(e))) for entry in history for e in entry.evaluations()]
+    kept = [(position, value) for position, value in points if value is not None]
+    return [p[0] for p in kept], [p[1] for p in kept]
+
+
 def _curves_title(result: TrainingResult) -> str:
     title = f"{result.task} {result.algorithm} w{result.world_size}: {result.status}"
     if result.goal_reached and finite_number(result.time_to_accuracy_s) is not None:
@@ -80,8 +88,9 @@ def plot_curves(result: TrainingResult, path: str | Path, companions: tuple[str,
     """Training loss and validation metric per epoch of one run, with the target as a line.
 
     Loss on the left axis, metric on the right, with the `companions` (other validation metrics on the
-    metric's scale, e.g. translation's per-batch BLEU beside its corpus BLEU); epochs without a value
-    (diverged, not evaluated) are left out. A run without any epoch gives a plot that says so.
+    metric's scale, e.g. translation's per-batch BLEU beside its corpus BLEU); validation figures at every
+    evaluation, inside epochs too (at 2.3: 30 % into the third epoch); epochs without a value (diverged,
+    not evaluated) are left out. A run without any epoch gives a plot that says so.
     """
     history, target = result.history, result.target
     fig = figure(8, 4.5)
@@ -92,16 +101,16 @@ def plot_curves(result: TrainingResult, path: str | Path, companions: tuple[str,
     epochs, losses = _epoch_series(history, lambda e: e.train_loss)
     if epochs:
         handles += ax_loss.plot(epochs, losses, "-o", color="C0", markersize=3, label="train loss")
-    epochs, losses = _epoch_series(history, lambda e: e.validation_loss)
+    epochs, losses = _evaluation_series(history, lambda e: e.loss)
     if epochs:
         handles += ax_loss.plot(epochs, losses, "--", color="C0", alpha=0.6, label="validation loss")
     metric_name = target.metric
-    epochs, metrics = _epoch_series(history, lambda e: e.validation_metric)
+    epochs, metrics = _evaluation_series(history, lambda e: e.metric)
     if epochs:
         handles += ax_metric.plot(epochs, metrics, "-s", color="C2", markersize=3,
                                   label=f"validation {metric_name}")
     for color, name in enumerate(companions, start=4):
-        epochs, values = _epoch_series(history, lambda e, name=name: e.validation_metrics.get(name))
+        epochs, values = _evaluation_series(history, lambda e, name=name: e.metrics.get(name))
         if epochs:
             handles += ax_metric.plot(epochs, values, "-^", color=f"C{color}", markersize=3, alpha=0.8,
                                       label=f"validation {name}")

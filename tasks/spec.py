@@ -238,6 +238,8 @@ class TaskSpec(AlgorithmChoice[AlgorithmSpec]):
     loss: LossSpec = LossSpec()
     eval_batch_size: int | None = None  # per worker; None = batch_size
     translation: TranslationSpec | None = None  # translation tasks only
+    # also evaluate after every this fraction of an epoch (0 < f < 1); None: only after epochs
+    mid_epoch_eval_interval: float | None = None
     kind: str = "training"  # tasks.kinds: how the task runs, is validated, logged and reported
 
 
@@ -333,6 +335,7 @@ class RunConfig(ResolvedConfig):
     eval_batch_size: int | None = None  # per worker; None = batch_size
     runtime: RuntimeOptions = RuntimeOptions()
     translation: TranslationSpec | None = added_field()  # translation tasks only
+    mid_epoch_eval_interval: float | None = added_field()  # also evaluate every this fraction of an epoch
 
     def reached(self, value: float) -> bool:
         if not math.isfinite(value):

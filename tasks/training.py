@@ -73,6 +73,7 @@ def unresolved_config(spec: TaskSpec, preset: str, *, world_size: int, backend: 
         "workload": spec.workload, "loss": dataclasses.asdict(spec.loss),
         "runtime": dataclasses.asdict(runtime or RuntimeOptions()),
         "translation": dataclasses.asdict(spec.translation) if spec.translation else None,
+        "mid_epoch_eval_interval": spec.mid_epoch_eval_interval,
     }
 
 
@@ -128,6 +129,10 @@ def _optional_count(value: Any) -> bool:
     return value is None or (isinstance(value, int) and value >= 1)
 
 
+def _fraction(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+
+
 def _check_ranges(config: RunConfig) -> None:
     data, loss = config.data, config.loss
     data_kind = get_workload(config.workload).data_kind
@@ -137,6 +142,11 @@ def _check_ranges(config: RunConfig) -> None:
         (config.batch_size >= 1, "batch_size must be >= 1"),
         (config.max_epochs >= 1, "max_epochs must be >= 1"),
         (config.eval_every_epochs >= 1, "eval_every_epochs must be >= 1"),
+        (config.mid_epoch_eval_interval is None or _fraction(config.mid_epoch_eval_interval),
+         "mid_epoch_eval_interval must be a fraction of an epoch between 0 and 1 (e.g. 0.3), or none"),
+        (not language_model or config.mid_epoch_eval_interval is None,
+         "mid_epoch_eval_interval needs epochs of a known number of steps; a language model draws its "
+         "sequence lengths, so it evaluates after epochs only"),
         (config.scaled_lr > 0, "optimizer.lr must be > 0"),
         (config.runtime.checkpoint_every_epochs >= 1, "runtime.checkpoint_every_epochs must be >= 1"),
         (config.num_classes is None if vocabulary_from_data

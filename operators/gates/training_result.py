@@ -8,12 +8,16 @@ reported once, all with the same step count. A failed (e.g. diverged) run is jud
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
+from operators.gates import mid_epoch
 from operators.gates.bundle import rank_expectations
 from operators.gates.frames import number
 from operators.gates.gx import Part, where
 from tasks.runtime.results import EpochRecord, TrainingRankReport, TrainingResult
+
+if TYPE_CHECKING:
+    from tasks.spec import RunConfig
 
 SCHEMA_FILE = "result.schema.json"
 TIME_TOLERANCE_S = 1e-6  # compute_s + communication_s may exceed train_time_s by float rounding only
@@ -31,11 +35,25 @@ _HISTORY_COLUMNS: dict[str, Callable[[EpochRecord], float | None]] = {
 
 
 def parts(result: TrainingResult, expected_world_size: int) -> list[Part]:
+    config = _config_of(result)
+    interval = config.mid_epoch_eval_interval if config is not None else None
     return [
-        ("history", *_history_part(result)),
+        ("history", *_history_part(result, config)),
+        *(mid_epoch.parts(result, interval, _metric_range(result.target.metric)) if interval else []),
         ("run", *_run_part(result, expected_world_size)),
         ("ranks", *_ranks_part(result, expected_world_size)),
     ]
+
+
+def _config_of(result: TrainingResult) -> RunConfig | None:
+    """The run's resolved config; None for a config of another version (its checks fall back to defaults)."""
+    from tasks.errors import UserError
+    from tasks.spec import RunConfig
+
+    try:
+        return RunConfig.from_dict(result.config)
+    except (UserError, TypeError, ValueError):
+        return None
 
 
 def _time_budget(entry: TrainingResult | TrainingRankReport) -> dict[str, float | None]:
@@ -56,27 +74,21 @@ def _within_train_time() -> Any:
     )
 
 
-def _evaluated(result: TrainingResult) -> Callable[[EpochRecord], bool]:
-    """Which epochs the config evaluates after: every `eval_every_epochs`-th and the last one."""
-    from tasks.errors import UserError
-    from tasks.spec import RunConfig
-
-    try:
-        config = RunConfig.from_dict(result.config)
-        every, max_epochs = max(config.eval_every_epochs, 1), config.max_epochs
-    except (UserError, TypeError, ValueError):  # not this version's config: every epoch counts as evaluated
-        every, max_epochs = 1, None
+def _evaluated(config: RunConfig | None) -> Callable[[EpochRecord], bool]:
+    """Which epochs the config evaluates after: every `eval_every_epochs`-th, the last one, and one that
+    a mid-epoch evaluation ended (without this version's config, every epoch counts as evaluated)."""
+    every, max_epochs = (max(config.eval_every_epochs, 1), config.max_epochs) if config is not None else (1, None)
 
     def evaluated(entry: EpochRecord) -> bool:
-        return entry.epoch % every == 0 or entry.epoch == max_epochs
+        return entry.epoch % every == 0 or entry.epoch == max_epochs or entry.stopped_at_step is not None
 
     return evaluated
 
 
-def _history_part(result: TrainingResult) -> tuple[Any, list[Any]]:
+def _history_part(result: TrainingResult, config: RunConfig | None) -> tuple[Any, list[Any]]:
     import pandas as pd
 
-    evaluated = _evaluated(result)
+    evaluated = _evaluated(config)
     rows = [{"epoch": entry.epoch, "evaluated": evaluated(entry),
              **{column: number(value_of(entry)) for column, value_of in _HISTORY_COLUMNS.items()}}
             for entry in result.history]
@@ -100,19 +112,29 @@ def _history_expectations(epochs_run: int, metric: str) -> list[Any]:
         gxe.ExpectColumnValuesToBeBetween(column="validation_loss", min_value=0),
         gxe.ExpectColumnValuesToNotBeNull(column="validation_metric", **evaluated),
     ]
-    if metric in ACCURACY_METRICS:
-        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="validation_metric", min_value=0, max_value=1))
-    elif metric == "perplexity":  # exp of a cross-entropy, which is >= 0
-        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="validation_metric", min_value=1))
+    metric_range = _metric_range(metric)
+    if metric_range:
+        expectations.append(gxe.ExpectColumnValuesToBeBetween(column="validation_metric", **metric_range))
     expectations.append(gxe.ExpectColumnValuesToBeIncreasing(column="cumulative_train_time_s"))
     return expectations
+
+
+def _metric_range(metric: str) -> dict[str, float]:
+    """The bounds of a target metric's values, as ExpectColumnValuesToBeBetween's arguments."""
+    if metric in ACCURACY_METRICS:
+        return {"min_value": 0, "max_value": 1}
+    if metric == "perplexity":  # exp of a cross-entropy, which is >= 0
+        return {"min_value": 1}
+    return {}
 
 
 def _run_part(result: TrainingResult, expected_world_size: int) -> tuple[Any, list[Any]]:
     import pandas as pd
 
     mode = result.target.mode
-    metrics = [m for m in (number(entry.validation_metric) for entry in result.history) if m is not None]
+    evaluations = [entry.validation_metric for entry in result.history] + [
+        evaluation.validation_metric for entry in result.history for evaluation in entry.mid_epoch_evaluations or []]
+    metrics = [m for m in map(number, evaluations) if m is not None]
     best = (max(metrics) if mode == "max" else min(metrics)) if metrics else None
     frame = pd.DataFrame(
         {

@@ -1,7 +1,7 @@
 """The results gate for a translation run's result.json (tasks 4a, 4b): every check of a training run
-(operators.gates.training_result), then one row per evaluation: the corpus BLEU (the target metric)
-and MLBench's per-batch average both present and in [0, 100], and every validation sentence decoded
-exactly once across the ranks."""
+(operators.gates.training_result), then one row per evaluation, inside epochs too: the corpus BLEU (the
+target metric) and MLBench's per-batch average both present and in [0, 100], and every validation
+sentence decoded exactly once across the ranks."""
 
 from __future__ import annotations
 
@@ -22,11 +22,12 @@ def parts(result: TrainingResult, expected_world_size: int) -> list[Part]:
 def _evaluations_part(result: TrainingResult) -> tuple[Any, list[Any]]:
     import pandas as pd
 
-    rows = [{"epoch": entry.epoch, "bleu": number(entry.validation_metric),
-             **{name: number(entry.validation_metrics.get(name)) for name in _COLUMNS[1:]}}
-            for entry in result.history if entry.validation_metric is not None or entry.validation_metrics]
-    frame = pd.DataFrame(rows, columns=["epoch", *_COLUMNS]).astype({c: "float64" for c in _COLUMNS})
-    frame.index = pd.Index([f"epoch {e}" for e in frame["epoch"]], dtype=object)
+    evaluations = [evaluation for entry in result.history for evaluation in entry.evaluations()]
+    rows = [{"bleu": number(e.metric), **{name: number(e.metrics.get(name)) for name in _COLUMNS[1:]}}
+            for e in evaluations]
+    frame = pd.DataFrame(rows, columns=list(_COLUMNS)).astype({c: "float64" for c in _COLUMNS})
+    frame.index = pd.Index([f"epoch {e.epoch}" + (f" step {e.step}" if e.step is not None else "")
+                            for e in evaluations], dtype=object)
     return frame, _expectations()
 
 

@@ -28,9 +28,18 @@ from tasks.runtime import checkpoint, provenance
 from tasks.runtime.aggregation import build_aggregation
 from tasks.runtime.averaging import WeightAverage
 from tasks.runtime.distributed import RankEnv
+from tasks.runtime.evaluation_points import mid_epoch_steps
 from tasks.runtime.loader import derived_seed
 from tasks.runtime.mllog import RunLog, constants
-from tasks.runtime.results import EpochRecord, ModelInfo, TrainingRankReport, TrainingResult, utc_now, write_result
+from tasks.runtime.results import (
+    EpochRecord,
+    MidEpochEvaluation,
+    ModelInfo,
+    TrainingRankReport,
+    TrainingResult,
+    utc_now,
+    write_result,
+)
 from tasks.runtime.optimizers import build_loss_scaler, build_optimizer
 from tasks.runtime.schedules import STEP_SCHEDULES, ConstantLR, build_schedule
 from tasks.runtime.timing import PHASES, StepTimer
@@ -81,6 +90,20 @@ class TrainingParts:
     train_batches: Any  # ShardBatches or TokenSequences (tasks.runtime.loader)
     val_batches: Any
     num_val: int
+
+
+@dataclass
+class EpochTraining:
+    """One epoch's training pass: the global means of its loss and training metrics, this rank's train
+    time, and the evaluations it ran inside the epoch (None: none planned). When one of them reached the
+    goal the pass stopped there: `stopped_at_step`, and `stop_metrics` are that evaluation's metrics."""
+
+    loss: float
+    metrics: dict[str, float]
+    train_time_s: float
+    mid_epoch_evaluations: list[MidEpochEvaluation] | None = None
+    stopped_at_step: int | None = None
+    stop_metrics: dict[str, float] | None = None
 
 
 def configure_determinism(config: RunConfig) -> None:
@@ -305,10 +328,14 @@ class Trainer:
         timer.end_step()
         return sums
 
-    def _train_epoch(self, epoch: int) -> tuple[float, dict[str, float], float]:
-        """One pass over this rank's shard; returns the global mean train loss, the global means of the
-        training metrics (per sample, over the epoch's batches) and this rank's train time."""
+    def _train_epoch(self, epoch: int) -> EpochTraining:
+        """One pass over this rank's shard, evaluating at the planned steps inside it (every rank has
+        the same number of steps, so all evaluate together) and stopping at one that reaches the goal."""
         parts, device = self._built(), self.device
+        interval = self.config.mid_epoch_eval_interval
+        steps_in_epoch = len(parts.train_batches) if interval else 0
+        evaluate_after = set(mid_epoch_steps(interval, steps_in_epoch))
+        trained = EpochTraining(0.0, {}, 0.0, [] if interval else None)
         parts.model.train()
         names = self.workload.train_metrics
         sums = torch.zeros(len(names) + 2, device=device)  # loss, the metrics, then the sample count
@@ -325,9 +352,32 @@ class Trainer:
                     group["lr"] = lr
                 current_lr = lr
             sums += self.train_step(inputs, labels)
+            if step + 1 in evaluate_after and self._evaluate_mid_epoch(epoch, step + 1, steps_in_epoch, trained):
+                break
         dist.all_reduce(sums)
         means = (sums[:-1] / sums[-1]).tolist()
-        return means[0], dict(zip(names, means[1:], strict=True)), self.timer.train_time - train_time_before
+        trained.loss, trained.metrics = means[0], dict(zip(names, means[1:], strict=True))
+        trained.train_time_s = self.timer.train_time - train_time_before
+        return trained
+
+    def _evaluate_mid_epoch(self, epoch: int, step: int, steps_in_epoch: int, trained: EpochTraining) -> bool:
+        """Evaluates after `step` of the epoch and records it in `trained`; True if that reached the goal."""
+        metrics = self._evaluate_at(epoch, step=step)
+        assert trained.mid_epoch_evaluations is not None
+        trained.mid_epoch_evaluations.append(MidEpochEvaluation(
+            step=step, steps_in_epoch=steps_in_epoch, validation_metric=metrics[self.config.target_metric],
+            validation_loss=metrics["loss"], cumulative_train_time_s=self.timer.train_time,
+            validation_metrics=self._extra_metrics(metrics)))
+        metric = self.config.target_metric
+        self.log(f"[mlbench] epoch {epoch + 1}/{self.config.max_epochs} step {step}/{steps_in_epoch} "
+                 f"{metric} {metrics[metric]:.4f} train_time {self.timer.train_time:.1f}s"
+                 + ("  goal reached" if self.state.goal_reached else ""))
+        if self.state.goal_reached:
+            trained.stopped_at_step, trained.stop_metrics = step, metrics
+        return self.state.goal_reached
+
+    def _extra_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
+        return {name: metrics[name] for name in self.workload.extra_validation_metrics}
 
     def _evaluate(self) -> dict[str, float]:
         """Global validation metrics (of the averaged weights once averaging has begun)."""
@@ -413,13 +463,13 @@ class Trainer:
         config, state = self.config, self.state
         epoch_start = time.perf_counter()
         self.mllog.start(constants.EPOCH_START, epoch_num=epoch + 1)
-        train_loss, train_metrics, epoch_train_time = self._train_epoch(epoch)
+        trained = self._train_epoch(epoch)
         self.mllog.end(constants.EPOCH_STOP, epoch_num=epoch + 1)
-        if not math.isfinite(train_loss):
-            raise Diverged(f"training loss is {train_loss} at epoch {epoch + 1}")
-        metrics = None
-        if (epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.max_epochs:
-            metrics = self._evaluate_epoch(epoch)
+        if not math.isfinite(trained.loss):
+            raise Diverged(f"training loss is {trained.loss} at epoch {epoch + 1}")
+        metrics = trained.stop_metrics
+        if metrics is None and ((epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.max_epochs):
+            metrics = self._evaluate_at(epoch)
         schedule = self._built().schedule
         lr = schedule.lr
         schedule.end_epoch(epoch, metrics["loss"] if metrics else None)
@@ -431,34 +481,38 @@ class Trainer:
         state.history.append(EpochRecord(
             epoch=epoch + 1,
             lr=lr,
-            train_loss=train_loss,
-            train_metrics=train_metrics,
+            train_loss=trained.loss,
+            train_metrics=trained.metrics,
             validation_metric=metrics[config.target_metric] if metrics else None,
             validation_loss=metrics["loss"] if metrics else None,
             validation_top5=metrics.get("top5") if metrics else None,
-            validation_metrics={name: metrics[name] for name in self.workload.extra_validation_metrics}
-            if metrics else {},
+            validation_metrics=self._extra_metrics(metrics) if metrics else {},
             epoch_time_s=time.perf_counter() - epoch_start,
-            train_time_s=epoch_train_time,
+            train_time_s=trained.train_time_s,
             cumulative_train_time_s=self.timer.train_time,
+            mid_epoch_evaluations=trained.mid_epoch_evaluations,
+            stopped_at_step=trained.stopped_at_step,
         ))
         self._print_epoch(state.history[-1])
         state.wall_time_s = self._wall_now()
         if state.epochs_done % config.runtime.checkpoint_every_epochs == 0 or state.goal_reached:
             self._save_checkpoint()
 
-    def _evaluate_epoch(self, epoch: int) -> dict[str, float]:
-        """Validation after an epoch; records the best metric and whether the goal was reached."""
+    def _evaluate_at(self, epoch: int, step: int | None = None) -> dict[str, float]:
+        """Validation after an epoch (or after `step` inside it); records the best metric and whether the
+        goal was reached."""
         config, state = self.config, self.state
-        self.mllog.start(constants.EVAL_START, epoch_num=epoch + 1)
+        where = {"epoch_num": epoch + 1} if step is None else {"epoch_num": epoch + 1, "epoch_step": step}
+        self.mllog.start(constants.EVAL_START, **where)
         metrics = self._evaluate()
-        self.mllog.end(constants.EVAL_STOP, epoch_num=epoch + 1)
+        self.mllog.end(constants.EVAL_STOP, **where)
         if self.is_chief:
             self.workload.write_samples(self.output, epoch + 1)
         if not math.isfinite(metrics["loss"]):
-            raise Diverged(f"validation loss is {metrics['loss']} at epoch {epoch + 1}")
+            at = f"epoch {epoch + 1}" + (f" step {step}" if step is not None else "")
+            raise Diverged(f"validation loss is {metrics['loss']} at {at}")
         value = metrics[config.target_metric]
-        self.mllog.event(constants.EVAL_ACCURACY, value, epoch_num=epoch + 1)
+        self.mllog.event(constants.EVAL_ACCURACY, value, **where)
         better = max if config.target_mode == "max" else min
         state.best_metric = value if state.best_metric is None else better(state.best_metric, value)
         if config.reached(value):
@@ -495,7 +549,7 @@ class Trainer:
         last_metric = next(
             (row.validation_metric for row in reversed(state.history) if row.validation_metric is not None), None)
         shard = self.parts.train_batches.num_samples if self.parts is not None else 0
-        samples = shard * self.config.world_size * state.epochs_done
+        samples = shard * self.config.world_size * sum(row.fraction_trained for row in state.history)
         return dataclasses.replace(
             TrainingResult.for_config(self.config),
             status=status,

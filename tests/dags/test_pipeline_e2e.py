@@ -188,8 +188,9 @@ def test_invalid_request_fails_at_validation(home):
 
 
 def test_translation_smoke_runs_pass_both_gates_and_log_both_bleu_curves(home):
-    """Tasks 4a and 4b on 2 ranks each: the sentence-pair data gate, training, the translation results gate;
-    MLflow holds both BLEU curves and the sample translations."""
+    """Tasks 4a and 4b on 2 ranks each: the sentence-pair data gate, training, the translation results gate
+    (evaluations inside the epoch included); MLflow holds both BLEU curves, per epoch and per evaluation,
+    and the sample translations."""
     home, env = home
     conf = {"tasks": ["wmt16-gnmt", "wmt17-transformer"], "preset": "smoke", "world_sizes": [2],
             "overrides": {"max_epochs": "1"}}
@@ -205,6 +206,9 @@ def test_translation_smoke_runs_pass_both_gates_and_log_both_bleu_curves(home):
         for curve in ("validation_bleu", "validation_bleu_batch_average"):
             points = client.get_metric_history(child.info.run_id, curve)
             assert [p.step for p in points] == [1] and 0 <= points[0].value <= 100
+        for curve in ("evaluation_bleu", "evaluation_bleu_batch_average"):  # every 30 % of the epoch, then its end
+            steps = sorted(p.step for p in client.get_metric_history(child.info.run_id, curve))
+            assert len(steps) >= 2 and 0 < steps[0] < 100 and steps[-1] == 100, (curve, steps)
         decoded = client.get_metric_history(child.info.run_id, "validation_decoded_sentences")
         assert decoded[0].value == client.get_metric_history(child.info.run_id,
                                                              "validation_reference_sentences")[0].value

@@ -28,4 +28,7 @@ def test_translation_demo_reaches_its_bleu_target_through_the_dag(tmp_path, task
         bleu = client.get_metric_history(child.info.run_id, "validation_bleu")
         assert max(p.value for p in bleu) >= float(child.data.params["target_value"])
         assert client.get_metric_history(child.info.run_id, "validation_bleu_batch_average")
+        evaluations = client.get_metric_history(child.info.run_id, "evaluation_bleu")  # every 30 % of an epoch too
+        assert any(p.step % 100 for p in evaluations)
+        assert max(p.value for p in evaluations) == max(p.value for p in bleu)  # the goal's evaluation is in both
     assert "time to BLEU" in (outcome.run_dir / "summary.txt").read_text()

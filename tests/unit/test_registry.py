@@ -87,6 +87,12 @@ def test_overrides_are_typed_and_rederive_dependent_values():
         ({"task": "wikitext2-lstm", "overrides": {"target_metric": "top1"}},
          "bad value 'top1' for 'target_metric'; valid: perplexity, loss"),
         ({"overrides": {"loss.activation_alpha": "2"}}, "apply to language models only"),
+        ({"overrides": {"mid_epoch_eval_interval": "1.5"}},
+         "mid_epoch_eval_interval must be a fraction of an epoch between 0 and 1"),
+        ({"overrides": {"mid_epoch_eval_interval": "often"}}, "mid_epoch_eval_interval must be a fraction"),
+        ({"task": "wmt16-gnmt", "overrides": {"mid_epoch_eval_interval": "0"}}, "between 0 and 1"),
+        ({"task": "wikitext2-lstm", "overrides": {"mid_epoch_eval_interval": "0.3"}},
+         "a language model draws its sequence lengths, so it evaluates after epochs only"),
     ],
 )
 def test_bad_requests_name_the_problem(kwargs, message):

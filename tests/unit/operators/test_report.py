@@ -276,3 +276,33 @@ def test_hourly_cost_is_the_share_of_nodes_a_configuration_occupies():
     assert [node.hourly_cost(k) for k in (1, 4, 8, 16)] == [10.0, 40.0, 80.0, 160.0]
     single = dataclasses.replace(get_pool("gke-t4"), price_per_node_hour=0.5, price_source="test")
     assert single.hourly_cost(4) == 2.0 and get_pool("gke-t4").hourly_cost(4) is None
+
+
+def test_a_run_evaluating_inside_epochs_logs_every_evaluation_as_one_series(tmp_path):
+    from operators.report.training import child_metrics
+    from tasks.runtime.results import MidEpochEvaluation
+
+    def inside(step, bleu):
+        return MidEpochEvaluation(step=step, steps_in_epoch=10, validation_metric=bleu, validation_loss=5.0 - bleu / 10,
+                                  cumulative_train_time_s=float(step), validation_metrics={"bleu_batch_average": bleu})
+
+    whole = EpochRecord(epoch=1, lr=1e-3, train_loss=4.0, validation_metric=8.0, validation_loss=4.2, epoch_time_s=10.0,
+                        train_time_s=8.0, cumulative_train_time_s=8.0, validation_metrics={"bleu_batch_average": 8.0},
+                        mid_epoch_evaluations=[inside(3, 2.0), inside(6, 4.0), inside(9, 6.0)])
+    ended = EpochRecord(epoch=2, lr=1e-3, train_loss=3.0, validation_metric=30.0, validation_loss=2.0,
+                        epoch_time_s=5.0, train_time_s=4.0, cumulative_train_time_s=12.0,
+                        validation_metrics={"bleu_batch_average": 30.0},
+                        mid_epoch_evaluations=[inside(3, 12.0), inside(6, 30.0)], stopped_at_step=6)
+    run = dataclasses.replace(make_training_record(1, status="completed"), target=Target("bleu", "max", 25.0),
+                              history=[whole, ended], started_at="2026-01-01T00:00:00+00:00")
+    points = child_metrics(run)
+    series = [(step, value) for name, value, _, step in points if name == "evaluation_bleu"]
+    assert series == [(30, 2.0), (60, 4.0), (90, 6.0), (100, 8.0), (130, 12.0), (160, 30.0)]
+    assert [step for name, *_, step in points if name == "evaluation_bleu_batch_average"] == [30, 60, 90, 100, 130, 160]
+    assert [step for name, *_, step in points if name == "validation_bleu"] == [1, 2]  # per epoch, as every task
+    stamps = [stamp for name, _, stamp, _ in points if name == "evaluation_loss"]
+    assert stamps == sorted(stamps) and stamps[3] - stamps[0] == 7000  # 30 % and all of a 10 s epoch
+    assert stamps[-1] - stamps[3] == 5000  # the second epoch ended at its stopping evaluation, 5 s on
+    _assert_png(plot_curves(run, tmp_path / "curves.png", companions=("bleu_batch_average",)))
+    plain = dataclasses.replace(run, history=[dataclasses.replace(whole, mid_epoch_evaluations=None)])
+    assert not [name for name, *_ in child_metrics(plain) if name.startswith("evaluation_")]

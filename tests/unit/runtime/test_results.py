@@ -11,6 +11,7 @@ import pytest
 from tasks.registry import resolve
 from tasks.runtime.results import (
     EpochRecord,
+    MidEpochEvaluation,
     Provenance,
     ResultError,
     SweepResult,
@@ -50,6 +51,8 @@ def test_a_training_record_is_written_schema_valid_in_the_documented_order(tmp_p
     assert list(document["history"][0])[:7] == ["epoch", "lr", "train_loss", "train_metrics", "validation_metric",
                                                 "validation_loss", "validation_top5"]
     assert "backends_unavailable" not in document["provenance"]  # a sweep's field only
+    assert "mid_epoch_evaluations" not in document["history"][0]  # a field of runs that plan them only
+    assert "stopped_at_step" not in document["history"][0]
     assert read_result(tmp_path) == record
 
 
@@ -100,3 +103,44 @@ def test_goal_reached_needs_a_completed_run_with_a_time_to_accuracy():
     assert dataclasses.replace(record, time_to_accuracy_s=None).reached_goal() is False
     assert dataclasses.replace(record, status="failed").reached_goal() is False
     assert SweepResult.from_dict(make_sweep_result(2)).reached_goal() is None  # task 0 has no target
+
+
+def _inside(step, metric, steps_in_epoch=10):
+    return MidEpochEvaluation(step=step, steps_in_epoch=steps_in_epoch, validation_metric=metric,
+                              validation_loss=2.0 - metric, cumulative_train_time_s=0.1 * step,
+                              validation_metrics={"bleu_batch_average": metric + 1})
+
+
+def test_evaluations_inside_an_epoch_come_first_and_one_that_ended_it_comes_once(tmp_path):
+    whole = EpochRecord(epoch=1, lr=0.1, train_loss=1.0, validation_metric=0.5, validation_loss=1.5, epoch_time_s=2.0,
+                        train_time_s=1.0, cumulative_train_time_s=1.0, validation_metrics={"bleu_batch_average": 1.5},
+                        mid_epoch_evaluations=[_inside(3, 0.2), _inside(6, 0.3), _inside(9, 0.4)])
+    assert [(e.step, e.position, e.metric) for e in whole.evaluations()] == [
+        (3, 0.3, 0.2), (6, 0.6, 0.3), (9, 0.9, 0.4), (None, 1.0, 0.5)]
+    assert whole.fraction_trained == 1.0
+    ended = EpochRecord(epoch=2, lr=0.1, train_loss=0.8, validation_metric=0.9, validation_loss=1.1, epoch_time_s=1.0,
+                        train_time_s=0.6, cumulative_train_time_s=1.6, validation_metrics={"bleu_batch_average": 1.9},
+                        mid_epoch_evaluations=[_inside(3, 0.7), _inside(6, 0.9)], stopped_at_step=6)
+    assert [(e.step, e.position, e.metric) for e in ended.evaluations()] == [(3, 1.3, 0.7), (6, 1.6, 0.9)]
+    assert ended.fraction_trained == 0.6
+    not_evaluated = EpochRecord(epoch=3, lr=0.1, train_loss=0.8, validation_metric=None, validation_loss=None,
+                                epoch_time_s=1.0, train_time_s=0.6, cumulative_train_time_s=2.2,
+                                mid_epoch_evaluations=[_inside(5, 0.1)])
+    assert [e.step for e in not_evaluated.evaluations()] == [5]
+
+    record = dataclasses.replace(completed_training(), history=[whole, ended])
+    write_result(tmp_path, record)
+    document = json.loads((tmp_path / "result.json").read_text())
+    jsonschema.validate(document, load_schema())
+    assert document["history"][1]["stopped_at_step"] == 6
+    assert document["history"][1]["mid_epoch_evaluations"][1] == {
+        "step": 6, "steps_in_epoch": 10, "validation_metric": 0.9, "validation_loss": 1.1,
+        "cumulative_train_time_s": 0.6000000000000001, "validation_metrics": {"bleu_batch_average": 1.9}}
+    assert read_result(tmp_path) == record
+
+
+def test_non_finite_figures_inside_an_epoch_are_written_as_null():
+    epoch = EpochRecord(epoch=1, lr=0.1, train_loss=1.0, validation_metric=0.5, validation_loss=1.0, epoch_time_s=1.0,
+                        train_time_s=1.0, cumulative_train_time_s=1.0,
+                        mid_epoch_evaluations=[dataclasses.replace(_inside(5, 0.5), validation_loss=math.nan)])
+    assert epoch.finite().mid_epoch_evaluations[0].validation_loss is None

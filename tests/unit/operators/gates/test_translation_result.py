@@ -57,3 +57,82 @@ def test_each_translation_inconsistency_fails_naming_its_expectation(mutate, exp
     report = validate_translation_result(_mutated(mutate), expected_world_size=2)
     assert not report.success
     assert any(expected in line for line in report.failures), (expected, report.failures)
+
+
+STEPS_IN_EPOCH = 20  # the fabricated ranks' 60 steps over 3 epochs; 30 % of that: steps 6, 12 and 18
+
+
+def _evaluating_inside_epochs(stop_at: int | None = None) -> dict[str, Any]:
+    """The translation result of a config that evaluates every 30 % of an epoch (the 4a task's), with
+    those evaluations recorded; `stop_at`: the goal ended the last epoch at that planned step."""
+    from tasks.registry import resolve
+
+    result = _translation_result()
+    result["config"] = resolve("wmt16-gnmt", "smoke", world_size=2).to_dict()
+    assert result["config"]["mid_epoch_eval_interval"] == 0.3
+    for entry in result["history"]:
+        start = entry["cumulative_train_time_s"] - entry["train_time_s"]
+        steps = [step for step in (6, 12, 18) if entry["epoch"] < 3 or stop_at is None or step <= stop_at]
+        entry["mid_epoch_evaluations"] = [
+            {"step": step, "steps_in_epoch": STEPS_IN_EPOCH, "validation_metric": entry["validation_metric"] - 1.0,
+             "validation_loss": entry["validation_loss"] + 0.1,
+             "cumulative_train_time_s": start + entry["train_time_s"] * step / STEPS_IN_EPOCH,
+             "validation_metrics": dict(entry["validation_metrics"])} for step in steps]
+    if stop_at is not None:  # the last evaluation reached the goal: the epoch's figures are that one's
+        last = result["history"][2]
+        last["stopped_at_step"] = stop_at
+        last["mid_epoch_evaluations"][-1]["validation_metric"] = last["validation_metric"]
+    return result
+
+
+def test_evaluations_inside_epochs_pass_at_the_planned_steps_and_are_checked_per_evaluation():
+    for result in (_evaluating_inside_epochs(), _evaluating_inside_epochs(stop_at=12)):
+        report = validate_translation_result(result, expected_world_size=2)
+        assert report.success, report.failures
+        assert set(report.to_dict()["results"]) == {
+            "history", "mid-epoch plan", "mid-epoch evaluations", "run", "ranks", "evaluations"}
+    frame_rows = 3 * 3 + 3  # every evaluation inside the epochs, then each epoch's own
+    stopped_rows = 4 + 4 + 2  # the third epoch: steps 6 and 12, the latter its own (counted once)
+    from operators.gates.translation_result import _evaluations_part
+    from tasks.runtime.results import TrainingResult
+
+    assert len(_evaluations_part(TrainingResult.from_dict(_evaluating_inside_epochs()))[0]) == frame_rows
+    stopped = _evaluations_part(TrainingResult.from_dict(_evaluating_inside_epochs(stop_at=12)))[0]
+    assert len(stopped) == stopped_rows and list(stopped.index[-2:]) == ["epoch 3 step 6", "epoch 3 step 12"]
+
+
+def _drop_step(result: dict[str, Any], epoch: int, step: int) -> None:
+    entry = result["history"][epoch - 1]
+    entry["mid_epoch_evaluations"] = [e for e in entry["mid_epoch_evaluations"] if e["step"] != step]
+
+
+MID_EPOCH_CORRUPTIONS = [
+    ("an evaluation missing", lambda r: _drop_step(r, 2, 12),
+     "expect_column_pair_values_to_be_equal on mid-epoch plan.evaluated_steps vs planned_steps"),
+    ("an evaluation at an unplanned step", lambda r: r["history"][0]["mid_epoch_evaluations"][0].update(step=5),
+     "expect_column_pair_values_to_be_equal on mid-epoch plan.evaluated_steps vs planned_steps"),
+    ("an epoch without its list", lambda r: r["history"][1].pop("mid_epoch_evaluations"),
+     "expect_column_values_to_be_in_set on mid-epoch plan.recorded"),
+    ("a loss lost inside an epoch", lambda r: r["history"][1]["mid_epoch_evaluations"][0].update(validation_loss=None),
+     "expect_column_values_to_not_be_null on mid-epoch evaluations.validation_loss"),
+    ("a sentence decoded twice inside an epoch",
+     lambda r: r["history"][0]["mid_epoch_evaluations"][1]["validation_metrics"].update(decoded_sentences=3004.0),
+     "expect_column_pair_values_to_be_equal on evaluations.decoded_sentences vs reference_sentences"),
+]
+
+
+@pytest.mark.parametrize("mutate, expected", [(m, e) for _, m, e in MID_EPOCH_CORRUPTIONS],
+                         ids=[n for n, _, _ in MID_EPOCH_CORRUPTIONS])
+def test_each_inconsistency_inside_epochs_fails_naming_its_expectation(mutate, expected):
+    result = _evaluating_inside_epochs()
+    mutate(result)
+    report = validate_translation_result(result, expected_world_size=2)
+    assert not report.success
+    assert any(expected in line for line in report.failures), (expected, report.failures)
+
+
+def test_an_epoch_the_goal_ended_early_must_end_at_a_planned_step():
+    result = _evaluating_inside_epochs(stop_at=12)
+    result["history"][2]["mid_epoch_evaluations"].pop()  # claims it stopped at 12 but evaluated at 6 only
+    failures = validate_translation_result(result, expected_world_size=2).failures
+    assert any("mid-epoch plan.evaluated_steps vs planned_steps" in line for line in failures), failures
