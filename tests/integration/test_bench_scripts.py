@@ -49,3 +49,17 @@ def test_gpu_session_script_runs_through_without_a_gpu(tmp_path):
     assert summary.count("needs a CUDA GPU") + summary.count("has no NCCL") >= 5
     with tarfile.open(tmp_path / "gpu-results.tar.gz") as archive:
         assert "./lm_demo_cuda.log" in archive.getnames()
+
+
+def test_wmt_preparation_bench_prepares_generated_archives_and_reports_each_stage(tmp_path):
+    done = subprocess.run([sys.executable, str(REPO / "bench" / "wmt_preparation.py"), "--pairs", "300",
+                           "--merges", "200", "--lexicon", "3000", "--json", str(tmp_path / "out.json")],
+                          capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    import json
+
+    (row,) = json.loads((tmp_path / "out.json").read_text())["rows"]
+    assert row["pairs"] == row["pairs_read"] == 300 and 0 < row["pairs_kept"] <= 300
+    assert row["bpe_merges"] == 200 and row["word_types"] > 200 and row["peak_rss_mib"] > 0
+    assert all(seconds >= 0 for seconds in row["seconds"].values()) and row["array_bytes"] > 0
+    assert done.stdout.splitlines()[-1].startswith("| 300 | ")
