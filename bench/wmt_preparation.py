@@ -4,7 +4,7 @@ real archives (statmt.org cannot be reached here): time per stage and peak memor
 .tgz archives in WMT16's layout), with WMT16's settings (32,000 BPE merges, 73 / 148 subwords).
 
 The text is generated to look like WMT's to the preparation, not to a reader: sentence lengths
-log-normal around 24 words (some past the cleaning's 80), words drawn Zipf-like from a lexicon of
+log-normal around 22 words (some past the cleaning's 80), words drawn Zipf-like from a lexicon of
 syllable strings (English letters; German with umlauts and ß, so the Latin-1 filter reads real
 accents), commas and a full stop for Moses to split, and German a little shorter than its English.
 So the number of word types grows with the corpus as real text's does, and BPE learns real merges.
@@ -45,10 +45,11 @@ from tasks.data.wmt_sources import (  # noqa: E402
 )
 
 CORPUS = CORPORA["wmt16"]
-WMT16_PAIRS = 4_500_000  # WMT16 En-De training pairs before cleaning (Europarl v7, CommonCrawl, News Commentary v11)
 SHARES = (0.42, 0.53, 0.05)  # of the pairs, per archive in CORPUS.training order
 LEXICON = 400_000  # word types per language to draw from (--lexicon)
-STAGES = ("read, tokenize and clean", "learn BPE", "encode", "arrays and metadata")
+# "encode": the training pairs' second pass, then newstest2014's pairs, then the arrays; the last stage
+# gathers the metadata
+STAGES = ("read, tokenize and clean", "learn BPE", "encode", "metadata")
 
 
 # ------------------------------------------------------------------------------------ the text
@@ -147,7 +148,6 @@ def prepare(layout: dict, merges: int) -> dict:
     (read_done, read_line), (bpe_done, _), (encoded, _) = (
         logged("training pairs read"), logged("BPE merges, vocabulary"), logged("validation pairs within"))
     return {
-        # "encode": the training pairs' second pass, then newstest2014's pairs
         "seconds": dict(zip(STAGES, (read_done - start, bpe_done - read_done, encoded - bpe_done, end - encoded),
                             strict=True)),
         "total_s": end - start,

@@ -13,6 +13,7 @@ from typing import Any, get_args
 
 from tasks.errors import UserError
 from tasks.overrides import apply_overrides
+from tasks.runtime.evaluation_points import SMALLEST_INTERVAL
 from tasks.spec import (
     BATCHING_UNITS,
     BLEU_SCHEMES,
@@ -129,8 +130,8 @@ def _optional_count(value: Any) -> bool:
     return value is None or (isinstance(value, int) and value >= 1)
 
 
-def _fraction(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < 1
+def _valid_interval(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and SMALLEST_INTERVAL <= value < 1
 
 
 def _check_ranges(config: RunConfig) -> None:
@@ -142,8 +143,9 @@ def _check_ranges(config: RunConfig) -> None:
         (config.batch_size >= 1, "batch_size must be >= 1"),
         (config.max_epochs >= 1, "max_epochs must be >= 1"),
         (config.eval_every_epochs >= 1, "eval_every_epochs must be >= 1"),
-        (config.mid_epoch_eval_interval is None or _fraction(config.mid_epoch_eval_interval),
-         "mid_epoch_eval_interval must be a fraction of an epoch between 0 and 1 (e.g. 0.3), or none"),
+        (config.mid_epoch_eval_interval is None or _valid_interval(config.mid_epoch_eval_interval),
+         f"mid_epoch_eval_interval must be a fraction of an epoch from {SMALLEST_INTERVAL} to below 1 (e.g. 0.3), "
+         "or none"),
         (not language_model or config.mid_epoch_eval_interval is None,
          "mid_epoch_eval_interval needs epochs of a known number of steps; a language model draws its "
          "sequence lengths, so it evaluates after epochs only"),

@@ -1,15 +1,17 @@
 """The results gate's check of the evaluations inside epochs (a config with `mid_epoch_eval_interval`,
 e.g. tasks 4a and 4b at 30 %): each epoch evaluated after exactly the steps the rule plans
-(tasks.runtime.evaluation_points), up to the step where the goal ended it, with finite figures."""
+(tasks.runtime.evaluation_points), with finite figures; an epoch the goal ended is the last one, ended
+at its last evaluation, whose figure reached the target; and a completed run's ranks took the steps
+the epochs add up to (so the step count the evaluations record is the one the run had)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from operators.gates.frames import number
-from operators.gates.gx import Part
+from operators.gates.gx import Part, where
 from tasks.runtime.evaluation_points import mid_epoch_steps
-from tasks.runtime.results import EpochRecord, TrainingResult
+from tasks.runtime.results import EpochRecord, Target, TrainingResult
 
 
 def parts(result: TrainingResult, interval: float, metric_range: dict[str, float]) -> list[Part]:
@@ -17,6 +19,7 @@ def parts(result: TrainingResult, interval: float, metric_range: dict[str, float
     (as the history's: e.g. min_value 0 and max_value 1 for an accuracy)."""
     steps_in_epoch = _steps_in_epoch(result)
     return [("mid-epoch plan", *_plan_part(result, interval, steps_in_epoch)),
+            ("mid-epoch steps", *_steps_part(result, steps_in_epoch)),
             ("mid-epoch evaluations", *_evaluations_part(result, metric_range))]
 
 
@@ -41,21 +44,57 @@ def _planned(entry: EpochRecord, interval: float, steps_in_epoch: int | None) ->
     return ",".join(map(str, steps))
 
 
+def _reached(target: Target, value: float | None) -> bool:
+    value = number(value)
+    if value is None:
+        return False
+    return value >= target.value if target.mode == "max" else value <= target.value
+
+
+def _stop_consistent(result: TrainingResult, entry: EpochRecord) -> bool:
+    """No stop, or a stop at the epoch's last evaluation, in the last epoch, at a figure that reached the target."""
+    if entry.stopped_at_step is None:
+        return True
+    evaluations = entry.mid_epoch_evaluations or []
+    return (bool(evaluations) and evaluations[-1].step == entry.stopped_at_step
+            and entry is result.history[-1] and _reached(result.target, evaluations[-1].validation_metric))
+
+
 def _plan_part(result: TrainingResult, interval: float, steps_in_epoch: int | None) -> tuple[Any, list[Any]]:
     import great_expectations.expectations as gxe
     import pandas as pd
 
     rows = [{"epoch": entry.epoch, "planned_steps": _planned(entry, interval, steps_in_epoch),
              "evaluated_steps": ",".join(str(e.step) for e in entry.mid_epoch_evaluations or []),
-             "recorded": entry.mid_epoch_evaluations is not None}
+             "recorded": entry.mid_epoch_evaluations is not None, "stop_consistent": _stop_consistent(result, entry)}
             for entry in result.history]
-    frame = pd.DataFrame(rows, columns=["epoch", "planned_steps", "evaluated_steps", "recorded"])
-    frame = frame.astype({"epoch": "int64", "planned_steps": object, "evaluated_steps": object, "recorded": "bool"})
+    columns = ["epoch", "planned_steps", "evaluated_steps", "recorded", "stop_consistent"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame = frame.astype({"epoch": "int64", "planned_steps": object, "evaluated_steps": object, "recorded": "bool",
+                          "stop_consistent": "bool"})
     frame.index = pd.Index([f"epoch {e}" for e in frame["epoch"]], dtype=object)
     return frame, [
         gxe.ExpectColumnValuesToBeInSet(column="recorded", value_set=[True]),
         gxe.ExpectColumnPairValuesToBeEqual(column_A="evaluated_steps", column_B="planned_steps"),
+        gxe.ExpectColumnValuesToBeInSet(column="stop_consistent", value_set=[True]),
     ]
+
+
+def _steps_part(result: TrainingResult, steps_in_epoch: int | None) -> tuple[Any, list[Any]]:
+    """The steps each rank took against those the epochs add up to: every epoch's steps, or the step
+    the goal ended it at (a failed run's last epoch may have ended anywhere: not compared)."""
+    import great_expectations.expectations as gxe
+    import pandas as pd
+
+    epochs_steps = (None if steps_in_epoch is None
+                    else sum(entry.stopped_at_step or steps_in_epoch for entry in result.history))
+    frame = pd.DataFrame([{"rank": rank.rank, "completed": result.completed, "steps": rank.steps,
+                           "epochs_steps": epochs_steps} for rank in result.ranks],
+                         columns=["rank", "completed", "steps", "epochs_steps"])
+    frame = frame.astype({"completed": "bool", "steps": "float64", "epochs_steps": "float64"})
+    frame.index = pd.Index([f"rank {r}" for r in frame["rank"]], dtype=object)
+    return frame, [gxe.ExpectColumnPairValuesToBeEqual(column_A="steps", column_B="epochs_steps",
+                                                       **where("completed", True))]
 
 
 def _evaluations_part(result: TrainingResult, metric_range: dict[str, float]) -> tuple[Any, list[Any]]:

@@ -7,6 +7,7 @@ import math
 
 # k · interval · steps lands on a whole step up to rounding error (0.3 · 3 · 100 = 89.99999...)
 _ROUNDING = 1e-9
+SMALLEST_INTERVAL = 0.001  # at most 1,000 evaluations an epoch
 
 
 def mid_epoch_steps(interval: float | None, steps_in_epoch: int) -> list[int]:
@@ -19,7 +20,7 @@ def mid_epoch_steps(interval: float | None, steps_in_epoch: int) -> list[int]:
     k = 1
     while k * interval < 1:
         step = math.ceil(k * interval * steps_in_epoch - _ROUNDING)
-        if 0 < step < steps_in_epoch and step not in steps:
+        if 0 < step < steps_in_epoch and (not steps or step > steps[-1]):  # k grows, so steps never fall
             steps.append(step)
         k += 1
     return steps

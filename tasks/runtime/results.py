@@ -391,6 +391,12 @@ class TrainingResult(RunRecord):
     def reached_goal(self) -> bool:
         return self.completed and self.goal_reached and finite_number(self.time_to_accuracy_s) is not None
 
+    @property
+    def epochs_trained(self) -> float:
+        """The epochs' worth of steps that ran: `epochs_run` less what a goal reached inside the last
+        epoch left of it (10.9 for a stop at step 113 of 125 in the eleventh)."""
+        return sum(entry.fraction_trained for entry in self.history)
+
     def outcome_text(self) -> str:
         return f"{self.status}, goal reached: {self.goal_reached}, time to accuracy: {self.time_to_accuracy_s}"
 
@@ -402,7 +408,7 @@ class TrainingResult(RunRecord):
         target = self.target
         if self.goal_reached:
             return (f"[mlbench] goal reached: {target.metric} {self.final_validation_metric:.4f} "
-                    f"(target {target.value}) in {self.epochs_run} epochs; "
+                    f"(target {target.value}) in {self.epochs_trained:.4g} epochs; "
                     f"time to accuracy {self.time_to_accuracy_s:.2f}s, "
                     f"wall {self.wall_time_to_accuracy_s:.2f}s; compute {self.compute_s:.2f}s, "
                     f"communication {self.communication_s:.2f}s {where}")

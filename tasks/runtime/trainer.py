@@ -463,10 +463,16 @@ class Trainer:
         config, state = self.config, self.state
         epoch_start = time.perf_counter()
         self.mllog.start(constants.EPOCH_START, epoch_num=epoch + 1)
-        trained = self._train_epoch(epoch)
+        # An epoch that diverges is not recorded, so neither is what its evaluations inside it set.
+        before = (state.best_metric, state.goal_reached, state.time_to_accuracy_s, state.wall_time_to_accuracy_s)
+        try:
+            trained = self._train_epoch(epoch)
+            if not math.isfinite(trained.loss):
+                raise Diverged(f"training loss is {trained.loss} at epoch {epoch + 1}")
+        except Diverged:
+            state.best_metric, state.goal_reached, state.time_to_accuracy_s, state.wall_time_to_accuracy_s = before
+            raise
         self.mllog.end(constants.EPOCH_STOP, epoch_num=epoch + 1)
-        if not math.isfinite(trained.loss):
-            raise Diverged(f"training loss is {trained.loss} at epoch {epoch + 1}")
         metrics = trained.stop_metrics
         if metrics is None and ((epoch + 1) % config.eval_every_epochs == 0 or epoch + 1 == config.max_epochs):
             metrics = self._evaluate_at(epoch)
@@ -507,7 +513,7 @@ class Trainer:
         metrics = self._evaluate()
         self.mllog.end(constants.EVAL_STOP, **where)
         if self.is_chief:
-            self.workload.write_samples(self.output, epoch + 1)
+            self.workload.write_samples(self.output, epoch + 1, step)
         if not math.isfinite(metrics["loss"]):
             at = f"epoch {epoch + 1}" + (f" step {step}" if step is not None else "")
             raise Diverged(f"validation loss is {metrics['loss']} at {at}")

@@ -166,12 +166,14 @@ class Translation(WorkloadRuntime):
              "reference": self.references[i], "translation": hypotheses[i]} for i in range(count)]}
         return figures
 
-    def write_samples(self, output: Path, epoch: int) -> None:
+    def write_samples(self, output: Path, epoch: int, step: int | None = None) -> None:
         """The latest evaluation's first validation sentences with their translations (one JSON line each
-        after a header line), for people to read beside the BLEU figures."""
+        after a header line), for people to read beside the BLEU figures; `step`: an evaluation inside
+        the epoch, after that step."""
         if not self.latest:
             return
-        header = {"epoch": epoch, **{k: v for k, v in self.latest.items() if k != "samples"}}
+        where = {"epoch": epoch} if step is None else {"epoch": epoch, "step": step}
+        header = {**where, **{k: v for k, v in self.latest.items() if k != "samples"}}
         lines = [json.dumps(header, ensure_ascii=False)]
         lines += [json.dumps(sample, ensure_ascii=False) for sample in self.latest["samples"]]
         (output / TRANSLATIONS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")

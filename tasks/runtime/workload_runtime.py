@@ -49,7 +49,7 @@ class WorkloadRuntime:
     def sample_count(self, labels: torch.Tensor) -> int:
         return labels.numel()
 
-    def write_samples(self, output: Path, epoch: int) -> None:
+    def write_samples(self, output: Path, epoch: int, step: int | None = None) -> None:
         pass
 
 

@@ -59,3 +59,28 @@ def test_a_goal_reached_inside_an_epoch_ends_the_run_at_that_evaluation(data_roo
     assert "goal reached" in stdout
     report = validate_training_result(result, expected_world_size=2)
     assert report.success, report.failures
+
+
+def test_an_epoch_that_diverges_after_an_evaluation_inside_it_leaves_no_trace_of_it(data_root, tmp_path, monkeypatch):
+    """The diverged epoch is not recorded, so the best metric its first evaluation set is forgotten too:
+    the result names no figure its history does not hold."""
+    from tasks.data import catalog
+    from tasks.registry import resolve
+    from tasks.runtime.trainer import Trainer
+    from tests.integration.test_trainer_timing import train_one_rank
+
+    catalog.prepare("digits", data_root)
+    config = resolve("cifar10-resnet20", "demo", world_size=1,
+                     overrides={"max_epochs": "2", "target_value": "1.0", "mid_epoch_eval_interval": "0.3"})
+    original, seen = Trainer._evaluate, []
+
+    def second_evaluation_diverges(self):
+        metrics = original(self)
+        seen.append(metrics)
+        return {**metrics, "loss": float("nan")} if len(seen) == 2 else metrics
+
+    monkeypatch.setattr(Trainer, "_evaluate", second_evaluation_diverges)
+    result = train_one_rank(config, data_root, tmp_path)
+    assert result.status == "failed" and result.reason.startswith("diverged: validation loss is nan at epoch 1 step ")
+    assert len(seen) == 2 and 0 < seen[0]["top1"] < 1  # the first evaluation inside the epoch had a figure
+    assert result.history == [] and result.best_validation_metric is None and not result.goal_reached

@@ -82,6 +82,9 @@ def _evaluating_inside_epochs(stop_at: int | None = None) -> dict[str, Any]:
         last = result["history"][2]
         last["stopped_at_step"] = stop_at
         last["mid_epoch_evaluations"][-1]["validation_metric"] = last["validation_metric"]
+        result["steps"] = 2 * STEPS_IN_EPOCH + stop_at
+        for rank in result["ranks"]:
+            rank["steps"] = result["steps"]
     return result
 
 
@@ -90,7 +93,7 @@ def test_evaluations_inside_epochs_pass_at_the_planned_steps_and_are_checked_per
         report = validate_translation_result(result, expected_world_size=2)
         assert report.success, report.failures
         assert set(report.to_dict()["results"]) == {
-            "history", "mid-epoch plan", "mid-epoch evaluations", "run", "ranks", "evaluations"}
+            "history", "mid-epoch plan", "mid-epoch steps", "mid-epoch evaluations", "run", "ranks", "evaluations"}
     frame_rows = 3 * 3 + 3  # every evaluation inside the epochs, then each epoch's own
     stopped_rows = 4 + 4 + 2  # the third epoch: steps 6 and 12, the latter its own (counted once)
     from operators.gates.translation_result import _evaluations_part
@@ -131,8 +134,39 @@ def test_each_inconsistency_inside_epochs_fails_naming_its_expectation(mutate, e
     assert any(expected in line for line in report.failures), (expected, report.failures)
 
 
-def test_an_epoch_the_goal_ended_early_must_end_at_a_planned_step():
+def _stop_second_epoch(result: dict[str, Any]) -> None:
+    """Claims the goal ended the second epoch at step 12 (the run went on)."""
+    entry = result["history"][1]
+    entry["stopped_at_step"] = 12
+    entry["mid_epoch_evaluations"] = entry["mid_epoch_evaluations"][:2]
+
+
+STOP_CORRUPTIONS = [
+    ("stopped at 12 but evaluated at 6 only", lambda r: r["history"][2]["mid_epoch_evaluations"].pop(),
+     "expect_column_pair_values_to_be_equal on mid-epoch plan.evaluated_steps vs planned_steps"),
+    ("a stop before the last epoch", _stop_second_epoch,
+     "expect_column_values_to_be_in_set on mid-epoch plan.stop_consistent"),
+    ("a stop at a figure short of the target",
+     lambda r: r["history"][2]["mid_epoch_evaluations"][-1].update(validation_metric=20.0),
+     "expect_column_values_to_be_in_set on mid-epoch plan.stop_consistent"),
+    ("ranks that took more steps than the epochs add up to", lambda r: r["ranks"][1].update(steps=53),
+     "expect_column_pair_values_to_be_equal on mid-epoch steps.steps vs epochs_steps"),
+]
+
+
+@pytest.mark.parametrize("mutate, expected", [(m, e) for _, m, e in STOP_CORRUPTIONS],
+                         ids=[n for n, _, _ in STOP_CORRUPTIONS])
+def test_an_epoch_the_goal_ended_must_end_the_run_at_its_last_planned_evaluation(mutate, expected):
     result = _evaluating_inside_epochs(stop_at=12)
-    result["history"][2]["mid_epoch_evaluations"].pop()  # claims it stopped at 12 but evaluated at 6 only
+    mutate(result)
     failures = validate_translation_result(result, expected_world_size=2).failures
-    assert any("mid-epoch plan.evaluated_steps vs planned_steps" in line for line in failures), failures
+    assert any(expected in line for line in failures), (expected, failures)
+
+
+def test_a_failed_run_is_not_held_to_the_steps_its_epochs_add_up_to():
+    result = _evaluating_inside_epochs()
+    result.update(status="failed", reason="rank 1 exited with signal 9 (SIGKILL)")
+    for rank in result["ranks"]:
+        rank["steps"] = 67  # 7 steps into a fourth epoch that was never recorded
+    report = validate_translation_result(result, expected_world_size=2)
+    assert report.success, report.failures
