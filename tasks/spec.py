@@ -238,7 +238,7 @@ class TaskSpec(AlgorithmChoice[AlgorithmSpec]):
     loss: LossSpec = LossSpec()
     eval_batch_size: int | None = None  # per worker; None = batch_size
     translation: TranslationSpec | None = None  # translation tasks only
-    # also evaluate after every this fraction of an epoch (0 < f < 1); None: only after epochs
+    # also evaluate after every this fraction of an epoch (0.001 <= f < 1); None: only after epochs
     mid_epoch_eval_interval: float | None = None
     kind: str = "training"  # tasks.kinds: how the task runs, is validated, logged and reported
 
