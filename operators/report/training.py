@@ -66,6 +66,7 @@ _SUMMARY_METRICS: dict[str, Callable[[TrainingResult], float | None]] = {
     "wall_time_s": lambda r: r.wall_time_s,
     "throughput_samples_per_s": lambda r: r.throughput_samples_per_s,
     "epochs_run": lambda r: r.epochs_run,
+    "epochs_trained": lambda r: r.epochs_trained,  # epochs_run less what a goal inside the last epoch left
     "steps": lambda r: r.steps,
     "final_validation_metric": lambda r: r.final_validation_metric,
     "best_validation_metric": lambda r: r.best_validation_metric,

@@ -294,12 +294,13 @@ def test_a_run_evaluating_inside_epochs_logs_every_evaluation_as_one_series(tmp_
                         validation_metrics={"bleu_batch_average": 30.0},
                         mid_epoch_evaluations=[inside(3, 12.0), inside(6, 30.0)], stopped_at_step=6)
     run = dataclasses.replace(make_training_record(1, status="completed"), target=Target("bleu", "max", 25.0),
-                              history=[whole, ended], started_at="2026-01-01T00:00:00+00:00")
+                              history=[whole, ended], epochs_run=2, started_at="2026-01-01T00:00:00+00:00")
     points = child_metrics(run)
     series = [(step, value) for name, value, _, step in points if name == "evaluation_bleu"]
     assert series == [(30, 2.0), (60, 4.0), (90, 6.0), (100, 8.0), (130, 12.0), (160, 30.0)]
     assert [step for name, *_, step in points if name == "evaluation_bleu_batch_average"] == [30, 60, 90, 100, 130, 160]
     assert [step for name, *_, step in points if name == "validation_bleu"] == [1, 2]  # per epoch, as every task
+    assert [value for name, value, *_ in points if name in ("epochs_run", "epochs_trained")] == [2, 1.6]
     stamps = [stamp for name, _, stamp, _ in points if name == "evaluation_loss"]
     assert stamps == sorted(stamps) and stamps[3] - stamps[0] == 7000  # 30 % and all of a 10 s epoch
     assert stamps[-1] - stamps[3] == 5000  # the second epoch ended at its stopping evaluation, 5 s on
