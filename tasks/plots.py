@@ -18,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from tasks.runtime.results import EpochRecord, Evaluation, Measurement, SweepResult, TrainingResult, finite_number
+from tasks.runtime.history import EpochRecord, Evaluation
+from tasks.runtime.results import Measurement, SweepResult, TrainingResult, finite_number
 
 __all__ = [
     "figure",

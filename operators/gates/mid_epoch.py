@@ -11,7 +11,8 @@ from typing import Any
 from operators.gates.frames import number
 from operators.gates.gx import Part, where
 from tasks.runtime.evaluation_points import mid_epoch_steps
-from tasks.runtime.results import EpochRecord, Target, TrainingResult
+from tasks.runtime.history import EpochRecord
+from tasks.runtime.results import Target, TrainingResult
 
 
 def parts(result: TrainingResult, interval: float, metric_range: dict[str, float]) -> list[Part]:

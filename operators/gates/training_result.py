@@ -14,7 +14,8 @@ from operators.gates import mid_epoch
 from operators.gates.bundle import rank_expectations
 from operators.gates.frames import number
 from operators.gates.gx import Part, where
-from tasks.runtime.results import EpochRecord, TrainingRankReport, TrainingResult
+from tasks.runtime.history import EpochRecord
+from tasks.runtime.results import TrainingRankReport, TrainingResult
 
 if TYPE_CHECKING:
     from tasks.spec import RunConfig

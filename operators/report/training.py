@@ -31,7 +31,8 @@ from operators.report.outcome import (
 from operators.report.points import Point, configuration_counts, millis, now_ms
 from operators.report.tables import render_table
 from tasks.plots import plot_curves, plot_scaling, plot_time_bars
-from tasks.runtime.results import EpochRecord, TrainingResult, finite_number
+from tasks.runtime.history import EpochRecord
+from tasks.runtime.results import TrainingResult, finite_number
 
 __all__ = [
     "comparison_rows",

@@ -13,16 +13,17 @@ when a document does not fit. Torch-free: the Airflow side imports this module.
 from __future__ import annotations
 
 import dataclasses
-import datetime
 import json
-import math
 import os
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, Union, get_type_hints
+from typing import TYPE_CHECKING, Any, ClassVar, Union
 
+from tasks.runtime.history import EpochRecord
+from tasks.runtime.records import Record
+from tasks.runtime.records import ResultError as ResultError  # readers catch it from here
+from tasks.runtime.records import finite_number as finite_number
+from tasks.runtime.records import utc_now as utc_now
 from tasks.runtime.timing import PHASES
 
 if TYPE_CHECKING:
@@ -32,95 +33,6 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = "1.0"
 SCHEMA_PATH = Path(__file__).with_name("result.schema.json")
 RESULT_FILE = "result.json"
-RecordT = TypeVar("RecordT", bound="Record")
-
-
-class ResultError(ValueError):
-    """A result.json that is not a record of its kind (a missing field, a value of the wrong type)."""
-
-
-def finite_number(value: Any) -> float | None:
-    """`value` as a finite float, or None: None, bools, strings, NaN and infinities are not numbers here."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def utc_now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading and writing records: one generic walk over the dataclass fields, by type hint
-# ---------------------------------------------------------------------------------------------
-
-class Record:
-    """A dataclass that is one JSON object of result.json: `to_dict` and `from_dict` by type hint.
-
-    Keys come in `LAYOUT` order (the documented layout; fields not named there follow in field
-    order), and a field named in `OMIT_IF_NONE` is left out while it is None. Fields named in
-    `OPTIONAL` may be absent from a document (they take their default).
-    """
-
-    LAYOUT: ClassVar[tuple[str, ...]] = ()
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset()
-    OPTIONAL: ClassVar[frozenset[str]] = frozenset()
-
-    def to_dict(self) -> dict[str, Any]:
-        names = [f.name for f in dataclasses.fields(self)]  # type: ignore[arg-type]
-        ordered = [name for name in self.LAYOUT if name in names] + [n for n in names if n not in self.LAYOUT]
-        return {name: _plain(getattr(self, name)) for name in ordered
-                if not (name in self.OMIT_IF_NONE and getattr(self, name) is None)}
-
-    @classmethod
-    def from_dict(cls: type[RecordT], data: Any, path: str = "") -> RecordT:
-        """The record of a parsed JSON object; ResultError naming the field (`history[1].lr`) that does
-        not fit. Every field must be present except those in `OPTIONAL`."""
-        label = path or cls.__name__
-        if not isinstance(data, dict):
-            raise ResultError(f"{label}: expected an object, got {_type_name(data)}")
-        hints = get_type_hints(cls)
-        kwargs = {}
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name in data:
-                kwargs[f.name] = _typed(hints[f.name], data[f.name], f"{path}.{f.name}" if path else f.name)
-            elif f.name not in cls.OPTIONAL:
-                raise ResultError(f"{label}: missing field '{f.name}'")
-        return cls(**kwargs)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Record):
-        return value.to_dict()
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
-
-
-def _type_name(value: Any) -> str:
-    return "null" if value is None else type(value).__name__
-
-
-def _typed(hint: Any, value: Any, where: str) -> Any:
-    """`value` checked against `hint` (records rebuilt, lists walked; dicts and Any taken as they are)."""
-    origin = typing.get_origin(hint)
-    if origin in (Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        return _typed(next(o for o in options if o is not type(None)), value, where)
-    if isinstance(hint, type) and issubclass(hint, Record):
-        return hint.from_dict(value, where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise ResultError(f"{where}: expected a list, got {_type_name(value)}")
-        (item,) = typing.get_args(hint)
-        return [_typed(item, entry, f"{where}[{index}]") for index, entry in enumerate(value)]
-    expected = {float: (int, float), int: (int,), bool: (bool,), str: (str,), dict: (dict,)}.get(origin or hint)
-    if expected is not None and (not isinstance(value, expected) or (hint is not bool and isinstance(value, bool))):
-        raise ResultError(f"{where}: expected {getattr(origin or hint, '__name__', hint)}, got {_type_name(value)}")
-    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -219,108 +131,6 @@ class Target(Record):
     metric: str
     mode: str  # max | min
     value: float
-
-
-@dataclass
-class MidEpochEvaluation(Record):
-    """An evaluation inside an epoch (the config's `mid_epoch_eval_interval`): after `step` of the epoch's
-    `steps_in_epoch` optimizer steps, with the train time up to it."""
-
-    step: int
-    steps_in_epoch: int
-    validation_metric: float | None
-    validation_loss: float | None
-    cumulative_train_time_s: float
-    validation_metrics: dict[str, float | None] = field(default_factory=dict)
-
-    OPTIONAL: ClassVar[frozenset[str]] = frozenset({"validation_metrics"})
-
-    @property
-    def epoch_fraction(self) -> float:
-        return self.step / self.steps_in_epoch
-
-    def finite(self) -> MidEpochEvaluation:
-        return dataclasses.replace(
-            self, validation_metric=_finite_or_none(self.validation_metric),
-            validation_loss=_finite_or_none(self.validation_loss),
-            validation_metrics={name: _finite_or_none(value) for name, value in self.validation_metrics.items()})
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """One evaluation as readers plot or check it, wherever it ran: `step` None after the epoch's end;
-    `position` in epochs since the start (0.3: 30 % into the first epoch; 2.0: after the second)."""
-
-    epoch: int
-    step: int | None
-    position: float
-    metric: float | None
-    loss: float | None
-    metrics: dict[str, float | None]
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    return None if value is not None and not math.isfinite(value) else value
-
-
-@dataclass
-class EpochRecord(Record):
-    """One epoch of the history; a metric that diverged (NaN, inf) is null, and the run's reason says why."""
-
-    epoch: int
-    lr: float
-    train_loss: float | None
-    validation_metric: float | None  # None on an epoch without evaluation
-    validation_loss: float | None
-    epoch_time_s: float
-    train_time_s: float
-    cumulative_train_time_s: float
-    validation_top5: float | None = None
-    # the epoch's mean of each training-batch metric MLBench computed inside its step (top1, ...)
-    train_metrics: dict[str, float | None] = field(default_factory=dict)
-    # the evaluation's other derived metrics (translation: the per-batch BLEU, the sentences decoded)
-    validation_metrics: dict[str, float | None] = field(default_factory=dict)
-    # the evaluations inside the epoch, in order (None: the config plans none). When one of them reached
-    # the goal, the epoch ended there (`stopped_at_step`) and the validation fields above repeat it.
-    mid_epoch_evaluations: list[MidEpochEvaluation] | None = None
-    stopped_at_step: int | None = None
-
-    LAYOUT: ClassVar[tuple[str, ...]] = (
-        "epoch", "lr", "train_loss", "train_metrics", "validation_metric", "validation_loss", "validation_top5",
-        "validation_metrics")
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"mid_epoch_evaluations", "stopped_at_step"})
-    OPTIONAL: ClassVar[frozenset[str]] = frozenset({
-        "validation_top5", "train_metrics", "validation_metrics", "mid_epoch_evaluations", "stopped_at_step"})
-
-    @property
-    def fraction_trained(self) -> float:
-        """The share of the epoch's steps that ran: less than 1 when the goal ended it early."""
-        if self.stopped_at_step is None or not self.mid_epoch_evaluations:
-            return 1.0
-        return self.stopped_at_step / self.mid_epoch_evaluations[-1].steps_in_epoch
-
-    def evaluations(self) -> list[Evaluation]:
-        """The epoch's evaluations in order: those inside it, then its own (none when it skipped
-        evaluation). An epoch that the goal ended at an evaluation inside it has that one last, once."""
-        inside = [Evaluation(self.epoch, e.step, self.epoch - 1 + e.epoch_fraction, e.validation_metric,
-                             e.validation_loss, e.validation_metrics)
-                  for e in self.mid_epoch_evaluations or [] if e.step != self.stopped_at_step]
-        if self.validation_metric is None and self.validation_loss is None and not self.validation_metrics:
-            return inside
-        return [*inside, Evaluation(self.epoch, self.stopped_at_step, self.epoch - 1 + self.fraction_trained,
-                                    self.validation_metric, self.validation_loss, self.validation_metrics)]
-
-    def finite(self) -> EpochRecord:
-        """The same epoch with non-finite losses and metrics as None: JSON has no NaN."""
-        return dataclasses.replace(
-            self, train_loss=_finite_or_none(self.train_loss),
-            validation_metric=_finite_or_none(self.validation_metric),
-            validation_loss=_finite_or_none(self.validation_loss),
-            validation_top5=_finite_or_none(self.validation_top5),
-            train_metrics={name: _finite_or_none(value) for name, value in self.train_metrics.items()},
-            validation_metrics={name: _finite_or_none(value) for name, value in self.validation_metrics.items()},
-            mid_epoch_evaluations=None if self.mid_epoch_evaluations is None
-            else [evaluation.finite() for evaluation in self.mid_epoch_evaluations])
 
 
 @dataclass

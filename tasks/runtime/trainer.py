@@ -12,7 +12,6 @@ import dataclasses
 import math
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -31,15 +30,10 @@ from tasks.runtime.distributed import RankEnv
 from tasks.runtime.evaluation_points import mid_epoch_steps
 from tasks.runtime.loader import derived_seed
 from tasks.runtime.mllog import RunLog, constants
-from tasks.runtime.results import (
-    EpochRecord,
-    MidEpochEvaluation,
-    ModelInfo,
-    TrainingRankReport,
-    TrainingResult,
-    utc_now,
-    write_result,
-)
+from tasks.runtime.history import EpochRecord, MidEpochEvaluation
+from tasks.runtime.records import utc_now
+from tasks.runtime.results import ModelInfo, TrainingRankReport, TrainingResult, write_result
+from tasks.runtime.run_state import EpochTraining, RunState, TrainingParts
 from tasks.runtime.optimizers import build_loss_scaler, build_optimizer
 from tasks.runtime.schedules import STEP_SCHEDULES, ConstantLR, build_schedule
 from tasks.runtime.timing import PHASES, StepTimer
@@ -50,60 +44,6 @@ from tasks.workloads import check_arrays, get_workload
 
 class Diverged(Exception):
     """Training loss or validation loss became NaN or infinite."""
-
-
-@dataclass
-class RunState:
-    """What a checkpoint carries besides weights: enough to continue the run's accounting."""
-
-    epochs_done: int = 0
-    history: list[EpochRecord] = field(default_factory=list)
-    wall_time_s: float = 0.0  # MLPerf's clock at the last epoch's end: since the first run start
-    run_start_unix: float | None = None  # the first segment's run start (epoch seconds); never paused
-    lost_time_s: float = 0.0  # wall time no completed step kept: checkpoint to crash, plus the restart
-    goal_reached: bool = False
-    time_to_accuracy_s: float | None = None
-    wall_time_to_accuracy_s: float | None = None
-    best_metric: float | None = None
-    resumes: int = 0
-    started_at: str = field(default_factory=utc_now)
-
-    def to_checkpoint(self) -> dict[str, Any]:
-        """Plain values only (the checkpoint loads without unpickling classes)."""
-        return {**self.__dict__, "history": [row.to_dict() for row in self.history]}
-
-    @classmethod
-    def from_checkpoint(cls, state: dict[str, Any]) -> RunState:
-        return cls(**{**state, "history": [EpochRecord.from_dict(row) for row in state["history"]]})
-
-
-@dataclass
-class TrainingParts:
-    """What `Trainer.build` makes: the model (wrapped for its aggregation), its optimizer and schedule,
-    and this rank's batches."""
-
-    base_model: nn.Module
-    model: nn.Module
-    aggregation: Any  # tasks.runtime.aggregation: FlatAllReduceGradients, DDPAggregation or ModelAveraging
-    optimizer: torch.optim.Optimizer
-    schedule: ConstantLR
-    train_batches: Any  # ShardBatches or TokenSequences (tasks.runtime.loader)
-    val_batches: Any
-    num_val: int
-
-
-@dataclass
-class EpochTraining:
-    """One epoch's training pass: the global means of its loss and training metrics, this rank's train
-    time, and the evaluations it ran inside the epoch (None: none planned). When one of them reached the
-    goal the pass stopped there: `stopped_at_step`, and `stop_metrics` are that evaluation's metrics."""
-
-    loss: float
-    metrics: dict[str, float]
-    train_time_s: float
-    mid_epoch_evaluations: list[MidEpochEvaluation] | None = None
-    stopped_at_step: int | None = None
-    stop_metrics: dict[str, float] | None = None
 
 
 def configure_determinism(config: RunConfig) -> None:

@@ -20,7 +20,8 @@ from operators.report import (
     to_markdown,
 )
 from tasks.plots import plot_curves, plot_scaling
-from tasks.runtime.results import EpochRecord, Target
+from tasks.runtime.history import EpochRecord
+from tasks.runtime.results import Target
 from tests.conftest import make_training_record
 
 pytestmark = pytest.mark.unit
@@ -280,7 +281,7 @@ def test_hourly_cost_is_the_share_of_nodes_a_configuration_occupies():
 
 def test_a_run_evaluating_inside_epochs_logs_every_evaluation_as_one_series(tmp_path):
     from operators.report.training import child_metrics
-    from tasks.runtime.results import MidEpochEvaluation
+    from tasks.runtime.history import MidEpochEvaluation
 
     def inside(step, bleu):
         return MidEpochEvaluation(step=step, steps_in_epoch=10, validation_metric=bleu, validation_loss=5.0 - bleu / 10,

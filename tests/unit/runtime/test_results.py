@@ -9,9 +9,8 @@ import jsonschema
 import pytest
 
 from tasks.registry import resolve
+from tasks.runtime.history import EpochRecord, MidEpochEvaluation
 from tasks.runtime.results import (
-    EpochRecord,
-    MidEpochEvaluation,
     Provenance,
     ResultError,
     SweepResult,
