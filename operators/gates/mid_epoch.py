@@ -6,20 +6,24 @@ the epochs add up to (so the step count the evaluations record is the one the ru
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from operators.gates.frames import number
 from operators.gates.gx import Part, where
 from tasks.runtime.evaluation_points import mid_epoch_steps
 from tasks.runtime.history import EpochRecord
-from tasks.runtime.results import Target, TrainingResult
+from tasks.runtime.results import TrainingResult
+
+if TYPE_CHECKING:
+    from tasks.spec import RunConfig
 
 
-def parts(result: TrainingResult, interval: float, metric_range: dict[str, float]) -> list[Part]:
-    """The plan per epoch and the figures per evaluation; `metric_range` bounds the target metric
-    (as the history's: e.g. min_value 0 and max_value 1 for an accuracy)."""
+def parts(result: TrainingResult, config: RunConfig, metric_range: dict[str, float]) -> list[Part]:
+    """The plan per epoch and the figures per evaluation, for the run's resolved config (its
+    `mid_epoch_eval_interval` set); `metric_range` bounds the target metric (as the history's: e.g.
+    min_value 0 and max_value 1 for an accuracy)."""
     steps_in_epoch = _steps_in_epoch(result)
-    return [("mid-epoch plan", *_plan_part(result, interval, steps_in_epoch)),
+    return [("mid-epoch plan", *_plan_part(result, config, steps_in_epoch)),
             ("mid-epoch steps", *_steps_part(result, steps_in_epoch)),
             ("mid-epoch evaluations", *_evaluations_part(result, metric_range))]
 
@@ -36,7 +40,7 @@ def _steps_in_epoch(result: TrainingResult) -> int | None:
     return None
 
 
-def _planned(entry: EpochRecord, interval: float, steps_in_epoch: int | None) -> str:
+def _planned(entry: EpochRecord, interval: float | None, steps_in_epoch: int | None) -> str:
     if steps_in_epoch is None:
         return "unknown: evaluations disagree on the epoch's step count"
     steps = mid_epoch_steps(interval, steps_in_epoch)
@@ -45,29 +49,24 @@ def _planned(entry: EpochRecord, interval: float, steps_in_epoch: int | None) ->
     return ",".join(map(str, steps))
 
 
-def _reached(target: Target, value: float | None) -> bool:
-    value = number(value)
-    if value is None:
-        return False
-    return value >= target.value if target.mode == "max" else value <= target.value
-
-
-def _stop_consistent(result: TrainingResult, entry: EpochRecord) -> bool:
+def _stop_consistent(result: TrainingResult, config: RunConfig, entry: EpochRecord) -> bool:
     """No stop, or a stop at the epoch's last evaluation, in the last epoch, at a figure that reached the target."""
     if entry.stopped_at_step is None:
         return True
     evaluations = entry.mid_epoch_evaluations or []
-    return (bool(evaluations) and evaluations[-1].step == entry.stopped_at_step
-            and entry is result.history[-1] and _reached(result.target, evaluations[-1].validation_metric))
+    figure = number(evaluations[-1].validation_metric) if evaluations else None
+    return (figure is not None and evaluations[-1].step == entry.stopped_at_step
+            and entry is result.history[-1] and config.reached(figure))
 
 
-def _plan_part(result: TrainingResult, interval: float, steps_in_epoch: int | None) -> tuple[Any, list[Any]]:
+def _plan_part(result: TrainingResult, config: RunConfig, steps_in_epoch: int | None) -> tuple[Any, list[Any]]:
     import great_expectations.expectations as gxe
     import pandas as pd
 
-    rows = [{"epoch": entry.epoch, "planned_steps": _planned(entry, interval, steps_in_epoch),
+    rows = [{"epoch": entry.epoch, "planned_steps": _planned(entry, config.mid_epoch_eval_interval, steps_in_epoch),
              "evaluated_steps": ",".join(str(e.step) for e in entry.mid_epoch_evaluations or []),
-             "recorded": entry.mid_epoch_evaluations is not None, "stop_consistent": _stop_consistent(result, entry)}
+             "recorded": entry.mid_epoch_evaluations is not None,
+             "stop_consistent": _stop_consistent(result, config, entry)}
             for entry in result.history]
     columns = ["epoch", "planned_steps", "evaluated_steps", "recorded", "stop_consistent"]
     frame = pd.DataFrame(rows, columns=columns)

@@ -37,10 +37,10 @@ _HISTORY_COLUMNS: dict[str, Callable[[EpochRecord], float | None]] = {
 
 def parts(result: TrainingResult, expected_world_size: int) -> list[Part]:
     config = _config_of(result)
-    interval = config.mid_epoch_eval_interval if config is not None else None
     return [
         ("history", *_history_part(result, config)),
-        *(mid_epoch.parts(result, interval, _metric_range(result.target.metric)) if interval else []),
+        *(mid_epoch.parts(result, config, _metric_range(result.target.metric))
+          if config is not None and config.mid_epoch_eval_interval is not None else []),
         ("run", *_run_part(result, expected_world_size)),
         ("ranks", *_ranks_part(result, expected_world_size)),
     ]

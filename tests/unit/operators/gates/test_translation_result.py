@@ -68,7 +68,7 @@ def _evaluating_inside_epochs(stop_at: int | None = None) -> dict[str, Any]:
     from tasks.registry import resolve
 
     result = _translation_result()
-    result["config"] = resolve("wmt16-gnmt", "smoke", world_size=2).to_dict()
+    result["config"] = resolve("wmt16-gnmt", "smoke", world_size=2, overrides={"target_value": "24.0"}).to_dict()
     assert result["config"]["mid_epoch_eval_interval"] == 0.3
     for entry in result["history"]:
         start = entry["cumulative_train_time_s"] - entry["train_time_s"]
