@@ -128,12 +128,9 @@ def prepare(layout: dict, merges: int) -> dict:
         marks.append((time.perf_counter(), message))
 
     settings = replace(CORPUS.settings, max_merges=merges)
-    texts = [replace(text, archive=replace(text.archive, url=url))
-             for text, url in zip(CORPUS.training, layout["training"], strict=True)]
-
     def training():
-        for text in texts:
-            yield from read_parallel_text(text, Path(text.archive.url))
+        for text, path in zip(CORPUS.training, layout["training"], strict=True):
+            yield from read_parallel_text(text, Path(path))
 
     start = time.perf_counter()
     validation = read_test_set(CORPUS.validation, Path(layout["validation"]))

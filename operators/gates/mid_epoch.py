@@ -34,7 +34,7 @@ def _steps_in_epoch(result: TrainingResult) -> int | None:
     recorded = {evaluation.steps_in_epoch
                 for entry in result.history for evaluation in entry.mid_epoch_evaluations or []}
     if recorded:
-        return max(recorded) if len(recorded) == 1 else None  # None: steps that vary fail the plan check
+        return recorded.pop() if len(recorded) == 1 else None  # None: steps that vary fail the plan check
     if result.ranks and result.epochs_run:
         return result.ranks[0].steps // result.epochs_run
     return None
