@@ -113,3 +113,9 @@ class EpochRecord(Record):
             validation_metrics={name: _finite_or_none(value) for name, value in self.validation_metrics.items()},
             mid_epoch_evaluations=None if self.mid_epoch_evaluations is None
             else [evaluation.finite() for evaluation in self.mid_epoch_evaluations])
+
+
+def epochs_trained(history: list[EpochRecord]) -> float:
+    """The epochs' worth of steps a history ran: its epochs less what a goal reached inside the last one
+    left of it (10.9 for a stop at step 113 of 125 in the eleventh)."""
+    return sum(entry.fraction_trained for entry in history)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Union
 
-from tasks.runtime.history import EpochRecord
+from tasks.runtime.history import EpochRecord, epochs_trained
 from tasks.runtime.records import Record
 from tasks.runtime.records import ResultError as ResultError  # readers catch it from here
 from tasks.runtime.records import finite_number as finite_number
@@ -203,9 +203,8 @@ class TrainingResult(RunRecord):
 
     @property
     def epochs_trained(self) -> float:
-        """The epochs' worth of steps that ran: `epochs_run` less what a goal reached inside the last
-        epoch left of it (10.9 for a stop at step 113 of 125 in the eleventh)."""
-        return sum(entry.fraction_trained for entry in self.history)
+        """`epochs_run` less what a goal reached inside the last epoch left of it."""
+        return epochs_trained(self.history)
 
     def outcome_text(self) -> str:
         return f"{self.status}, goal reached: {self.goal_reached}, time to accuracy: {self.time_to_accuracy_s}"

@@ -59,11 +59,17 @@ class TrainingParts:
 class EpochTraining:
     """One epoch's training pass: the global means of its loss and training metrics, this rank's train
     time, and the evaluations it ran inside the epoch (None: none planned). When one of them reached the
-    goal the pass stopped there: `stopped_at_step`, and `stop_metrics` are that evaluation's metrics."""
+    goal the pass stopped there, and `stop_metrics` are that evaluation's metrics."""
 
     loss: float
     metrics: dict[str, float]
     train_time_s: float
     mid_epoch_evaluations: list[MidEpochEvaluation] | None = None
-    stopped_at_step: int | None = None
     stop_metrics: dict[str, float] | None = None
+
+    @property
+    def stopped_at_step(self) -> int | None:
+        """The step of the evaluation that reached the goal and ended the pass; None if none did."""
+        if self.stop_metrics is None or not self.mid_epoch_evaluations:
+            return None
+        return self.mid_epoch_evaluations[-1].step

@@ -30,7 +30,7 @@ from tasks.runtime.distributed import RankEnv
 from tasks.runtime.evaluation_points import mid_epoch_steps
 from tasks.runtime.loader import derived_seed
 from tasks.runtime.mllog import RunLog, constants
-from tasks.runtime.history import EpochRecord, MidEpochEvaluation
+from tasks.runtime.history import EpochRecord, MidEpochEvaluation, epochs_trained
 from tasks.runtime.records import utc_now
 from tasks.runtime.results import ModelInfo, TrainingRankReport, TrainingResult, write_result
 from tasks.runtime.run_state import EpochTraining, RunState, TrainingParts
@@ -302,18 +302,17 @@ class Trainer:
 
     def _evaluate_mid_epoch(self, epoch: int, step: int, steps_in_epoch: int, trained: EpochTraining) -> bool:
         """Evaluates after `step` of the epoch and records it in `trained`; True if that reached the goal."""
-        metrics = self._evaluate_at(epoch, step=step)
+        metrics, metric = self._evaluate_at(epoch, step=step), self.config.target_metric
         assert trained.mid_epoch_evaluations is not None
         trained.mid_epoch_evaluations.append(MidEpochEvaluation(
-            step=step, steps_in_epoch=steps_in_epoch, validation_metric=metrics[self.config.target_metric],
+            step=step, steps_in_epoch=steps_in_epoch, validation_metric=metrics[metric],
             validation_loss=metrics["loss"], cumulative_train_time_s=self.timer.train_time,
             validation_metrics=self._extra_metrics(metrics)))
-        metric = self.config.target_metric
         self.log(f"[mlbench] epoch {epoch + 1}/{self.config.max_epochs} step {step}/{steps_in_epoch} "
                  f"{metric} {metrics[metric]:.4f} train_time {self.timer.train_time:.1f}s"
                  + ("  goal reached" if self.state.goal_reached else ""))
         if self.state.goal_reached:
-            trained.stopped_at_step, trained.stop_metrics = step, metrics
+            trained.stop_metrics = metrics
         return self.state.goal_reached
 
     def _extra_metrics(self, metrics: dict[str, float]) -> dict[str, float]:
@@ -495,7 +494,7 @@ class Trainer:
         last_metric = next(
             (row.validation_metric for row in reversed(state.history) if row.validation_metric is not None), None)
         shard = self.parts.train_batches.num_samples if self.parts is not None else 0
-        samples = shard * self.config.world_size * sum(row.fraction_trained for row in state.history)
+        samples = shard * self.config.world_size * epochs_trained(state.history)
         return dataclasses.replace(
             TrainingResult.for_config(self.config),
             status=status,
